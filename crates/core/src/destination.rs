@@ -1,0 +1,149 @@
+//! Where a publish goes: a URL, or the name of a URL group.
+//!
+//! The SDKs concatenate the destination raw into the path
+//! (`/v2/publish/https://host/x`) and its query string arrives as the
+//! request's own query, so both are reassembled here.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    Url(String),
+    UrlGroup(String),
+}
+
+/// A destination and the QStash settings that came in the query string
+/// (`?upstash-retries=3`), which webhooks use in place of headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedDestination {
+    pub destination: Destination,
+    pub query_settings: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DestinationError {
+    #[error("invalid destination {0:?}: must be an http:// or https:// URL with a host, or a URL group name")]
+    Invalid(String),
+    #[error("destination {0:?} is not supported by this server")]
+    Unsupported(String),
+    #[error("invalid URL group name {0:?}: use only letters, digits, '-', '_' and '.'")]
+    BadGroupName(String),
+}
+
+impl ParsedDestination {
+    /// `raw` is the path after the route prefix, undecoded; `query` the
+    /// request's raw query string.
+    pub fn parse(raw: &str, query: Option<&str>) -> Result<Self, DestinationError> {
+        let (kept_query, query_settings) = split_query(query.unwrap_or(""));
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(DestinationError::Invalid(raw.into()));
+        }
+        let destination = match scheme_of(raw) {
+            Some(scheme) => {
+                let rest = raw[scheme.len() + 1..].trim_start_matches('/');
+                let mut url = format!("{scheme}://{rest}");
+                if !kept_query.is_empty() {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&kept_query);
+                }
+                validate_url(&url)?;
+                Destination::Url(url)
+            }
+            None if raw.contains("://") => return Err(DestinationError::Invalid(raw.into())),
+            None if raw == "api/llm" || raw.starts_with("api/") => {
+                return Err(DestinationError::Unsupported(raw.into()))
+            }
+            None => Destination::UrlGroup(validate_group_name(raw)?.into()),
+        };
+        Ok(Self { destination, query_settings })
+    }
+}
+
+/// Checks that `url` is an absolute http(s) URL with a host.
+pub fn validate_url(url: &str) -> Result<(), DestinationError> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        _ => Err(DestinationError::Invalid(url.into())),
+    }
+}
+
+pub fn validate_group_name(name: &str) -> Result<&str, DestinationError> {
+    let ok = !name.is_empty()
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then_some(name).ok_or_else(|| DestinationError::BadGroupName(name.into()))
+}
+
+/// `http` or `https` if `raw` starts with it and a colon; a proxy may have
+/// merged `https://` into `https:/`, which is repaired by the caller.
+fn scheme_of(raw: &str) -> Option<&'static str> {
+    let lower = raw.get(..8).unwrap_or(raw).to_ascii_lowercase();
+    if lower.starts_with("https:/") {
+        Some("https")
+    } else if lower.starts_with("http:/") {
+        Some("http")
+    } else {
+        None
+    }
+}
+
+/// Splits the query into what belongs to the destination and the QStash
+/// settings: `qstash_token` is dropped, `upstash-*` keys become settings.
+fn split_query(query: &str) -> (String, Vec<(String, String)>) {
+    let mut kept = Vec::new();
+    let mut settings = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split('=').next().unwrap_or("");
+        if key == "qstash_token" {
+            continue;
+        }
+        if key.starts_with("upstash-") {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let v = url::form_urlencoded::parse(format!("v={v}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
+            settings.push((k.to_string(), v));
+        } else {
+            kept.push(pair);
+        }
+    }
+    (kept.join("&"), settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(raw: &str, q: Option<&str>) -> String {
+        match ParsedDestination::parse(raw, q).unwrap().destination {
+            Destination::Url(u) => u,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn keeps_path_and_reattaches_query() {
+        assert_eq!(url("https://example.com/123/", Some("asdasd=ooo")), "https://example.com/123/?asdasd=ooo");
+        assert_eq!(url("http://127.0.0.1:9/x", None), "http://127.0.0.1:9/x");
+    }
+
+    #[test]
+    fn strips_token_and_collects_settings() {
+        let p = ParsedDestination::parse("https://e.com/h", Some("a=1&qstash_token=t&upstash-retries=3&upstash-delay=10s")).unwrap();
+        assert_eq!(p.destination, Destination::Url("https://e.com/h?a=1".into()));
+        assert_eq!(p.query_settings, vec![("upstash-retries".into(), "3".into()), ("upstash-delay".into(), "10s".into())]);
+    }
+
+    #[test]
+    fn repairs_merged_slashes() {
+        assert_eq!(url("https:/example.com/x", None), "https://example.com/x");
+    }
+
+    #[test]
+    fn group_names_and_bad_destinations() {
+        assert_eq!(ParsedDestination::parse("my-group_1.a", None).unwrap().destination, Destination::UrlGroup("my-group_1.a".into()));
+        for bad in ["ftp://x.com", "http://", "bad group", "a/b", ""] {
+            assert!(ParsedDestination::parse(bad, None).is_err(), "{bad} should be rejected");
+        }
+        assert!(matches!(ParsedDestination::parse("api/llm", None), Err(DestinationError::Unsupported(_))));
+    }
+}

@@ -1,0 +1,274 @@
+//! Turns the `Upstash-*` headers of a publish (or enqueue, batch item,
+//! schedule) into validated message settings. Every rejection names the
+//! header at fault, and nothing is stored unless all headers are valid.
+
+use crate::clock::Millis;
+use crate::dedup;
+use crate::destination::validate_url;
+use crate::duration::{parse_duration, parse_seconds_or_duration};
+use crate::flow_control::FlowControl;
+use crate::headers::{insert, strip_prefix_ci, HeaderMap};
+use crate::message::{MessageSpec, DEFAULT_RETRIES, MAX_RETRIES};
+use crate::redact::Redaction;
+use crate::retry_delay::RetryDelayExpr;
+
+pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid {header} header: {reason}")]
+pub struct HeaderError {
+    pub header: &'static str,
+    pub reason: String,
+}
+
+fn bad(header: &'static str, reason: impl ToString) -> HeaderError {
+    HeaderError { header, reason: reason.to_string() }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dedup {
+    Id(String),
+    Content,
+}
+
+/// The settings of a publish, before they are applied to each destination.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishOptions {
+    /// The message settings; `url`, `topic_name` and `endpoint_name` are
+    /// filled in per destination.
+    pub spec: MessageSpec,
+    /// Absolute due time of the first attempt, if delayed.
+    pub not_before: Option<Millis>,
+    pub dedup: Option<Dedup>,
+    /// `Upstash-Queue-Name`, used by schedules.
+    pub queue_name: Option<String>,
+    /// `Upstash-Cron` and `Upstash-Schedule-Id`, used by schedules.
+    pub cron: Option<String>,
+    pub schedule_id: Option<String>,
+    /// `Upstash-Delay` as given, for schedules (each run is delayed by it).
+    pub delay_secs: Option<u64>,
+}
+
+impl PublishOptions {
+    /// Parses request headers, given as (name, value) pairs in any case.
+    pub fn from_headers<'a>(
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now: Millis,
+    ) -> Result<Self, HeaderError> {
+        let mut o = PublishOptions::default();
+        o.spec.method = "POST".into();
+        o.spec.max_retries = DEFAULT_RETRIES;
+        let mut delay = None;
+        let mut not_before = None;
+        let mut fc_key = None;
+        let mut fc_value = None;
+        let mut content_dedup = false;
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            let value = value.trim();
+            if lower == "content-type" {
+                insert(&mut o.spec.header, "Content-Type", value);
+                continue;
+            }
+            let Some(setting) = lower.strip_prefix("upstash-") else { continue };
+            if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
+                insert(&mut o.spec.header, fwd, value);
+                continue;
+            }
+            if setting.starts_with("callback-") {
+                insert(&mut o.spec.callback_header, name, value);
+                continue;
+            }
+            if setting.starts_with("failure-callback-") {
+                insert(&mut o.spec.failure_callback_header, name, value);
+                continue;
+            }
+            match setting {
+                "method" => o.spec.method = parse_method(value)?,
+                "delay" => delay = Some(parse_duration(value).map_err(|e| bad("Upstash-Delay", e))?),
+                "not-before" => not_before = Some(parse_not_before(value)?),
+                "retries" => o.spec.max_retries = parse_retries(value)?,
+                "retry-delay" => {
+                    let expr = RetryDelayExpr::parse(value).map_err(|e| bad("Upstash-Retry-Delay", e))?;
+                    o.spec.retry_delay = Some(expr.as_str().to_string());
+                }
+                "timeout" => o.spec.timeout_ms = Some(parse_timeout(value)?),
+                "callback" => o.spec.callback = Some(parse_callback_url("Upstash-Callback", value)?),
+                "failure-callback" => {
+                    o.spec.failure_callback = Some(parse_callback_url("Upstash-Failure-Callback", value)?)
+                }
+                "label" => o.spec.labels = parse_labels(value),
+                "deduplication-id" if !value.is_empty() => o.dedup = Some(Dedup::Id(value.into())),
+                "content-based-deduplication" => content_dedup = parse_bool(value)?,
+                "redact-fields" => o.spec.redact = Redaction::parse(value).map_err(|e| bad("Upstash-Redact-Fields", e))?,
+                "flow-control-key" => fc_key = Some(value.to_string()),
+                "flow-control-value" => fc_value = Some(value.to_string()),
+                "queue-name" if !value.is_empty() => o.queue_name = Some(value.into()),
+                "cron" => o.cron = Some(value.into()),
+                "schedule-id" if !value.is_empty() => o.schedule_id = Some(value.into()),
+                // Telemetry, workflow and unknown settings are neither
+                // stored nor forwarded.
+                _ => {}
+            }
+        }
+        if o.dedup.is_none() && content_dedup {
+            o.dedup = Some(Dedup::Content);
+        }
+        o.delay_secs = delay.map(|d| d.as_secs());
+        // An absolute time wins over a relative delay.
+        o.not_before = not_before.or(delay.map(|d| now + d.as_millis() as Millis));
+        o.spec.flow_control = match (fc_key, fc_value) {
+            (Some(key), value) => Some(
+                FlowControl::parse(&key, value.as_deref().unwrap_or(""))
+                    .map_err(|e| bad("Upstash-Flow-Control-Value", e))?,
+            ),
+            (None, Some(_)) => {
+                return Err(bad("Upstash-Flow-Control-Value", "it needs an Upstash-Flow-Control-Key"))
+            }
+            (None, None) => None,
+        };
+        Ok(o)
+    }
+
+    /// The deduplication key of a message to `url` with `body`, if any.
+    pub fn dedup_key(&self, url: &str, body: &[u8], header: &HeaderMap) -> Option<String> {
+        match &self.dedup {
+            Some(Dedup::Id(id)) => Some(dedup::id_key(id, url)),
+            Some(Dedup::Content) => Some(dedup::content_key(url, body, header)),
+            None => None,
+        }
+    }
+}
+
+fn parse_method(value: &str) -> Result<String, HeaderError> {
+    let upper = value.to_ascii_uppercase();
+    if METHODS.contains(&upper.as_str()) {
+        Ok(upper)
+    } else {
+        Err(bad("Upstash-Method", format!("{value:?} is not one of {}", METHODS.join(", "))))
+    }
+}
+
+fn parse_not_before(value: &str) -> Result<Millis, HeaderError> {
+    match value.parse::<i64>() {
+        Ok(secs) if (0..=253_402_300_799).contains(&secs) => Ok(secs * 1000),
+        _ => Err(bad("Upstash-Not-Before", format!("{value:?} is not a unix timestamp in seconds"))),
+    }
+}
+
+fn parse_retries(value: &str) -> Result<u32, HeaderError> {
+    match value.parse::<u32>() {
+        Ok(n) if n <= MAX_RETRIES => Ok(n),
+        _ => Err(bad("Upstash-Retries", format!("{value:?} is not an integer from 0 to {MAX_RETRIES}"))),
+    }
+}
+
+fn parse_timeout(value: &str) -> Result<u64, HeaderError> {
+    let d = parse_seconds_or_duration(value).map_err(|e| bad("Upstash-Timeout", e))?;
+    if d.is_zero() {
+        return Err(bad("Upstash-Timeout", "must be greater than zero"));
+    }
+    Ok(d.as_millis() as u64)
+}
+
+fn parse_callback_url(header: &'static str, value: &str) -> Result<String, HeaderError> {
+    validate_url(value).map_err(|e| bad(header, e))?;
+    Ok(value.to_string())
+}
+
+fn parse_labels(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+fn parse_bool(value: &str) -> Result<bool, HeaderError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        _ => Err(bad("Upstash-Content-Based-Deduplication", format!("{value:?} is not true or false"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(headers: &[(&str, &str)]) -> Result<PublishOptions, HeaderError> {
+        PublishOptions::from_headers(headers.iter().copied(), 1_000_000)
+    }
+
+    #[test]
+    fn keeps_only_forwarded_headers_and_content_type() {
+        let o = parse(&[
+            ("content-type", "application/json"),
+            ("upstash-forward-test-header", "a, b"),
+            ("Upstash-Forward-X-API-KEY", "k"),
+            ("authorization", "Bearer token"),
+            ("upstash-telemetry-sdk", "js"),
+            ("upstash-method", "put"),
+        ])
+        .unwrap();
+        let names: Vec<_> = o.spec.header.keys().cloned().collect();
+        assert_eq!(names, vec!["Content-Type", "Test-Header", "X-Api-Key"]);
+        assert_eq!(o.spec.header["Test-Header"], vec!["a, b"]);
+        assert_eq!(o.spec.method, "PUT");
+    }
+
+    #[test]
+    fn not_before_wins_over_delay() {
+        assert_eq!(parse(&[("Upstash-Delay", "10s")]).unwrap().not_before, Some(1_010_000));
+        let o = parse(&[("Upstash-Delay", "10s"), ("Upstash-Not-Before", "5000")]).unwrap();
+        assert_eq!(o.not_before, Some(5_000_000));
+    }
+
+    #[test]
+    fn defaults() {
+        let o = parse(&[]).unwrap();
+        assert_eq!((o.spec.method.as_str(), o.spec.max_retries, o.not_before), ("POST", 3, None));
+    }
+
+    #[test]
+    fn settings_are_parsed() {
+        let o = parse(&[
+            ("Upstash-Retries", "5"),
+            ("Upstash-Retry-Delay", "pow(2, retried) * 100"),
+            ("Upstash-Timeout", "2s"),
+            ("Upstash-Label", "a,b"),
+            ("Upstash-Content-Based-Deduplication", "True"),
+            ("Upstash-Flow-Control-Key", "k"),
+            ("Upstash-Flow-Control-Value", "parallelism=2"),
+            ("Upstash-Callback", "http://cb/x"),
+            ("Upstash-Callback-Retries", "1"),
+        ])
+        .unwrap();
+        assert_eq!(o.spec.max_retries, 5);
+        assert_eq!(o.spec.timeout_ms, Some(2000));
+        assert_eq!(o.spec.labels, vec!["a", "b"]);
+        assert_eq!(o.dedup, Some(Dedup::Content));
+        assert_eq!(o.spec.flow_control.unwrap().parallelism, Some(2));
+        assert_eq!(o.spec.callback_header["Upstash-Callback-Retries"], vec!["1"]);
+    }
+
+    #[test]
+    fn every_bad_value_names_its_header() {
+        let cases = [
+            ("Upstash-Delay", "soon"),
+            ("Upstash-Not-Before", "tomorrow"),
+            ("Upstash-Retries", "-1"),
+            ("Upstash-Retries", "1000"),
+            ("Upstash-Method", "FETCH"),
+            ("Upstash-Timeout", "0s"),
+            ("Upstash-Retry-Delay", "retried +"),
+            ("Upstash-Callback", "ftp://x"),
+            ("Upstash-Content-Based-Deduplication", "yes"),
+            ("Upstash-Flow-Control-Value", "rate=0"),
+        ];
+        for (header, value) in cases {
+            let mut headers = vec![(header, value)];
+            if header == "Upstash-Flow-Control-Value" {
+                headers.push(("Upstash-Flow-Control-Key", "k"));
+            }
+            let err = parse(&headers).unwrap_err();
+            assert!(err.to_string().contains(header), "{header}={value}: {err}");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! `Upstash-Redact-Fields`: parts of a message that read paths must hide.
+
+use serde::{Deserialize, Serialize};
+
+use crate::headers::canonical_name;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Redaction {
+    pub body: bool,
+    pub all_headers: bool,
+    /// Canonical names of single headers to hide.
+    pub headers: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid Upstash-Redact-Fields entry {0:?}: expected body, header or header[Name]")]
+pub struct RedactError(pub String);
+
+impl Redaction {
+    pub fn parse(value: &str) -> Result<Self, RedactError> {
+        let mut r = Redaction::default();
+        for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let lower = item.to_ascii_lowercase();
+            if lower == "body" {
+                r.body = true;
+            } else if lower == "header" || lower == "headers" {
+                r.all_headers = true;
+            } else if let Some(name) = ["header[", "headers["]
+                .iter()
+                .find_map(|p| lower.starts_with(p).then(|| &item[p.len()..]))
+                .and_then(|rest| rest.strip_suffix(']'))
+                .filter(|n| !n.trim().is_empty())
+            {
+                r.headers.push(canonical_name(name.trim()));
+            } else {
+                return Err(RedactError(item.into()));
+            }
+        }
+        Ok(r)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.body && !self.all_headers && self.headers.is_empty()
+    }
+
+    pub fn hides_header(&self, canonical: &str) -> bool {
+        self.all_headers || self.headers.iter().any(|h| h == canonical)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_documented_forms() {
+        let r = Redaction::parse("body, header[authorization], headers[X-Key]").unwrap();
+        assert!(r.body && !r.all_headers);
+        assert_eq!(r.headers, vec!["Authorization", "X-Key"]);
+        assert!(Redaction::parse("headers").unwrap().all_headers);
+        assert!(Redaction::parse("bodies").is_err());
+        assert!(Redaction::parse("header[]").is_err());
+    }
+}
