@@ -1,1 +1,22 @@
-fn main() {}
+//! The `qstash` binary: `qstash dev` for a laptop, `qstash serve` for a
+//! long-running server.
+
+mod config;
+mod server;
+
+use anyhow::Result;
+use clap::Parser;
+
+use config::Cli;
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse_from(config::go_style_flags(std::env::args()));
+    let plan = config::plan(cli)?;
+    server::run(plan).await
+}

@@ -8,7 +8,9 @@ use crate::retry_delay::{RetryDelayExpr, MAX_DELAY};
 /// QStash's default backoff: `min(86400, e^(2.5 * n))` seconds, where `n` is
 /// the number of the retry about to happen (1 for the first).
 pub fn default_backoff(retry_number: u32) -> Duration {
-    let secs = (2.5 * retry_number as f64).exp().min(MAX_DELAY.as_secs_f64());
+    let secs = (2.5 * retry_number as f64)
+        .exp()
+        .min(MAX_DELAY.as_secs_f64());
     Duration::from_secs_f64(secs)
 }
 
@@ -72,7 +74,10 @@ mod tests {
     fn retry_after_forms() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         assert_eq!(parse_retry_hint("5", now), Some(Duration::from_secs(5)));
-        assert_eq!(parse_retry_hint("6m5s", now), Some(Duration::from_secs(365)));
+        assert_eq!(
+            parse_retry_hint("6m5s", now),
+            Some(Duration::from_secs(365))
+        );
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
         assert_eq!(parse_retry_hint(&date, now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_hint("999999999", now), Some(MAX_DELAY));
@@ -82,7 +87,10 @@ mod tests {
     #[test]
     fn server_hint_overrides_expression_and_default() {
         let expr = RetryDelayExpr::parse("100000").unwrap();
-        assert_eq!(retry_delay(1, Some(&expr), Some(Duration::from_secs(1))), Duration::from_secs(1));
+        assert_eq!(
+            retry_delay(1, Some(&expr), Some(Duration::from_secs(1))),
+            Duration::from_secs(1)
+        );
         assert_eq!(retry_delay(1, Some(&expr), None), Duration::from_secs(100));
         assert_eq!(retry_delay(1, None, None).as_secs(), 12);
     }

@@ -30,7 +30,13 @@ pub fn content_key(url: &str, body: &[u8], header: &HeaderMap) -> String {
         h.update([1]);
     }
     let digest = h.finalize();
-    format!("content:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    format!(
+        "content:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 #[cfg(test)]

@@ -54,22 +54,33 @@ impl ParsedDestination {
             }
             None => Destination::UrlGroup(validate_group_name(raw)?.into()),
         };
-        Ok(Self { destination, query_settings })
+        Ok(Self {
+            destination,
+            query_settings,
+        })
     }
 }
 
 /// Checks that `url` is an absolute http(s) URL with a host.
 pub fn validate_url(url: &str) -> Result<(), DestinationError> {
     match url::Url::parse(url) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
+            Ok(())
+        }
         _ => Err(DestinationError::Invalid(url.into())),
     }
 }
 
 pub fn validate_group_name(name: &str) -> Result<&str, DestinationError> {
     let ok = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    ok.then_some(name).ok_or_else(|| DestinationError::BadGroupName(name.into()))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    ok.then_some(name)
+        .ok_or_else(|| DestinationError::BadGroupName(name.into()))
 }
 
 /// `http` or `https` if `raw` starts with it and a colon; a proxy may have
@@ -122,15 +133,31 @@ mod tests {
 
     #[test]
     fn keeps_path_and_reattaches_query() {
-        assert_eq!(url("https://example.com/123/", Some("asdasd=ooo")), "https://example.com/123/?asdasd=ooo");
+        assert_eq!(
+            url("https://example.com/123/", Some("asdasd=ooo")),
+            "https://example.com/123/?asdasd=ooo"
+        );
         assert_eq!(url("http://127.0.0.1:9/x", None), "http://127.0.0.1:9/x");
     }
 
     #[test]
     fn strips_token_and_collects_settings() {
-        let p = ParsedDestination::parse("https://e.com/h", Some("a=1&qstash_token=t&upstash-retries=3&upstash-delay=10s")).unwrap();
-        assert_eq!(p.destination, Destination::Url("https://e.com/h?a=1".into()));
-        assert_eq!(p.query_settings, vec![("upstash-retries".into(), "3".into()), ("upstash-delay".into(), "10s".into())]);
+        let p = ParsedDestination::parse(
+            "https://e.com/h",
+            Some("a=1&qstash_token=t&upstash-retries=3&upstash-delay=10s"),
+        )
+        .unwrap();
+        assert_eq!(
+            p.destination,
+            Destination::Url("https://e.com/h?a=1".into())
+        );
+        assert_eq!(
+            p.query_settings,
+            vec![
+                ("upstash-retries".into(), "3".into()),
+                ("upstash-delay".into(), "10s".into())
+            ]
+        );
     }
 
     #[test]
@@ -140,10 +167,21 @@ mod tests {
 
     #[test]
     fn group_names_and_bad_destinations() {
-        assert_eq!(ParsedDestination::parse("my-group_1.a", None).unwrap().destination, Destination::UrlGroup("my-group_1.a".into()));
+        assert_eq!(
+            ParsedDestination::parse("my-group_1.a", None)
+                .unwrap()
+                .destination,
+            Destination::UrlGroup("my-group_1.a".into())
+        );
         for bad in ["ftp://x.com", "http://", "bad group", "a/b", ""] {
-            assert!(ParsedDestination::parse(bad, None).is_err(), "{bad} should be rejected");
+            assert!(
+                ParsedDestination::parse(bad, None).is_err(),
+                "{bad} should be rejected"
+            );
         }
-        assert!(matches!(ParsedDestination::parse("api/llm", None), Err(DestinationError::Unsupported(_))));
+        assert!(matches!(
+            ParsedDestination::parse("api/llm", None),
+            Err(DestinationError::Unsupported(_))
+        ));
     }
 }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid duration {0:?}: expected a number with a unit such as 50s, 10m, 2h, 1d or 1d10h30m")]
+#[error(
+    "invalid duration {0:?}: expected a number with a unit such as 50s, 10m, 2h, 1d or 1d10h30m"
+)]
 pub struct DurationError(pub String);
 
 /// Parses a duration. humantime does the parsing; the pre-check narrows it to
@@ -35,22 +37,36 @@ mod tests {
     #[test]
     fn parses_documented_forms() {
         assert_eq!(parse_duration("50s").unwrap(), Duration::from_secs(50));
-        assert_eq!(parse_duration("1d10h30m").unwrap(), Duration::from_secs(86400 + 36000 + 1800));
-        assert_eq!(parse_duration("1h30m3s").unwrap(), Duration::from_secs(5403));
+        assert_eq!(
+            parse_duration("1d10h30m").unwrap(),
+            Duration::from_secs(86400 + 36000 + 1800)
+        );
+        assert_eq!(
+            parse_duration("1h30m3s").unwrap(),
+            Duration::from_secs(5403)
+        );
         assert_eq!(parse_duration("10d").unwrap(), Duration::from_secs(864000));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
     }
 
     #[test]
     fn rejects_forms_qstash_does_not_document() {
-        for bad in ["", "100", "1.5h", "2w", "3 days", "-5s", "s", "1x", "abc", "10s5"] {
+        for bad in [
+            "", "100", "1.5h", "2w", "3 days", "-5s", "s", "1x", "abc", "10s5",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
         }
     }
 
     #[test]
     fn bare_seconds_allowed_where_documented() {
-        assert_eq!(parse_seconds_or_duration("60").unwrap(), Duration::from_secs(60));
-        assert_eq!(parse_seconds_or_duration("1m").unwrap(), Duration::from_secs(60));
+        assert_eq!(
+            parse_seconds_or_duration("60").unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            parse_seconds_or_duration("1m").unwrap(),
+            Duration::from_secs(60)
+        );
     }
 }

@@ -28,13 +28,23 @@ impl FlowControl {
     /// without spaces). An empty value is a key with no limits: the Python
     /// SDK sends that when only a key is given.
     pub fn parse(key: &str, value: &str) -> Result<Self, FlowControlError> {
-        let err = |reason: String| FlowControlError { value: value.into(), reason };
+        let err = |reason: String| FlowControlError {
+            value: value.into(),
+            reason,
+        };
         if key.trim().is_empty() {
             return Err(err("the flow-control key is empty".into()));
         }
-        let mut fc = FlowControl { key: key.trim().into(), parallelism: None, rate: None, period: 1 };
+        let mut fc = FlowControl {
+            key: key.trim().into(),
+            parallelism: None,
+            rate: None,
+            period: 1,
+        };
         for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let (name, v) = item.split_once('=').ok_or_else(|| err(format!("{item:?} is not name=value")))?;
+            let (name, v) = item
+                .split_once('=')
+                .ok_or_else(|| err(format!("{item:?} is not name=value")))?;
             let (name, v) = (name.trim(), v.trim());
             let positive = |v: &str| match v.parse::<u32>() {
                 Ok(n) if n > 0 => Ok(n),
@@ -44,13 +54,19 @@ impl FlowControl {
                 "parallelism" => fc.parallelism = Some(positive(v)?),
                 "rate" => fc.rate = Some(positive(v)?),
                 "period" => {
-                    let secs = parse_seconds_or_duration(v).map_err(|e| err(e.to_string()))?.as_secs();
+                    let secs = parse_seconds_or_duration(v)
+                        .map_err(|e| err(e.to_string()))?
+                        .as_secs();
                     if secs == 0 || secs > MAX_PERIOD_SECS {
                         return Err(err(format!("period must be between 1s and 7d, got {v:?}")));
                     }
                     fc.period = secs;
                 }
-                other => return Err(err(format!("unknown setting {other:?} (expected parallelism, rate or period)"))),
+                other => {
+                    return Err(err(format!(
+                        "unknown setting {other:?} (expected parallelism, rate or period)"
+                    )))
+                }
             }
         }
         Ok(fc)
@@ -75,8 +91,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        for bad in ["parallelism=0", "rate=-1", "rate=abc", "period=8d", "speed=3", "parallelism"] {
-            assert!(FlowControl::parse("k", bad).is_err(), "{bad} should be rejected");
+        for bad in [
+            "parallelism=0",
+            "rate=-1",
+            "rate=abc",
+            "period=8d",
+            "speed=3",
+            "parallelism",
+        ] {
+            assert!(
+                FlowControl::parse("k", bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
         assert!(FlowControl::parse(" ", "rate=1").is_err());
     }

@@ -11,20 +11,27 @@ pub fn canonical_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut upper = true;
     for c in name.chars() {
-        out.push(if upper { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() });
+        out.push(if upper {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        });
         upper = c == '-';
     }
     out
 }
 
 pub fn insert(map: &mut HeaderMap, name: &str, value: &str) {
-    map.entry(canonical_name(name)).or_default().push(value.to_string());
+    map.entry(canonical_name(name))
+        .or_default()
+        .push(value.to_string());
 }
 
 /// Case-insensitive prefix strip: returns the rest of `name` after `prefix`.
 pub fn strip_prefix_ci<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     let head = name.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix).then(|| &name[prefix.len()..])
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &name[prefix.len()..])
 }
 
 #[cfg(test)]
@@ -40,7 +47,10 @@ mod tests {
 
     #[test]
     fn strips_prefix_case_insensitively() {
-        assert_eq!(strip_prefix_ci("upstash-forward-foo", "Upstash-Forward-"), Some("foo"));
+        assert_eq!(
+            strip_prefix_ci("upstash-forward-foo", "Upstash-Forward-"),
+            Some("foo")
+        );
         assert_eq!(strip_prefix_ci("Upstash-Delay", "Upstash-Forward-"), None);
         assert_eq!(strip_prefix_ci("up", "Upstash-"), None);
     }

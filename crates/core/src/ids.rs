@@ -7,19 +7,27 @@ const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwx
 /// A message id. UUIDv7 underneath, so ids created close in time sit close
 /// together in the store's primary-key index.
 pub fn message_id() -> String {
-    format!("msg_{}", bs58::encode(uuid::Uuid::now_v7().as_bytes()).into_string())
+    format!(
+        "msg_{}",
+        bs58::encode(uuid::Uuid::now_v7().as_bytes()).into_string()
+    )
 }
 
 /// A fresh signing key in QStash's format: `sig_` and 28 base58 characters.
 pub fn signing_key() -> String {
     let mut rng = rand::rng();
-    let tail: String = (0..28).map(|_| BASE58[rng.random_range(0..BASE58.len())] as char).collect();
+    let tail: String = (0..28)
+        .map(|_| BASE58[rng.random_range(0..BASE58.len())] as char)
+        .collect();
     format!("sig_{tail}")
 }
 
 /// The JWT id of a signature.
 pub fn jwt_id() -> String {
-    format!("jwt_{}", bs58::encode(uuid::Uuid::new_v4().as_bytes()).into_string())
+    format!(
+        "jwt_{}",
+        bs58::encode(uuid::Uuid::new_v4().as_bytes()).into_string()
+    )
 }
 
 #[cfg(test)]

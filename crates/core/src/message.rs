@@ -76,9 +76,15 @@ impl MessageState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Pending, Self::Active, Self::Delivered, Self::Failed, Self::Cancelled]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [
+            Self::Pending,
+            Self::Active,
+            Self::Delivered,
+            Self::Failed,
+            Self::Cancelled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
     }
 
     /// Still to be delivered: visible through `GET /v2/messages/{id}`.
@@ -154,7 +160,12 @@ mod tests {
 
     #[test]
     fn spec_round_trips_through_json() {
-        let spec = MessageSpec { url: "http://a".into(), method: "POST".into(), max_retries: 3, ..Default::default() };
+        let spec = MessageSpec {
+            url: "http://a".into(),
+            method: "POST".into(),
+            max_retries: 3,
+            ..Default::default()
+        };
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<MessageSpec>(&json).unwrap(), spec);
     }

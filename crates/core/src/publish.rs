@@ -22,7 +22,10 @@ pub struct HeaderError {
 }
 
 fn bad(header: &'static str, reason: impl ToString) -> HeaderError {
-    HeaderError { header, reason: reason.to_string() }
+    HeaderError {
+        header,
+        reason: reason.to_string(),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +73,9 @@ impl PublishOptions {
                 insert(&mut o.spec.header, "Content-Type", value);
                 continue;
             }
-            let Some(setting) = lower.strip_prefix("upstash-") else { continue };
+            let Some(setting) = lower.strip_prefix("upstash-") else {
+                continue;
+            };
             if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
                 insert(&mut o.spec.header, fwd, value);
                 continue;
@@ -85,22 +90,31 @@ impl PublishOptions {
             }
             match setting {
                 "method" => o.spec.method = parse_method(value)?,
-                "delay" => delay = Some(parse_duration(value).map_err(|e| bad("Upstash-Delay", e))?),
+                "delay" => {
+                    delay = Some(parse_duration(value).map_err(|e| bad("Upstash-Delay", e))?)
+                }
                 "not-before" => not_before = Some(parse_not_before(value)?),
                 "retries" => o.spec.max_retries = parse_retries(value)?,
                 "retry-delay" => {
-                    let expr = RetryDelayExpr::parse(value).map_err(|e| bad("Upstash-Retry-Delay", e))?;
+                    let expr =
+                        RetryDelayExpr::parse(value).map_err(|e| bad("Upstash-Retry-Delay", e))?;
                     o.spec.retry_delay = Some(expr.as_str().to_string());
                 }
                 "timeout" => o.spec.timeout_ms = Some(parse_timeout(value)?),
-                "callback" => o.spec.callback = Some(parse_callback_url("Upstash-Callback", value)?),
+                "callback" => {
+                    o.spec.callback = Some(parse_callback_url("Upstash-Callback", value)?)
+                }
                 "failure-callback" => {
-                    o.spec.failure_callback = Some(parse_callback_url("Upstash-Failure-Callback", value)?)
+                    o.spec.failure_callback =
+                        Some(parse_callback_url("Upstash-Failure-Callback", value)?)
                 }
                 "label" => o.spec.labels = parse_labels(value),
                 "deduplication-id" if !value.is_empty() => o.dedup = Some(Dedup::Id(value.into())),
                 "content-based-deduplication" => content_dedup = parse_bool(value)?,
-                "redact-fields" => o.spec.redact = Redaction::parse(value).map_err(|e| bad("Upstash-Redact-Fields", e))?,
+                "redact-fields" => {
+                    o.spec.redact =
+                        Redaction::parse(value).map_err(|e| bad("Upstash-Redact-Fields", e))?
+                }
                 "flow-control-key" => fc_key = Some(value.to_string()),
                 "flow-control-value" => fc_value = Some(value.to_string()),
                 "queue-name" if !value.is_empty() => o.queue_name = Some(value.into()),
@@ -123,7 +137,10 @@ impl PublishOptions {
                     .map_err(|e| bad("Upstash-Flow-Control-Value", e))?,
             ),
             (None, Some(_)) => {
-                return Err(bad("Upstash-Flow-Control-Value", "it needs an Upstash-Flow-Control-Key"))
+                return Err(bad(
+                    "Upstash-Flow-Control-Value",
+                    "it needs an Upstash-Flow-Control-Key",
+                ))
             }
             (None, None) => None,
         };
@@ -145,21 +162,30 @@ fn parse_method(value: &str) -> Result<String, HeaderError> {
     if METHODS.contains(&upper.as_str()) {
         Ok(upper)
     } else {
-        Err(bad("Upstash-Method", format!("{value:?} is not one of {}", METHODS.join(", "))))
+        Err(bad(
+            "Upstash-Method",
+            format!("{value:?} is not one of {}", METHODS.join(", ")),
+        ))
     }
 }
 
 fn parse_not_before(value: &str) -> Result<Millis, HeaderError> {
     match value.parse::<i64>() {
         Ok(secs) if (0..=253_402_300_799).contains(&secs) => Ok(secs * 1000),
-        _ => Err(bad("Upstash-Not-Before", format!("{value:?} is not a unix timestamp in seconds"))),
+        _ => Err(bad(
+            "Upstash-Not-Before",
+            format!("{value:?} is not a unix timestamp in seconds"),
+        )),
     }
 }
 
 fn parse_retries(value: &str) -> Result<u32, HeaderError> {
     match value.parse::<u32>() {
         Ok(n) if n <= MAX_RETRIES => Ok(n),
-        _ => Err(bad("Upstash-Retries", format!("{value:?} is not an integer from 0 to {MAX_RETRIES}"))),
+        _ => Err(bad(
+            "Upstash-Retries",
+            format!("{value:?} is not an integer from 0 to {MAX_RETRIES}"),
+        )),
     }
 }
 
@@ -177,14 +203,22 @@ fn parse_callback_url(header: &'static str, value: &str) -> Result<String, Heade
 }
 
 fn parse_labels(value: &str) -> Vec<String> {
-    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn parse_bool(value: &str) -> Result<bool, HeaderError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" | "" => Ok(false),
-        _ => Err(bad("Upstash-Content-Based-Deduplication", format!("{value:?} is not true or false"))),
+        _ => Err(bad(
+            "Upstash-Content-Based-Deduplication",
+            format!("{value:?} is not true or false"),
+        )),
     }
 }
 
@@ -215,7 +249,10 @@ mod tests {
 
     #[test]
     fn not_before_wins_over_delay() {
-        assert_eq!(parse(&[("Upstash-Delay", "10s")]).unwrap().not_before, Some(1_010_000));
+        assert_eq!(
+            parse(&[("Upstash-Delay", "10s")]).unwrap().not_before,
+            Some(1_010_000)
+        );
         let o = parse(&[("Upstash-Delay", "10s"), ("Upstash-Not-Before", "5000")]).unwrap();
         assert_eq!(o.not_before, Some(5_000_000));
     }
@@ -223,7 +260,10 @@ mod tests {
     #[test]
     fn defaults() {
         let o = parse(&[]).unwrap();
-        assert_eq!((o.spec.method.as_str(), o.spec.max_retries, o.not_before), ("POST", 3, None));
+        assert_eq!(
+            (o.spec.method.as_str(), o.spec.max_retries, o.not_before),
+            ("POST", 3, None)
+        );
     }
 
     #[test]
@@ -245,7 +285,10 @@ mod tests {
         assert_eq!(o.spec.labels, vec!["a", "b"]);
         assert_eq!(o.dedup, Some(Dedup::Content));
         assert_eq!(o.spec.flow_control.unwrap().parallelism, Some(2));
-        assert_eq!(o.spec.callback_header["Upstash-Callback-Retries"], vec!["1"]);
+        assert_eq!(
+            o.spec.callback_header["Upstash-Callback-Retries"],
+            vec!["1"]
+        );
     }
 
     #[test]

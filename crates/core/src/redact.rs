@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::headers::canonical_name;
+use sha2::{Digest, Sha256};
+
+use crate::headers::{canonical_name, HeaderMap};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Redaction {
@@ -46,6 +48,44 @@ impl Redaction {
     pub fn hides_header(&self, canonical: &str) -> bool {
         self.all_headers || self.headers.iter().any(|h| h == canonical)
     }
+
+    /// The header map as read paths may show it.
+    pub fn header_map(&self, header: &HeaderMap) -> HeaderMap {
+        header
+            .iter()
+            .map(|(name, values)| {
+                let shown = if self.hides_header(name) {
+                    values.iter().map(|v| redacted(v.as_bytes())).collect()
+                } else {
+                    values.clone()
+                };
+                (name.clone(), shown)
+            })
+            .collect()
+    }
+
+    /// The body as read paths may show it: the original bytes, or the
+    /// redaction marker.
+    pub fn body<'a>(&self, body: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+        if self.body {
+            std::borrow::Cow::Owned(redacted(body).into_bytes())
+        } else {
+            std::borrow::Cow::Borrowed(body)
+        }
+    }
+}
+
+/// `REDACTED:<sha256 hex>`: shows that a value was there, and lets a user
+/// who knows the value check it, without revealing it.
+pub fn redacted(value: &[u8]) -> String {
+    let digest = Sha256::digest(value);
+    format!(
+        "REDACTED:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
 }
 
 #[cfg(test)]
@@ -60,5 +100,18 @@ mod tests {
         assert!(Redaction::parse("headers").unwrap().all_headers);
         assert!(Redaction::parse("bodies").is_err());
         assert!(Redaction::parse("header[]").is_err());
+    }
+
+    #[test]
+    fn hides_only_what_was_asked() {
+        let r = Redaction::parse("body, header[Authorization]").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("Authorization".into(), vec!["secret".into()]);
+        h.insert("X-Other".into(), vec!["plain".into()]);
+        let shown = r.header_map(&h);
+        assert!(shown["Authorization"][0].starts_with("REDACTED:"));
+        assert_eq!(shown["X-Other"], vec!["plain"]);
+        assert!(r.body(b"secret body").starts_with(b"REDACTED:"));
+        assert_eq!(&*Redaction::default().body(b"x"), b"x");
     }
 }

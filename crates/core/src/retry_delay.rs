@@ -68,7 +68,10 @@ impl RetryDelayExpr {
     }
 
     fn invalid(&self, reason: &str) -> RetryDelayError {
-        RetryDelayError::Invalid { expr: self.0.clone(), reason: reason.to_string() }
+        RetryDelayError::Invalid {
+            expr: self.0.clone(),
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -83,7 +86,10 @@ mod tests {
         assert_eq!(e.delay(3).unwrap(), Duration::from_millis(8000));
         let e = RetryDelayExpr::parse("max(10, min(sqrt(retried) * 100, 5000)) + abs(-1) + floor(1.5) + ceil(0.2) + round(0.4) + exp(0)").unwrap();
         assert_eq!(e.delay(4).unwrap(), Duration::from_millis(204));
-        assert_eq!(RetryDelayExpr::parse("1000").unwrap().delay(7).unwrap(), Duration::from_secs(1));
+        assert_eq!(
+            RetryDelayExpr::parse("1000").unwrap().delay(7).unwrap(),
+            Duration::from_secs(1)
+        );
     }
 
     #[test]
@@ -94,8 +100,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_expressions() {
-        for bad in ["", "retried +", "foo(1)", "system(1)", "retried - 5", "sqrt(-1)", "1/0", "x"] {
-            assert!(RetryDelayExpr::parse(bad).is_err(), "{bad} should be rejected");
+        for bad in [
+            "",
+            "retried +",
+            "foo(1)",
+            "system(1)",
+            "retried - 5",
+            "sqrt(-1)",
+            "1/0",
+            "x",
+        ] {
+            assert!(
+                RetryDelayExpr::parse(bad).is_err(),
+                "{bad} should be rejected"
+            );
         }
     }
 

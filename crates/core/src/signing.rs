@@ -65,21 +65,40 @@ mod tests {
 
     #[test]
     fn signature_verifies_with_the_key_and_carries_the_claims() {
-        let token = sign("sig_test", "http://127.0.0.1:1/x?a=b", b"hello", 1_700_000_000).unwrap();
+        let token = sign(
+            "sig_test",
+            "http://127.0.0.1:1/x?a=b",
+            b"hello",
+            1_700_000_000,
+        )
+        .unwrap();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.set_issuer(&["Upstash"]);
-        let data = jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_secret(b"sig_test"), &validation).unwrap();
+        let data = jsonwebtoken::decode::<Claims>(
+            &token,
+            &DecodingKey::from_secret(b"sig_test"),
+            &validation,
+        )
+        .unwrap();
         assert_eq!(data.claims.sub, "http://127.0.0.1:1/x?a=b");
         assert_eq!(data.claims.exp, 1_700_000_300);
         assert_eq!(data.claims.nbf, 0);
         assert_eq!(data.claims.body, body_hash(b"hello"));
-        assert!(jsonwebtoken::decode::<Claims>(&token, &DecodingKey::from_secret(b"other"), &validation).is_err());
+        assert!(jsonwebtoken::decode::<Claims>(
+            &token,
+            &DecodingKey::from_secret(b"other"),
+            &validation
+        )
+        .is_err());
     }
 
     #[test]
     fn body_hash_is_padded_base64url() {
         // sha256("") = e3b0c442...; base64url with padding, never '+' or '/'.
-        assert_eq!(body_hash(b""), "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU=");
+        assert_eq!(
+            body_hash(b""),
+            "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
     }
 }

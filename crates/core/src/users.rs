@@ -18,7 +18,10 @@ impl User {
         Self {
             id: id.into(),
             token: token.into(),
-            initial_keys: SigningKeys { current: current.into(), next: next.into() },
+            initial_keys: SigningKeys {
+                current: current.into(),
+                next: next.into(),
+            },
         }
     }
 }
@@ -27,10 +30,30 @@ impl User {
 /// and keys its docs publish, so `.env` files written for it work unchanged.
 pub fn dev_users() -> Vec<User> {
     [
-        ("defaultUser", "defaultPassword", "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r", "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs"),
-        ("testUser1", "testPassword", "sig_7GVPjvuwsfqF65iC8fSrs1dfYruM", "sig_5NoELc3EFnZn4DVS5bDs2Nk4b7Ua"),
-        ("testUser2", "testPassword", "sig_6jWGaWRxHsw4vMSPJprXadyvrybF", "sig_7qHbvhmahe5GwfePDiS5Lg3pi6Qx"),
-        ("testUser3", "testPassword", "sig_5T8FcSsynBjn9mMLBsXhpacRovJf", "sig_7GFR4YaDshFcqsxWRZpRB161jguD"),
+        (
+            "defaultUser",
+            "defaultPassword",
+            "sig_7kYjw48mhY7kAjqNGcy6cr29RJ6r",
+            "sig_5ZB6DVzB1wjE8S6rZ7eenA8Pdnhs",
+        ),
+        (
+            "testUser1",
+            "testPassword",
+            "sig_7GVPjvuwsfqF65iC8fSrs1dfYruM",
+            "sig_5NoELc3EFnZn4DVS5bDs2Nk4b7Ua",
+        ),
+        (
+            "testUser2",
+            "testPassword",
+            "sig_6jWGaWRxHsw4vMSPJprXadyvrybF",
+            "sig_7qHbvhmahe5GwfePDiS5Lg3pi6Qx",
+        ),
+        (
+            "testUser3",
+            "testPassword",
+            "sig_5T8FcSsynBjn9mMLBsXhpacRovJf",
+            "sig_7GFR4YaDshFcqsxWRZpRB161jguD",
+        ),
     ]
     .into_iter()
     .map(|(id, password, current, next)| User::new(id, &dev_token(id, password), current, next))
@@ -49,8 +72,17 @@ mod tests {
     #[test]
     fn dev_tokens_match_the_documented_ones() {
         let users = dev_users();
-        assert_eq!(users[0].token, "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0=");
-        assert_eq!(users[1].token, "eyJVc2VySUQiOiJ0ZXN0VXNlcjEiLCJQYXNzd29yZCI6InRlc3RQYXNzd29yZCJ9");
-        assert_eq!(users[3].token, "eyJVc2VySUQiOiJ0ZXN0VXNlcjMiLCJQYXNzd29yZCI6InRlc3RQYXNzd29yZCJ9");
+        assert_eq!(
+            users[0].token,
+            "eyJVc2VySUQiOiJkZWZhdWx0VXNlciIsIlBhc3N3b3JkIjoiZGVmYXVsdFBhc3N3b3JkIn0="
+        );
+        assert_eq!(
+            users[1].token,
+            "eyJVc2VySUQiOiJ0ZXN0VXNlcjEiLCJQYXNzd29yZCI6InRlc3RQYXNzd29yZCJ9"
+        );
+        assert_eq!(
+            users[3].token,
+            "eyJVc2VySUQiOiJ0ZXN0VXNlcjMiLCJQYXNzd29yZCI6InRlc3RQYXNzd29yZCJ9"
+        );
     }
 }

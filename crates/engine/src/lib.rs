@@ -1,1 +1,159 @@
+//! The delivery engine: finds due messages, delivers them signed, records
+//! the outcome and schedules retries.
+//!
+//! One scheduler task sleeps until the earliest due message (the store's
+//! due-time index answers which) and is woken early when a publish brings
+//! an earlier one. Claimed messages are delivered by tasks bounded by a
+//! semaphore; each outcome is committed through the store's group commit.
 
+mod delivery;
+pub mod keys;
+pub mod outcome;
+mod scheduler;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use qstash_core::clock::{Clock, Millis};
+use qstash_store::{Inserted, NewMessage, Store, StoreError};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinHandle;
+
+pub use keys::KeyRing;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Deliveries in flight at once, over all destinations.
+    pub max_in_flight: usize,
+    /// Per-attempt timeout when the message sets none.
+    pub default_timeout: Duration,
+    /// How long delivered and cancelled messages and log entries are kept.
+    pub retention: Duration,
+    /// How much of a destination's response body is kept for logs and DLQ.
+    pub max_response_body: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 512,
+            default_timeout: Duration::from_secs(300),
+            retention: Duration::from_secs(7 * 86_400),
+            max_response_body: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+/// Shared by the API (to submit messages) and the background tasks.
+pub struct Engine {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    keys: Arc<KeyRing>,
+    http: reqwest::Client,
+    config: EngineConfig,
+    /// Wakes the scheduler when a message is due before it planned to wake.
+    wake: Notify,
+    /// When the scheduler plans to wake next (ms); `i64::MAX` when idle.
+    sleeping_until: AtomicI64,
+    in_flight: Arc<Semaphore>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        keys: Arc<KeyRing>,
+        config: EngineConfig,
+    ) -> Result<Arc<Self>, EngineError> {
+        let http = delivery::client(&config).map_err(|e| EngineError::Client(e.to_string()))?;
+        Ok(Arc::new(Self {
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            store,
+            clock,
+            keys,
+            http,
+            config,
+            wake: Notify::new(),
+            sleeping_until: AtomicI64::new(0),
+            shutdown: tokio::sync::watch::channel(false).0,
+        }))
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_ms()
+    }
+
+    /// Commits messages and lets the scheduler know about them. Answers
+    /// only after the commit, so an acknowledged message is never lost.
+    pub async fn submit(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>, StoreError> {
+        let earliest = messages.iter().map(|m| m.message.due_at).min();
+        let inserted = self.store.insert_messages(messages, self.now()).await?;
+        if let Some(due) = earliest {
+            self.due_at(due);
+        }
+        Ok(inserted)
+    }
+
+    /// Tells the scheduler a message is due at `due`; wakes it only if that
+    /// is earlier than it planned to wake.
+    pub fn due_at(&self, due: Millis) {
+        if due < self.sleeping_until.load(Ordering::Acquire) {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Starts the scheduler and housekeeping; returns their handle.
+    pub async fn start(self: &Arc<Self>) -> Result<JoinHandle<()>, EngineError> {
+        let released = self.store.release_in_flight(self.now()).await?;
+        if released > 0 {
+            tracing::info!(
+                released,
+                "messages in flight at the last stop will be delivered again"
+            );
+        }
+        let housekeeping = tokio::spawn(scheduler::housekeeping(self.clone()));
+        let engine = self.clone();
+        Ok(tokio::spawn(async move {
+            scheduler::run(engine).await;
+            housekeeping.abort();
+        }))
+    }
+
+    /// Stops claiming messages and waits up to `grace` for deliveries in
+    /// flight. Unfinished ones stay in flight in the store and are
+    /// delivered again after the next start.
+    pub async fn shutdown(&self, scheduler: JoinHandle<()>, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        self.wake.notify_one();
+        let _ = scheduler.await;
+        let all = self.config.max_in_flight as u32;
+        if tokio::time::timeout(grace, self.in_flight.acquire_many(all))
+            .await
+            .is_err()
+        {
+            tracing::warn!("deliveries still in flight at shutdown will be retried after restart");
+        }
+    }
+}

@@ -1,1 +1,81 @@
+//! Durable storage behind one trait, [`Store`]. The embedded default is
+//! SQLite ([`sqlite::SqliteStore`]); every write is committed before the
+//! call returns, and concurrent writes share one commit (group commit).
 
+mod model;
+pub mod sqlite;
+
+pub use model::*;
+
+use async_trait::async_trait;
+use qstash_core::clock::Millis;
+use qstash_core::signing::SigningKeys;
+use qstash_core::Message;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+    #[error("commit failed: {0}")]
+    Commit(String),
+    #[error("the store is shut down")]
+    Closed,
+    #[error("invalid cursor {0:?}")]
+    BadCursor(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Commits new messages (and their CREATED log entries) atomically,
+    /// answering the id of an earlier message for each deduplicated one.
+    async fn insert_messages(
+        &self,
+        messages: Vec<NewMessage>,
+        now: Millis,
+    ) -> Result<Vec<Inserted>>;
+
+    /// A live (pending or in-flight) message of `user_id`.
+    async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>>;
+
+    /// When the earliest pending message is due.
+    async fn next_due_at(&self) -> Result<Option<Millis>>;
+
+    /// Takes up to `limit` messages due by `now`, earliest first, and marks
+    /// them in flight so no other claim returns them.
+    async fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<Message>>;
+
+    /// Records the results of delivery attempts.
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()>;
+
+    /// Cancels live messages; in-flight ones finish their attempt but are
+    /// never retried.
+    async fn cancel(
+        &self,
+        user_id: &str,
+        request: CancelRequest,
+        now: Millis,
+    ) -> Result<CancelResult>;
+
+    /// Returns in-flight messages of a previous run to pending, so they are
+    /// delivered again (at-least-once). Called once at start.
+    async fn release_in_flight(&self, now: Millis) -> Result<u64>;
+
+    /// The user's signing keys, created from `initial` the first time.
+    async fn signing_keys(&self, user_id: &str, initial: &SigningKeys) -> Result<SigningKeys>;
+
+    /// Next becomes current and `new_next` becomes next.
+    async fn rotate_signing_keys(
+        &self,
+        user_id: &str,
+        initial: &SigningKeys,
+        new_next: &str,
+    ) -> Result<SigningKeys>;
+
+    /// Drops expired dedup entries, and finished messages and log entries
+    /// older than `retain_before`.
+    async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts>;
+}

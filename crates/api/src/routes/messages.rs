@@ -1,0 +1,117 @@
+//! `GET /v2/messages/{id}`, and cancelling one or many messages.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use axum::Json;
+use qstash_store::{CancelRequest, MessageFilter};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::query::Query;
+use crate::routes::publish::read_body;
+use crate::views;
+use crate::{ApiError, AppState};
+
+/// Most messages one bulk cancel with `count` may touch.
+const MAX_CANCEL_COUNT: usize = 500;
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.engine.store().get_message(&user.id, &id).await? {
+        Some(m) => Ok(Json(views::message(&m))),
+        None => Err(ApiError::NotFound(format!("message {id} not found"))),
+    }
+}
+
+pub async fn cancel_one(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let request = CancelRequest {
+        message_ids: vec![id.clone()],
+        ..Default::default()
+    };
+    let result = state
+        .engine
+        .store()
+        .cancel(&user.id, request, state.engine.now())
+        .await?;
+    if result.cancelled == 0 {
+        return Err(ApiError::NotFound(format!("message {id} not found")));
+    }
+    Ok(Json(json!({ "cancelled": result.cancelled })))
+}
+
+/// The legacy JSON body of a bulk cancel (the Python SDK sends it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CancelBody {
+    #[serde(default)]
+    message_ids: Vec<String>,
+    url: Option<String>,
+    topic_name: Option<String>,
+    queue_name: Option<String>,
+    schedule_id: Option<String>,
+    #[serde(alias = "callerIp")]
+    caller_ip: Option<String>,
+    from_date: Option<i64>,
+    to_date: Option<i64>,
+}
+
+/// Both forms: query (`messageIds=…` repeated, or filters with `count`) and
+/// the legacy JSON body. No ids and no filter cancel everything.
+pub async fn cancel_many(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    uri: Uri,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let q = Query::parse(uri.query());
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let legacy: CancelBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        CancelBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let one = |v: Option<String>| v.into_iter().collect::<Vec<_>>();
+    let mut filter = MessageFilter {
+        url: q.all("url"),
+        topic_name: q.all("topicName"),
+        queue_name: q.all("queueName"),
+        schedule_id: q.all("scheduleId"),
+        label: q.all("label"),
+        flow_control_key: q.all("flowControlKey"),
+        caller_ip: [q.all("callerIp"), q.all("callerIP")].concat(),
+        host: q.all("host"),
+        path: q.all("path"),
+        from_date: q.millis("fromDate")?.or(legacy.from_date),
+        to_date: q.millis("toDate")?.or(legacy.to_date),
+    };
+    filter.url.extend(one(legacy.url));
+    filter.topic_name.extend(one(legacy.topic_name));
+    filter.queue_name.extend(one(legacy.queue_name));
+    filter.schedule_id.extend(one(legacy.schedule_id));
+    filter.caller_ip.extend(one(legacy.caller_ip));
+    let request = CancelRequest {
+        message_ids: [q.all("messageIds"), legacy.message_ids].concat(),
+        filter,
+        count: q.count(MAX_CANCEL_COUNT)?,
+    };
+    let result = state
+        .engine
+        .store()
+        .cancel(&user.id, request, state.engine.now())
+        .await?;
+    let mut answer = json!({ "cancelled": result.cancelled });
+    if let Some(cursor) = result.more_after {
+        answer["cursor"] = json!(cursor);
+    }
+    Ok(Json(answer))
+}

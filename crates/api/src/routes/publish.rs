@@ -1,0 +1,223 @@
+//! `POST /v2/publish/{destination}` and `POST /v2/batch`.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use qstash_core::clock::Millis;
+use qstash_core::destination::{Destination, ParsedDestination};
+use qstash_core::publish::PublishOptions;
+use qstash_core::{Message, MessageState};
+use qstash_store::{Inserted, NewMessage};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::auth::Caller;
+use crate::views::published;
+use crate::{ApiError, AppState};
+
+const PUBLISH_PREFIX: &str = "/v2/publish/";
+
+pub async fn publish(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // The raw path, not axum's decoded capture: the destination URL must
+    // reach the destination exactly as the caller wrote it.
+    let raw = uri.path().strip_prefix(PUBLISH_PREFIX).unwrap_or_default();
+    let parsed = ParsedDestination::parse(raw, uri.query()).map_err(ApiError::bad)?;
+    let pairs = header_pairs(&headers, &parsed.query_settings);
+    let now = state.engine.now();
+    let options =
+        PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
+            .map_err(ApiError::bad)?;
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    let request = Request {
+        user_id: user.id,
+        caller_ip: peer.ip().to_string(),
+        options,
+        body,
+        now,
+    };
+    let planned = plan(&request, &parsed.destination)?;
+    let group = matches!(parsed.destination, Destination::UrlGroup(_));
+    let answers = submit(&state, planned).await?;
+    Ok(render(answers, group))
+}
+
+/// One batch item, as both SDKs send it (Python sends `null` for unset).
+#[derive(Debug, Deserialize)]
+pub struct BatchItem {
+    destination: String,
+    #[serde(default)]
+    headers: Option<std::collections::HashMap<String, String>>,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    queue: Option<String>,
+}
+
+pub async fn batch(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let items: Vec<BatchItem> = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!("batch body must be a JSON array of messages: {e}"))
+    })?;
+    let now = state.engine.now();
+    // Validate every item before storing any, so a bad item stores nothing.
+    let mut plans = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = |e: ApiError| ApiError::BadRequest(format!("batch item {i}: {e}"));
+        if item.queue.as_deref().is_some_and(|q| !q.is_empty()) {
+            return Err(at(ApiError::NotImplemented(
+                "queues are not supported yet".into(),
+            )));
+        }
+        let parsed =
+            ParsedDestination::parse(&item.destination, None).map_err(|e| at(ApiError::bad(e)))?;
+        let headers: Vec<(String, String)> = item.headers.unwrap_or_default().into_iter().collect();
+        let options = PublishOptions::from_headers(
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            now,
+        )
+        .map_err(|e| at(ApiError::bad(e)))?;
+        let body = item.body.unwrap_or_default().into_bytes();
+        let request = Request {
+            user_id: user.id.clone(),
+            caller_ip: peer.ip().to_string(),
+            options,
+            body,
+            now,
+        };
+        let group = matches!(parsed.destination, Destination::UrlGroup(_));
+        plans.push((plan(&request, &parsed.destination).map_err(at)?, group));
+    }
+    // One commit for the whole batch: all of it is stored, or none.
+    let sizes: Vec<(usize, bool)> = plans.iter().map(|(p, g)| (p.len(), *g)).collect();
+    let all: Vec<Planned> = plans.into_iter().flat_map(|(p, _)| p).collect();
+    let mut answers = submit(&state, all).await?.into_iter();
+    let out: Vec<Value> = sizes
+        .into_iter()
+        .map(|(n, group)| {
+            let item: Vec<Value> = answers.by_ref().take(n).collect();
+            if group {
+                Value::Array(item)
+            } else {
+                item.into_iter().next().unwrap_or(Value::Null)
+            }
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+/// A validated publish, before it is split per destination URL.
+struct Request {
+    user_id: String,
+    caller_ip: String,
+    options: PublishOptions,
+    body: Vec<u8>,
+    now: Millis,
+}
+
+struct Planned {
+    message: NewMessage,
+}
+
+/// The messages a publish creates: one for a URL, one per endpoint of a
+/// URL group.
+fn plan(req: &Request, destination: &Destination) -> Result<Vec<Planned>, ApiError> {
+    let url = match destination {
+        Destination::Url(url) => url.clone(),
+        Destination::UrlGroup(name) => {
+            return Err(ApiError::NotFound(format!("url group {name:?} not found")))
+        }
+    };
+    let mut spec = req.options.spec.clone();
+    spec.url = url;
+    spec.caller_ip = Some(req.caller_ip.clone());
+    let due = req.options.not_before.unwrap_or(req.now);
+    let dedup_key = req.options.dedup_key(&spec.url, &req.body, &spec.header);
+    let message = Message {
+        id: qstash_core::ids::message_id(),
+        user_id: req.user_id.clone(),
+        spec,
+        body: req.body.clone(),
+        created_at: req.now,
+        not_before: due,
+        due_at: due,
+        retried: 0,
+        state: MessageState::Pending,
+    };
+    Ok(vec![Planned {
+        message: NewMessage { message, dedup_key },
+    }])
+}
+
+/// Commits the messages; one answer object per message, in order.
+async fn submit(state: &AppState, planned: Vec<Planned>) -> Result<Vec<Value>, ApiError> {
+    let urls: Vec<String> = planned
+        .iter()
+        .map(|p| p.message.message.spec.url.clone())
+        .collect();
+    let inserted = state
+        .engine
+        .submit(planned.into_iter().map(|p| p.message).collect())
+        .await?;
+    Ok(inserted
+        .iter()
+        .zip(urls)
+        .map(|(ins, url)| published(ins.id(), &url, matches!(ins, Inserted::Duplicate(_))))
+        .collect())
+}
+
+/// A URL publish answers one object; a URL group publish a bare array.
+/// A deduplicated single publish answers 202, as QStash does.
+fn render(answers: Vec<Value>, group: bool) -> Response {
+    if group {
+        return (StatusCode::CREATED, Json(Value::Array(answers))).into_response();
+    }
+    let answer = answers.into_iter().next().unwrap_or(Value::Null);
+    let status = if answer.get("deduplicated").is_some() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    (status, Json(answer)).into_response()
+}
+
+/// Request headers as (name, value) pairs, then the `upstash-*` settings
+/// from the query string, which apply only where no header set them.
+fn header_pairs(headers: &HeaderMap, query_settings: &[(String, String)]) -> Vec<(String, String)> {
+    let mut pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    for (k, v) in query_settings {
+        if !headers.contains_key(k.as_str()) {
+            pairs.push((k.clone(), v.clone()));
+        }
+    }
+    pairs
+}
+
+pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    axum::body::to_bytes(body, limit)
+        .await
+        .map(|b| b.to_vec())
+        .map_err(|_| {
+            ApiError::PayloadTooLarge(format!(
+                "request body is larger than the limit of {limit} bytes"
+            ))
+        })
+}

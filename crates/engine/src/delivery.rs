@@ -1,0 +1,163 @@
+//! One delivery attempt over HTTP, and recording its outcome.
+
+use std::time::Duration;
+
+use qstash_core::headers::{canonical_name, HeaderMap};
+use qstash_core::signing::sign;
+use qstash_core::Message;
+use qstash_store::{AttemptResponse, Outcome, OutcomeKind};
+use reqwest::header::{HeaderName, HeaderValue};
+
+use crate::outcome::{decide, Attempt};
+use crate::{Engine, EngineConfig};
+
+/// One pooled client for every delivery: keep-alive connections are reused
+/// across messages to the same host.
+pub fn client(config: &EngineConfig) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .user_agent("Upstash-QStash")
+        .pool_max_idle_per_host(config.max_in_flight)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .build()
+}
+
+impl Engine {
+    pub(crate) async fn deliver(&self, message: Message) {
+        let attempt = self.attempt(&message).await;
+        let at = self.now();
+        let kind = decide(&message, &attempt, at);
+        let response = match attempt {
+            Attempt::Answered(r) => r,
+            Attempt::NoAnswer(_) => AttemptResponse::default(),
+        };
+        tracing::debug!(id = %message.id, status = response.status, ?kind, "attempt finished");
+        let outcome = Outcome {
+            message_id: message.id.clone(),
+            at,
+            kind: kind.clone(),
+            response,
+        };
+        if let Err(e) = self.store.record_outcomes(vec![outcome]).await {
+            // The message stays in flight in the store and is delivered
+            // again after a restart: at-least-once, never lost.
+            tracing::error!(id = %message.id, error = %e, "recording a delivery outcome failed");
+        }
+        if let OutcomeKind::Retry { next_due, .. } = kind {
+            self.due_at(next_due);
+        }
+    }
+
+    async fn attempt(&self, m: &Message) -> Attempt {
+        let request = match self.build_request(m) {
+            Ok(r) => r,
+            Err(e) => return Attempt::NoAnswer(e),
+        };
+        match request.send().await {
+            Ok(resp) => Attempt::Answered(self.read_response(resp).await),
+            Err(e) if e.is_timeout() => {
+                Attempt::NoAnswer("timeout: the destination did not answer in time".into())
+            }
+            Err(e) => {
+                Attempt::NoAnswer(format!("cannot reach the destination: {}", error_chain(&e)))
+            }
+        }
+    }
+
+    fn build_request(&self, m: &Message) -> Result<reqwest::RequestBuilder, String> {
+        let keys = self
+            .keys
+            .get(&m.user_id)
+            .ok_or_else(|| format!("no signing keys for user {}", m.user_id))?;
+        let signature = sign(&keys.current, &m.spec.url, &m.body, self.now() / 1000)
+            .map_err(|e| e.to_string())?;
+        let method =
+            reqwest::Method::from_bytes(m.spec.method.as_bytes()).map_err(|e| e.to_string())?;
+        let timeout = m
+            .spec
+            .timeout_ms
+            .map(Duration::from_millis)
+            .unwrap_or(self.config.default_timeout);
+        let mut headers = reqwest::header::HeaderMap::new();
+        forward(&mut headers, &m.spec.header);
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        };
+        set("upstash-signature", &signature);
+        set("upstash-message-id", &m.id);
+        set("upstash-retried", &m.retried.to_string());
+        if let Some(ip) = &m.spec.caller_ip {
+            set("upstash-caller-ip", ip);
+        }
+        if let Some(topic) = &m.spec.topic_name {
+            set("upstash-topic-name", topic);
+        }
+        if let Some(schedule) = &m.spec.schedule_id {
+            set("upstash-schedule-id", schedule);
+        }
+        Ok(self
+            .http
+            .request(method, &m.spec.url)
+            .headers(headers)
+            .body(m.body.clone())
+            .timeout(timeout))
+    }
+
+    /// Reads status, headers and up to `max_response_body` bytes of body.
+    async fn read_response(&self, mut resp: reqwest::Response) -> AttemptResponse {
+        let mut header = HeaderMap::new();
+        for (name, value) in resp.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            header
+                .entry(canonical_name(name.as_str()))
+                .or_default()
+                .push(value);
+        }
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        let limit = self.config.max_response_body;
+        while body.len() < limit {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())])
+                }
+                _ => break,
+            }
+        }
+        AttemptResponse {
+            status,
+            header,
+            body,
+        }
+    }
+}
+
+/// The stored headers, as the destination should see them. A forwarded
+/// header replaces a default of the same name (such as User-Agent).
+fn forward(out: &mut reqwest::header::HeaderMap, stored: &HeaderMap) {
+    for (name, values) in stored {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            continue;
+        };
+        for value in values {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                out.append(name.clone(), v);
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,60 @@
+//! Signing keys per user, cached in memory and persisted by the store.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use qstash_core::signing::SigningKeys;
+use qstash_core::users::User;
+use qstash_store::{Store, StoreError};
+
+pub struct KeyRing {
+    store: Arc<dyn Store>,
+    initial: HashMap<String, SigningKeys>,
+    current: RwLock<HashMap<String, SigningKeys>>,
+}
+
+impl KeyRing {
+    /// Loads every user's keys, creating them from the configured ones the
+    /// first time; after a rotation the stored keys win over the config.
+    pub async fn load(store: Arc<dyn Store>, users: &[User]) -> Result<Self, StoreError> {
+        let mut current = HashMap::new();
+        let mut initial = HashMap::new();
+        for u in users {
+            current.insert(
+                u.id.clone(),
+                store.signing_keys(&u.id, &u.initial_keys).await?,
+            );
+            initial.insert(u.id.clone(), u.initial_keys.clone());
+        }
+        Ok(Self {
+            store,
+            initial,
+            current: RwLock::new(current),
+        })
+    }
+
+    pub fn get(&self, user_id: &str) -> Option<SigningKeys> {
+        self.current
+            .read()
+            .expect("key ring lock")
+            .get(user_id)
+            .cloned()
+    }
+
+    /// Next becomes current; a fresh key becomes next.
+    pub async fn rotate(&self, user_id: &str) -> Result<Option<SigningKeys>, StoreError> {
+        let Some(initial) = self.initial.get(user_id) else {
+            return Ok(None);
+        };
+        let new_next = qstash_core::ids::signing_key();
+        let keys = self
+            .store
+            .rotate_signing_keys(user_id, initial, &new_next)
+            .await?;
+        self.current
+            .write()
+            .expect("key ring lock")
+            .insert(user_id.to_string(), keys.clone());
+        Ok(Some(keys))
+    }
+}

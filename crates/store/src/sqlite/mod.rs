@@ -1,0 +1,247 @@
+//! The embedded store: SQLite in WAL mode, one writer thread doing group
+//! commit, and a small pool of read connections that never block it.
+
+mod messages;
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use qstash_core::clock::Millis;
+use qstash_core::signing::SigningKeys;
+use qstash_core::Message;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::{
+    CancelRequest, CancelResult, Inserted, NewMessage, Outcome, PurgeCounts, Result, Store,
+    StoreError,
+};
+use writer::Writer;
+
+/// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
+/// every commit; `Normal` survives a process crash but may lose the last
+/// commits on power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    #[default]
+    Full,
+    Normal,
+}
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReaderPool>,
+}
+
+struct ReaderPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (or creates) `dir/qstash.db`.
+    pub fn open(dir: &Path, durability: Durability) -> Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("qstash.db");
+        let conn = Connection::open(&path)?;
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
+        ))?;
+        conn.execute_batch(schema::SCHEMA)?;
+        Ok(Self {
+            writer: Writer::start(conn),
+            readers: Arc::new(ReaderPool {
+                path,
+                idle: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs a read on a pooled connection, off the async threads.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.take()?;
+            let result = f(&conn);
+            pool.give_back(conn);
+            result
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Connection> {
+        if let Some(conn) = self.idle.lock().expect("reader pool lock").pop() {
+            return Ok(conn);
+        }
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;")?;
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().expect("reader pool lock");
+        if idle.len() < 8 {
+            idle.push(conn);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn insert_messages(
+        &self,
+        messages: Vec<NewMessage>,
+        now: Millis,
+    ) -> Result<Vec<Inserted>> {
+        self.writer
+            .write(move |conn| messages::insert(conn, &messages, now))
+            .await
+    }
+
+    async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.read(move |conn| {
+            let m = messages::get(conn, &id)?;
+            Ok(m.filter(|m| m.user_id == user_id && m.state.is_live()))
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> Result<Option<Millis>> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT MIN(due_at) FROM messages WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<Message>> {
+        self.writer
+            .write(move |conn| messages::claim_due(conn, now, limit))
+            .await
+    }
+
+    async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()> {
+        self.writer
+            .write(move |conn| messages::record_outcomes(conn, &outcomes))
+            .await
+    }
+
+    async fn cancel(
+        &self,
+        user_id: &str,
+        request: CancelRequest,
+        now: Millis,
+    ) -> Result<CancelResult> {
+        let user_id = user_id.to_string();
+        self.writer
+            .write(move |conn| messages::cancel(conn, &user_id, &request, now))
+            .await
+    }
+
+    async fn release_in_flight(&self, now: Millis) -> Result<u64> {
+        self.writer
+            .write(move |conn| {
+                let n = conn.execute(
+                    "UPDATE messages SET state = 'pending', due_at = MIN(due_at, ?1), updated_at = ?1 WHERE state = 'active'",
+                    params![now],
+                )?;
+                Ok(n as u64)
+            })
+            .await
+    }
+
+    async fn signing_keys(&self, user_id: &str, initial: &SigningKeys) -> Result<SigningKeys> {
+        let (user_id, initial) = (user_id.to_string(), initial.clone());
+        let found = {
+            let user_id = user_id.clone();
+            self.read(move |conn| load_keys(conn, &user_id)).await?
+        };
+        match found {
+            Some(keys) => Ok(keys),
+            None => {
+                self.writer
+                    .write(move |conn| ensure_keys(conn, &user_id, &initial))
+                    .await
+            }
+        }
+    }
+
+    async fn rotate_signing_keys(
+        &self,
+        user_id: &str,
+        initial: &SigningKeys,
+        new_next: &str,
+    ) -> Result<SigningKeys> {
+        let (user_id, initial, new_next) =
+            (user_id.to_string(), initial.clone(), new_next.to_string());
+        self.writer
+            .write(move |conn| {
+                let old = ensure_keys(conn, &user_id, &initial)?;
+                let keys = SigningKeys {
+                    current: old.next,
+                    next: new_next,
+                };
+                conn.execute(
+                    "UPDATE signing_keys SET current = ?2, next = ?3 WHERE user_id = ?1",
+                    params![user_id, keys.current, keys.next],
+                )?;
+                Ok(keys)
+            })
+            .await
+    }
+
+    async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
+        self.writer
+            .write(move |conn| messages::purge(conn, now, retain_before))
+            .await
+    }
+}
+
+fn load_keys(conn: &Connection, user_id: &str) -> Result<Option<SigningKeys>> {
+    Ok(conn
+        .query_row(
+            "SELECT current, next FROM signing_keys WHERE user_id = ?1",
+            [user_id],
+            |r| {
+                Ok(SigningKeys {
+                    current: r.get(0)?,
+                    next: r.get(1)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+fn ensure_keys(conn: &Connection, user_id: &str, initial: &SigningKeys) -> Result<SigningKeys> {
+    if let Some(keys) = load_keys(conn, user_id)? {
+        return Ok(keys);
+    }
+    conn.execute(
+        "INSERT INTO signing_keys (user_id, current, next) VALUES (?1, ?2, ?3)",
+        params![user_id, initial.current, initial.next],
+    )?;
+    Ok(initial.clone())
+}

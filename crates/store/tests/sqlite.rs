@@ -1,0 +1,225 @@
+//! The SQLite store against its contract, on a real database file.
+
+use qstash_core::signing::SigningKeys;
+use qstash_core::{Message, MessageSpec, MessageState};
+use qstash_store::sqlite::{Durability, SqliteStore};
+use qstash_store::*;
+
+fn message(id: &str, user: &str, due_at: i64) -> Message {
+    Message {
+        id: id.into(),
+        user_id: user.into(),
+        spec: MessageSpec {
+            url: "http://127.0.0.1/x".into(),
+            method: "POST".into(),
+            max_retries: 3,
+            ..Default::default()
+        },
+        body: b"hi".to_vec(),
+        created_at: 0,
+        not_before: due_at,
+        due_at,
+        retried: 0,
+        state: MessageState::Pending,
+    }
+}
+
+fn new(id: &str, due_at: i64) -> NewMessage {
+    NewMessage {
+        message: message(id, "u", due_at),
+        dedup_key: None,
+    }
+}
+
+fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn claims_only_due_messages_earliest_first() {
+    let (_dir, store) = open();
+    store
+        .insert_messages(vec![new("b", 20), new("a", 10), new("c", 1000)], 0)
+        .await
+        .unwrap();
+    assert_eq!(store.next_due_at().await.unwrap(), Some(10));
+    let claimed = store.claim_due(100, 10).await.unwrap();
+    assert_eq!(
+        claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec!["a", "b"]
+    );
+    assert!(
+        store.claim_due(100, 10).await.unwrap().is_empty(),
+        "a claimed message is not claimed twice"
+    );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(1000));
+}
+
+#[tokio::test]
+async fn outcomes_move_messages_through_their_states() {
+    let (_dir, store) = open();
+    store
+        .insert_messages(vec![new("a", 0), new("b", 0)], 0)
+        .await
+        .unwrap();
+    store.claim_due(0, 10).await.unwrap();
+    let resp = AttemptResponse {
+        status: 500,
+        ..Default::default()
+    };
+    store
+        .record_outcomes(vec![
+            Outcome {
+                message_id: "a".into(),
+                at: 5,
+                kind: OutcomeKind::Delivered,
+                response: AttemptResponse {
+                    status: 200,
+                    ..Default::default()
+                },
+            },
+            Outcome {
+                message_id: "b".into(),
+                at: 5,
+                kind: OutcomeKind::Retry {
+                    next_due: 50,
+                    error: "500".into(),
+                },
+                response: resp,
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(
+        store.get_message("u", "a").await.unwrap().is_none(),
+        "a delivered message is gone"
+    );
+    let b = store.get_message("u", "b").await.unwrap().unwrap();
+    assert_eq!(
+        (b.state, b.retried, b.due_at),
+        (MessageState::Pending, 1, 50)
+    );
+    assert_eq!(store.next_due_at().await.unwrap(), Some(50));
+}
+
+#[tokio::test]
+async fn dedup_key_answers_the_first_id_within_the_window() {
+    let (_dir, store) = open();
+    let with_key = |id: &str| NewMessage {
+        message: message(id, "u", 0),
+        dedup_key: Some("k".into()),
+    };
+    let first = store.insert_messages(vec![with_key("a")], 0).await.unwrap();
+    let second = store
+        .insert_messages(vec![with_key("b")], 1000)
+        .await
+        .unwrap();
+    assert_eq!(first, vec![Inserted::New("a".into())]);
+    assert_eq!(second, vec![Inserted::Duplicate("a".into())]);
+    let later = store
+        .insert_messages(vec![with_key("c")], 11 * 60 * 1000)
+        .await
+        .unwrap();
+    assert_eq!(later, vec![Inserted::New("c".into())]);
+}
+
+#[tokio::test]
+async fn cancel_by_ids_counts_only_live_messages_of_the_user() {
+    let (_dir, store) = open();
+    store
+        .insert_messages(vec![new("a", 0), new("b", 0), new("c", 0)], 0)
+        .await
+        .unwrap();
+    let other = NewMessage {
+        message: message("x", "other", 0),
+        dedup_key: None,
+    };
+    store.insert_messages(vec![other], 0).await.unwrap();
+    let req = CancelRequest {
+        message_ids: vec!["a".into(), "x".into(), "nope".into()],
+        ..Default::default()
+    };
+    assert_eq!(store.cancel("u", req, 1).await.unwrap().cancelled, 1);
+    let all = store
+        .cancel(
+            "u",
+            CancelRequest {
+                count: Some(1),
+                ..Default::default()
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.cancelled, 1);
+    assert!(
+        all.more_after.is_some(),
+        "count stopped it before the last match"
+    );
+    assert_eq!(
+        store
+            .cancel("u", CancelRequest::default(), 1)
+            .await
+            .unwrap()
+            .cancelled,
+        1
+    );
+    assert!(store.get_message("other", "x").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn in_flight_messages_return_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
+        store.insert_messages(vec![new("a", 0)], 0).await.unwrap();
+        assert_eq!(store.claim_due(0, 10).await.unwrap().len(), 1);
+    }
+    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
+    assert_eq!(store.release_in_flight(7).await.unwrap(), 1);
+    assert_eq!(store.claim_due(7, 10).await.unwrap()[0].id, "a");
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_and_persist() {
+    let (_dir, store) = open();
+    let initial = SigningKeys {
+        current: "sig_a".into(),
+        next: "sig_b".into(),
+    };
+    assert_eq!(store.signing_keys("u", &initial).await.unwrap(), initial);
+    let rotated = store
+        .rotate_signing_keys("u", &initial, "sig_c")
+        .await
+        .unwrap();
+    assert_eq!(
+        rotated,
+        SigningKeys {
+            current: "sig_b".into(),
+            next: "sig_c".into()
+        }
+    );
+    assert_eq!(store.signing_keys("u", &initial).await.unwrap(), rotated);
+}
+
+#[tokio::test]
+async fn concurrent_writes_share_commits_and_all_land() {
+    let (_dir, store) = open();
+    let tasks: Vec<_> = (0..500)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_messages(vec![new(&format!("m{i}"), 0)], 0)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.claim_due(0, 1000).await.unwrap().len(), 500);
+}
