@@ -1,0 +1,9 @@
+//! Test and benchmark fixtures: the real `qstash` binary on a random port,
+//! and a local HTTP sink that records what it receives and answers as a
+//! test scripts it.
+
+mod server;
+mod sink;
+
+pub use server::{dev_user, DevUser, Server};
+pub use sink::{Received, Reply, Sink};
