@@ -63,3 +63,36 @@ def test_content_based_deduplication_json_publish(client, sink):
     sink.wait_for(path, 1)
     time.sleep(1.0)
     assert len(sink.requests(path)) == 1
+
+
+def test_content_based_deduplication_hash_covers_destination(client, sink):
+    body = f"body {uid()}"
+    p1, p2 = f"/cbd-dest/{uid()}", f"/cbd-dest/{uid()}"
+    a = client.message.publish(url=sink.url(p1), body=body, content_based_deduplication=True)
+    b = client.message.publish(url=sink.url(p2), body=body, content_based_deduplication=True)
+    assert b.deduplicated is False and a.message_id != b.message_id
+    sink.wait_for(p1, 1)
+    sink.wait_for(p2, 1)
+
+
+def test_content_based_deduplication_hash_covers_forwarded_headers(client, sink):
+    path = f"/cbd-hdr/{uid()}"
+    body = f"body {uid()}"
+    a = client.message.publish(url=sink.url(path), body=body, headers={"X-V": "1"}, content_based_deduplication=True)
+    b = client.message.publish(url=sink.url(path), body=body, headers={"X-V": "2"}, content_based_deduplication=True)
+    assert b.deduplicated is False and a.message_id != b.message_id
+    recs = sink.wait_for(path, 2)
+    assert sorted(r.header("X-V") for r in recs) == ["1", "2"]
+
+
+def test_deduplicated_publish_answers_202_raw(server, sink):
+    """WIRE 1: the real server answers 202 for a deduplicated publish (SDKs accept any 2xx)."""
+    path = f"/dedup-raw/{uid()}"
+    h = {"Upstash-Deduplication-Id": f"raw-{uid()}"}
+    r1 = server.raw("POST", f"/v2/publish/{sink.url(path)}", headers=h, content=b"x")
+    r2 = server.raw("POST", f"/v2/publish/{sink.url(path)}", headers=h, content=b"x")
+    assert 200 <= r1.status_code < 300
+    assert r2.status_code == 202
+    assert r2.json()["messageId"] == r1.json()["messageId"]
+    assert r2.json()["deduplicated"] is True
+    sink.wait_for(path, 1)

@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from qstash.errors import QStashError
 
 from compat import Reply, error_status, uid, wait_until
@@ -98,3 +100,41 @@ def test_timeout_int_seconds_with_no_retries_fails_message(client, sink):
     wait_until(lambda: _gone(client, res.message_id), 3.5, what="message to fail after its 1 s timeout")
     assert time.time() - t0 < 4.0
     assert len(sink.requests(path)) == 1
+
+
+def _http_date(ts: float) -> str:
+    from email.utils import formatdate
+
+    return formatdate(ts, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "status, header, value",
+    [
+        (503, "Retry-After", "1"),
+        (429, "Retry-After", "HTTP-DATE+2"),
+        (429, "X-RateLimit-Reset", "1"),
+        (429, "X-RateLimit-Reset-Requests", "1s"),
+        (429, "X-RateLimit-Reset-Tokens", "1s"),
+    ],
+    ids=["retry-after-503", "retry-after-http-date", "x-ratelimit-reset", "reset-requests-go-duration", "reset-tokens-go-duration"],
+)
+def test_rate_limit_reset_headers_override_retry_delay(client, sink, status, header, value):
+    path = f"/reset-hdr/{uid()}"
+    if value == "HTTP-DATE+2":
+        value = _http_date(time.time() + 2)
+    sink.script(path, [Reply(status=status, headers={header: value}), Reply(status=200)])
+    client.message.publish(url=sink.url(path), body="x", retries=3, retry_delay="60000")
+    recs = sink.wait_for(path, 2, timeout=10)
+    gap = recs[1].t - recs[0].t
+    assert 0.5 <= gap <= 8.0, f"{header}: {value} should override the 60 s retry delay; got {gap:.3f}s"
+
+
+def test_489_with_nonretryable_header_stops_retries(client, sink):
+    path = f"/nonretryable/{uid()}"
+    sink.script(path, [Reply(status=489, headers={"Upstash-NonRetryable-Error": "true"})] + [Reply(status=200)] * 3)
+    res = client.message.publish(url=sink.url(path), body="x", retries=3, retry_delay="100")
+    sink.wait_for(path, 1)
+    wait_until(lambda: _gone(client, res.message_id), 5, what="message to fail at once")
+    time.sleep(0.5)
+    assert len(sink.requests(path)) == 1, "a 489 + Upstash-NonRetryable-Error must not be retried"

@@ -11,6 +11,9 @@ from compat import (
     USER1_CURRENT,
     USER1_NEXT,
     USER1_TOKEN,
+    USER2_CURRENT,
+    USER2_NEXT,
+    USER2_TOKEN,
     USER3_CURRENT,
     USER3_NEXT,
     USER3_TOKEN,
@@ -23,9 +26,14 @@ def test_signing_key_get_returns_dev_keys(client):
     assert (k.current, k.next) == (DEFAULT_CURRENT, DEFAULT_NEXT)
 
 
-def test_signing_keys_are_per_user(make_client):
-    k = make_client(USER1_TOKEN).signing_key.get()
-    assert (k.current, k.next) == (USER1_CURRENT, USER1_NEXT)
+@pytest.mark.parametrize(
+    "token, current, nxt",
+    [(USER1_TOKEN, USER1_CURRENT, USER1_NEXT), (USER2_TOKEN, USER2_CURRENT, USER2_NEXT)],
+    ids=["testUser1", "testUser2"],
+)
+def test_signing_keys_are_per_user(make_client, token, current, nxt):
+    k = make_client(token).signing_key.get()
+    assert (k.current, k.next) == (current, nxt)
 
 
 def test_keys_endpoint_raw_shape(server):
