@@ -45,6 +45,15 @@ impl From<qstash_store::StoreError> for ApiError {
     }
 }
 
+impl From<qstash_engine::PlanError> for ApiError {
+    fn from(e: qstash_engine::PlanError) -> Self {
+        match e {
+            qstash_engine::PlanError::UnknownUrlGroup(_) => Self::NotFound(e.to_string()),
+            qstash_engine::PlanError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

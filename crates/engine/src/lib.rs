@@ -9,6 +9,7 @@
 mod delivery;
 pub mod keys;
 pub mod outcome;
+pub mod publish;
 mod scheduler;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -21,6 +22,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use keys::KeyRing;
+pub use publish::{PlanError, PublishRequest};
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -7,10 +7,9 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qstash_core::clock::Millis;
 use qstash_core::destination::{Destination, ParsedDestination};
 use qstash_core::publish::PublishOptions;
-use qstash_core::{Message, MessageState};
+use qstash_engine::PublishRequest;
 use qstash_store::{Inserted, NewMessage};
 use serde::Deserialize;
 use serde_json::Value;
@@ -39,15 +38,16 @@ pub async fn publish(
         PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
             .map_err(ApiError::bad)?;
     let body = read_body(body, state.config.max_body_bytes).await?;
-    let request = Request {
+    let group = matches!(parsed.destination, Destination::UrlGroup(_));
+    let request = PublishRequest {
         user_id: user.id,
-        caller_ip: peer.ip().to_string(),
+        caller_ip: Some(peer.ip().to_string()),
+        destination: parsed.destination,
         options,
         body,
         now,
     };
-    let planned = plan(&request, &parsed.destination)?;
-    let group = matches!(parsed.destination, Destination::UrlGroup(_));
+    let planned = state.engine.plan(&request).await?;
     let answers = submit(&state, planned).await?;
     Ok(render(answers, group))
 }
@@ -93,19 +93,25 @@ pub async fn batch(
         )
         .map_err(|e| at(ApiError::bad(e)))?;
         let body = item.body.unwrap_or_default().into_bytes();
-        let request = Request {
+        let group = matches!(parsed.destination, Destination::UrlGroup(_));
+        let request = PublishRequest {
             user_id: user.id.clone(),
-            caller_ip: peer.ip().to_string(),
+            caller_ip: Some(peer.ip().to_string()),
+            destination: parsed.destination,
             options,
             body,
             now,
         };
-        let group = matches!(parsed.destination, Destination::UrlGroup(_));
-        plans.push((plan(&request, &parsed.destination).map_err(at)?, group));
+        let planned = state
+            .engine
+            .plan(&request)
+            .await
+            .map_err(|e| at(e.into()))?;
+        plans.push((planned, group));
     }
     // One commit for the whole batch: all of it is stored, or none.
     let sizes: Vec<(usize, bool)> = plans.iter().map(|(p, g)| (p.len(), *g)).collect();
-    let all: Vec<Planned> = plans.into_iter().flat_map(|(p, _)| p).collect();
+    let all: Vec<NewMessage> = plans.into_iter().flat_map(|(p, _)| p).collect();
     let mut answers = submit(&state, all).await?.into_iter();
     let out: Vec<Value> = sizes
         .into_iter()
@@ -121,59 +127,10 @@ pub async fn batch(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-/// A validated publish, before it is split per destination URL.
-struct Request {
-    user_id: String,
-    caller_ip: String,
-    options: PublishOptions,
-    body: Vec<u8>,
-    now: Millis,
-}
-
-struct Planned {
-    message: NewMessage,
-}
-
-/// The messages a publish creates: one for a URL, one per endpoint of a
-/// URL group.
-fn plan(req: &Request, destination: &Destination) -> Result<Vec<Planned>, ApiError> {
-    let url = match destination {
-        Destination::Url(url) => url.clone(),
-        Destination::UrlGroup(name) => {
-            return Err(ApiError::NotFound(format!("url group {name:?} not found")))
-        }
-    };
-    let mut spec = req.options.spec.clone();
-    spec.url = url;
-    spec.caller_ip = Some(req.caller_ip.clone());
-    let due = req.options.not_before.unwrap_or(req.now);
-    let dedup_key = req.options.dedup_key(&spec.url, &req.body, &spec.header);
-    let message = Message {
-        id: qstash_core::ids::message_id(),
-        user_id: req.user_id.clone(),
-        spec,
-        body: req.body.clone(),
-        created_at: req.now,
-        not_before: due,
-        due_at: due,
-        retried: 0,
-        state: MessageState::Pending,
-    };
-    Ok(vec![Planned {
-        message: NewMessage { message, dedup_key },
-    }])
-}
-
 /// Commits the messages; one answer object per message, in order.
-async fn submit(state: &AppState, planned: Vec<Planned>) -> Result<Vec<Value>, ApiError> {
-    let urls: Vec<String> = planned
-        .iter()
-        .map(|p| p.message.message.spec.url.clone())
-        .collect();
-    let inserted = state
-        .engine
-        .submit(planned.into_iter().map(|p| p.message).collect())
-        .await?;
+async fn submit(state: &AppState, planned: Vec<NewMessage>) -> Result<Vec<Value>, ApiError> {
+    let urls: Vec<String> = planned.iter().map(|p| p.message.spec.url.clone()).collect();
+    let inserted = state.engine.submit(planned).await?;
     Ok(inserted
         .iter()
         .zip(urls)

@@ -1,6 +1,6 @@
 //! Shared by the integration tests: start the real binary, verify
 //! signatures the way the SDK receivers do.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::Path;
 use std::time::Duration;

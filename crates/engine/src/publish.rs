@@ -1,0 +1,68 @@
+//! From a validated publish to the messages it creates: one for a URL, one
+//! per endpoint of a URL group. Shared by the publish and batch routes and
+//! by anything else that creates messages (schedules, DLQ retries).
+
+use qstash_core::clock::Millis;
+use qstash_core::destination::Destination;
+use qstash_core::publish::PublishOptions;
+use qstash_core::{Message, MessageState};
+use qstash_store::{NewMessage, StoreError};
+
+use crate::Engine;
+
+/// A publish whose headers and destination are already validated.
+#[derive(Debug, Clone)]
+pub struct PublishRequest {
+    pub user_id: String,
+    pub caller_ip: Option<String>,
+    pub destination: Destination,
+    pub options: PublishOptions,
+    pub body: Vec<u8>,
+    pub now: Millis,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("url group {0:?} not found")]
+    UnknownUrlGroup(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Engine {
+    /// The messages `req` creates, not yet stored.
+    pub async fn plan(&self, req: &PublishRequest) -> Result<Vec<NewMessage>, PlanError> {
+        match &req.destination {
+            Destination::Url(url) => Ok(vec![new_message(req, url, None, None)]),
+            Destination::UrlGroup(name) => Err(PlanError::UnknownUrlGroup(name.clone())),
+        }
+    }
+}
+
+/// One message of `req` to `url` (an endpoint of `topic`, if given).
+pub fn new_message(
+    req: &PublishRequest,
+    url: &str,
+    topic: Option<&str>,
+    endpoint: Option<&str>,
+) -> NewMessage {
+    let mut spec = req.options.spec.clone();
+    spec.url = url.to_string();
+    spec.topic_name = topic.map(String::from);
+    spec.endpoint_name = endpoint.map(String::from);
+    spec.caller_ip = req.caller_ip.clone();
+    let due = req.options.not_before.unwrap_or(req.now);
+    let dedup_key = req.options.dedup_key(&spec.url, &req.body, &spec.header);
+    let message = Message {
+        id: qstash_core::ids::message_id(),
+        user_id: req.user_id.clone(),
+        spec,
+        body: req.body.clone(),
+        created_at: req.now,
+        not_before: due,
+        due_at: due,
+        retried: 0,
+        state: MessageState::Pending,
+    };
+    NewMessage { message, dedup_key }
+}
