@@ -16,6 +16,9 @@ pub struct PublishRequest {
     pub user_id: String,
     pub caller_ip: Option<String>,
     pub destination: Destination,
+    /// The queue to enqueue into (enqueue, batch `queue`, a schedule's
+    /// `Upstash-Queue-Name`); None for a plain publish.
+    pub queue: Option<String>,
     pub options: PublishOptions,
     pub body: Vec<u8>,
     pub now: Millis,
@@ -51,6 +54,7 @@ pub fn new_message(
     spec.topic_name = topic.map(String::from);
     spec.endpoint_name = endpoint.map(String::from);
     spec.caller_ip = req.caller_ip.clone();
+    spec.queue_name = req.queue.clone();
     let due = req.options.not_before.unwrap_or(req.now);
     let dedup_key = req.options.dedup_key(&spec.url, &req.body, &spec.header);
     let message = Message {

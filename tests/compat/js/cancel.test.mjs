@@ -61,4 +61,28 @@ describe("cancel", { concurrency: true }, () => {
     await sleep(Math.max(0, t0 + 4000 - Date.now()));
     assert.equal(sink.requests(path).length, 0);
   });
+
+  it("cancel by filter (url, label) and {all: true, count: 1} count exactly", async () => {
+    // testUser3 is used by no other test in this file.
+    const c3 = makeClient(server, USERS.user3, { enableTelemetry: false });
+    const urlA = sink.url(`/cancel-filter-a/${uid()}`);
+    const urlB = sink.url(`/cancel-filter-b/${uid()}`);
+    const label = `lab-${uid()}`;
+    const pub = async (req) => (await c3.publish({ body: "x", delay: 30, ...req })).messageId;
+    const a1 = await pub({ url: urlA });
+    const a2 = await pub({ url: urlA });
+    const b1 = await pub({ url: urlB, label });
+    const b2 = await pub({ url: urlB });
+    const b3 = await pub({ url: urlB });
+    assert.deepEqual(await c3.messages.cancel({ filter: { url: urlA } }), { cancelled: 2 });
+    await expectStatus(c3.messages.get(a1), 404);
+    await expectStatus(c3.messages.get(a2), 404);
+    assert.deepEqual(await c3.messages.cancel({ filter: { label } }), { cancelled: 1 });
+    await expectStatus(c3.messages.get(b1), 404);
+    // WIRE 3.4 only specifies `cancelled` here (upstream JS tests read `result.cancelled`).
+    assert.equal((await c3.messages.cancel({ all: true, count: 1 })).cancelled, 1);
+    assert.deepEqual(await c3.messages.cancel({ all: true }), { cancelled: 1 });
+    await expectStatus(c3.messages.get(b2), 404);
+    await expectStatus(c3.messages.get(b3), 404);
+  });
 });

@@ -67,4 +67,27 @@ describe("delay", { concurrency: true }, () => {
       await client.messages.cancel(messageId);
     }
   });
+
+  it("label array and flow control are stored on the message", async () => {
+    const key = `fc-${uid()}`;
+    const { messageId } = await client.publish({
+      url: sink.url(`/opts/${uid()}`),
+      body: "x",
+      delay: 30,
+      label: ["first", "second"],
+      flowControl: { key, parallelism: 3, ratePerSecond: 5, period: "1m" },
+    });
+    try {
+      const msg = await client.messages.get(messageId);
+      assert.equal(msg.label, "first");
+      assert.deepEqual(msg.labels, ["first", "second"]);
+      assert.equal(msg.flowControlKey, key);
+      assert.equal(msg.parallelism, 3);
+      assert.equal(msg.rate, 5);
+      assert.equal(msg.ratePerSecond, 5);
+      assert.equal(msg.period, 60);
+    } finally {
+      await client.messages.cancel(messageId);
+    }
+  });
 });

@@ -65,3 +65,17 @@ def test_cancel_all_counts_exactly_and_is_per_user(client, make_client, sink):
         assert client.message.get(mine.message_id).message_id == mine.message_id
     finally:
         client.message.cancel(mine.message_id)
+
+
+def test_cancel_in_flight_message_succeeds_and_stops_retries(client, sink):
+    from compat import Reply
+
+    path = f"/cancel-inflight/{uid()}"
+    # The first attempt is held for 1.5 s and then fails; without the cancel it would be retried.
+    sink.script(path, [Reply(status=500, sleep=1.5)] + [Reply(status=200)] * 3)
+    res = client.message.publish(url=sink.url(path), body="x", retries=3, retry_delay="100")
+    sink.wait_for(path, 1)
+    client.message.cancel(res.message_id)  # in flight: must not raise
+    _assert_404(lambda: client.message.get(res.message_id))
+    time.sleep(2.5)
+    assert len(sink.requests(path)) == 1, "a cancelled message was retried"
