@@ -29,14 +29,12 @@ pub fn content_key(url: &str, body: &[u8], header: &HeaderMap) -> String {
         }
         h.update([1]);
     }
-    let digest = h.finalize();
-    format!(
-        "content:{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("content:{}", hex(&h.finalize()))
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
+use crate::dedup::hex;
 use crate::headers::{canonical_name, HeaderMap};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,14 +79,7 @@ impl Redaction {
 /// `REDACTED:<sha256 hex>`: shows that a value was there, and lets a user
 /// who knows the value check it, without revealing it.
 pub fn redacted(value: &[u8]) -> String {
-    let digest = Sha256::digest(value);
-    format!(
-        "REDACTED:{}",
-        digest
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    )
+    format!("REDACTED:{}", hex(&Sha256::digest(value)))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine;
+use qstash_core::signing::Claims;
 pub use qstash_testkit::{dev_user, DevUser, Received, Reply, Server, Sink};
 use serde_json::Value;
 use sha2::Digest;
@@ -38,17 +39,6 @@ pub async fn publish_ok(s: &Server, url: &str, headers: &[(&str, &str)], body: &
         "publish answered {status}: {json}"
     );
     json["messageId"].as_str().expect("messageId").to_string()
-}
-
-#[derive(Debug, serde::Deserialize)]
-pub struct Claims {
-    pub iss: String,
-    pub sub: String,
-    pub exp: i64,
-    pub nbf: i64,
-    pub iat: i64,
-    pub jti: String,
-    pub body: String,
 }
 
 /// Verifies `Upstash-Signature` as the SDK receivers do: HS256 with the
