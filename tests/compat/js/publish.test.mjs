@@ -42,6 +42,7 @@ describe("publish", { concurrency: true }, () => {
       headers: { "Test-Header": "v", "Content-Type": "text/plain" },
     });
     assert.match(res.messageId, /^msg_/);
+    assert.equal(res.url, url, "publish response carries the destination url (WIRE 3.1)");
     const [rec] = await sink.waitFor(path, 1);
     assert.equal(rec.method, "PUT");
     assert.equal(rec.target, path + "?a=b");

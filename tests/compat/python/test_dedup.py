@@ -96,3 +96,12 @@ def test_deduplicated_publish_answers_202_raw(server, sink):
     assert r2.json()["messageId"] == r1.json()["messageId"]
     assert r2.json()["deduplicated"] is True
     sink.wait_for(path, 1)
+
+
+def test_content_based_deduplication_false_does_not_deduplicate(client, sink):
+    # PY sends the literal "False".
+    path = f"/cbd-false/{uid()}"
+    a = client.message.publish(url=sink.url(path), body="same", content_based_deduplication=False)
+    b = client.message.publish(url=sink.url(path), body="same", content_based_deduplication=False)
+    assert b.deduplicated is False and a.message_id != b.message_id
+    sink.wait_for(path, 2)
