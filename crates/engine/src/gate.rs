@@ -525,7 +525,11 @@ fn decide(
 ) -> Vec<(GateClaim, Slots)> {
     let mut book = gate.book();
     let mut out = Vec::new();
-    for view in views {
+    // Keys first: a queue's head may wait on a key read in this round.
+    let (keys, queues): (Vec<_>, Vec<_>) = views
+        .into_iter()
+        .partition(|v| matches!(v.gate, GateRef::Key { .. }));
+    for view in keys.into_iter().chain(queues) {
         let user_id = view.gate.user_id().to_string();
         match (&view.gate, view.config) {
             (GateRef::Key { key, .. }, Some(GateConfig::Key(config))) => {
@@ -573,6 +577,13 @@ fn decide(
                 // be more behind them.
                 if started > 0 && started == view.candidates.len() {
                     book.mark(view.gate.clone());
+                }
+                // Queues whose head waits on this key get a look if the
+                // key has room left.
+                let k = book.key(&user_id, key);
+                if key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now).take > 0 {
+                    let waiters: Vec<_> = k.waiters.drain().collect();
+                    waiters.into_iter().for_each(|w| book.mark(w));
                 }
             }
             (GateRef::Queue { name, .. }, Some(GateConfig::Queue { parallelism, paused })) => {
