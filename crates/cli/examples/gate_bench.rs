@@ -26,10 +26,21 @@ fn server_bin() -> PathBuf {
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
     // utime and stime are fields 14 and 15 (1-based) of the whole line.
-    fields.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+    fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
 }
 
 struct Figures {
@@ -81,13 +92,19 @@ async fn plain_round(s: &Server, sink: &Sink, path: &str, n: usize) -> Figures {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
     let keys = args.first().copied().unwrap_or(1000);
     let per_key = args.get(1).copied().unwrap_or(100);
     let plain = args.get(2).copied().unwrap_or(1000);
     let sink = Sink::start().await;
     let s = Server::start(&server_bin(), &["--durability", "normal"]);
-    println!("server pid {}, {keys} keys x {per_key} messages, {plain} plain messages per round", s.pid());
+    println!(
+        "server pid {}, {keys} keys x {per_key} messages, {plain} plain messages per round",
+        s.pid()
+    );
 
     let before = plain_round(&s, &sink, "/plain-before", plain).await;
     println!(
@@ -133,7 +150,8 @@ async fn main() {
         b.await.unwrap();
     }
     // One message per key goes out at once; the rest wait an hour.
-    sink.wait_for("/keyed", keys, Duration::from_secs(300)).await;
+    sink.wait_for("/keyed", keys, Duration::from_secs(300))
+        .await;
     let waiting = keys * per_key - keys;
     println!(
         "stored {} flow-controlled messages in {:.1?}; {keys} delivered, {waiting} waiting",
@@ -145,7 +163,10 @@ async fn main() {
     let t0 = cpu_ticks(s.pid());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let ticks = cpu_ticks(s.pid()) - t0;
-    println!("server CPU while {waiting} messages wait: {} ms over 3 s", ticks * 10);
+    println!(
+        "server CPU while {waiting} messages wait: {} ms over 3 s",
+        ticks * 10
+    );
 
     let after = plain_round(&s, &sink, "/plain-after", plain).await;
     println!(
@@ -164,5 +185,9 @@ async fn main() {
         .await
         .unwrap();
     println!("key bench-key-0: {info}");
-    assert_eq!(sink.received_at("/keyed").len(), keys, "a waiting message was delivered early");
+    assert_eq!(
+        sink.received_at("/keyed").len(),
+        keys,
+        "a waiting message was delivered early"
+    );
 }

@@ -52,11 +52,8 @@ impl KeyLimits {
             if let Some(r) = rate {
                 self.rate = Some(r);
             }
-            self.period_secs = period_secs.unwrap_or(if rate.is_some() {
-                1
-            } else {
-                self.period_secs
-            });
+            self.period_secs =
+                period_secs.unwrap_or(if rate.is_some() { 1 } else { self.period_secs });
             self.pinned_rate = true;
         }
     }
@@ -198,7 +195,10 @@ mod tests {
     fn latest_message_wins_unless_pinned() {
         let mut l = KeyLimits::default();
         l.apply_message(&fc(Some(2), Some(5), 60));
-        assert_eq!((l.parallelism, l.rate, l.period_secs), (Some(2), Some(5), 60));
+        assert_eq!(
+            (l.parallelism, l.rate, l.period_secs),
+            (Some(2), Some(5), 60)
+        );
         l.pin(Some(7), None, None);
         l.apply_message(&fc(Some(1), None, 1));
         assert_eq!((l.parallelism, l.rate, l.period_secs), (Some(7), None, 1));
@@ -273,12 +273,21 @@ mod tests {
         w.record(0, 2);
         w.record(10, 2);
         let c = key_capacity(&limits, false, 0, &mut w, 20);
-        assert_eq!(c, Capacity { take: 0, reopens_at: Some(1000) });
+        assert_eq!(
+            c,
+            Capacity {
+                take: 0,
+                reopens_at: Some(1000)
+            }
+        );
         // Parallelism full: no timer, the finishing delivery wakes the key.
         let c = key_capacity(&limits, false, 3, &mut w, 20);
         assert_eq!(c.reopens_at, None);
         let unlimited = KeyLimits::default();
-        assert_eq!(key_capacity(&unlimited, false, 50, &mut w, 0).take, u32::MAX);
+        assert_eq!(
+            key_capacity(&unlimited, false, 50, &mut w, 0).take,
+            u32::MAX
+        );
     }
 
     #[test]

@@ -117,12 +117,19 @@ mod tests {
                 ep(Some("a2"), "http://a-new"),
             ],
         );
-        assert_eq!(g, vec![ep(Some("a2"), "http://a-new"), ep(None, "http://b")]);
+        assert_eq!(
+            g,
+            vec![ep(Some("a2"), "http://a-new"), ep(None, "http://b")]
+        );
     }
 
     #[test]
     fn remove_by_name_or_url() {
-        let mut g = vec![ep(Some("a"), "http://a"), ep(None, "http://b"), ep(None, "http://c")];
+        let mut g = vec![
+            ep(Some("a"), "http://a"),
+            ep(None, "http://b"),
+            ep(None, "http://c"),
+        ];
         let refs = [
             EndpointRef {
                 name: Some("a".into()),

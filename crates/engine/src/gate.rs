@@ -370,9 +370,8 @@ pub(crate) async fn run(engine: Arc<Engine>) {
                 continue;
             }
         };
-        let wait = next_timer.map(|at| {
-            Duration::from_millis((at - engine.now()).clamp(0, 3_600_000) as u64)
-        });
+        let wait = next_timer
+            .map(|at| Duration::from_millis((at - engine.now()).clamp(0, 3_600_000) as u64));
         if wait == Some(Duration::ZERO) {
             continue;
         }
@@ -586,7 +585,13 @@ fn decide(
                     waiters.into_iter().for_each(|w| book.mark(w));
                 }
             }
-            (GateRef::Queue { name, .. }, Some(GateConfig::Queue { parallelism, paused })) => {
+            (
+                GateRef::Queue { name, .. },
+                Some(GateConfig::Queue {
+                    parallelism,
+                    paused,
+                }),
+            ) => {
                 let q = book.queue(&user_id, name);
                 q.parallelism = Some(parallelism);
                 q.paused = paused;
@@ -616,7 +621,8 @@ fn decide(
                             key: key.clone(),
                         };
                         let k = book.key(&user_id, key);
-                        let cap = key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now);
+                        let cap =
+                            key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now);
                         if !k.fresh || cap.take == 0 {
                             let stale = !k.fresh;
                             k.waiters.insert(view.gate.clone());
@@ -666,7 +672,13 @@ fn user_has_room(book: &mut Book, global_max: u32, gate: &GateRef) -> bool {
 
 /// Counts a start on a key: one more in flight and, if it has a rate, one
 /// more start in its window (persisted, so a restart keeps the window).
-fn start_on_key(book: &mut Book, user_id: &str, key: &str, message_id: String, now: Millis) -> GateClaim {
+fn start_on_key(
+    book: &mut Book,
+    user_id: &str,
+    key: &str,
+    message_id: String,
+    now: Millis,
+) -> GateClaim {
     let k = book.key(user_id, key);
     k.in_flight += 1;
     let rate_start = k.limits.rate.map(|rate| {
@@ -730,7 +742,10 @@ impl Engine {
     ) -> Result<FlowKey, StoreError> {
         let reset = matches!(change, FlowKeyChange::Pin { .. } | FlowKeyChange::ResetRate);
         let now = self.now();
-        let k = self.store.change_flow_key(user_id, key, change, now).await?;
+        let k = self
+            .store
+            .change_flow_key(user_id, key, change, now)
+            .await?;
         self.gate.key_changed(&k, reset, now);
         Ok(k)
     }

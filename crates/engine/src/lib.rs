@@ -118,7 +118,10 @@ impl Engine {
     /// only after the commit, so an acknowledged message is never lost.
     pub async fn submit(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>, StoreError> {
         let earliest = messages.iter().map(|m| m.message.due_at).min();
-        let gated: Vec<gate::Line> = messages.iter().filter_map(|m| gate::Line::of(&m.message)).collect();
+        let gated: Vec<gate::Line> = messages
+            .iter()
+            .filter_map(|m| gate::Line::of(&m.message))
+            .collect();
         let inserted = self.store.insert_messages(messages, self.now()).await?;
         if let Some(due) = earliest {
             self.due_at(due);

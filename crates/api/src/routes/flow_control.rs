@@ -58,7 +58,12 @@ pub async fn get(
     }
 }
 
-async fn change(state: &AppState, user_id: &str, key: &str, change: FlowKeyChange) -> Result<Json<Value>, ApiError> {
+async fn change(
+    state: &AppState,
+    user_id: &str,
+    key: &str,
+    change: FlowKeyChange,
+) -> Result<Json<Value>, ApiError> {
     if key.trim().is_empty() {
         return Err(ApiError::BadRequest("the flow-control key is empty".into()));
     }

@@ -31,16 +31,28 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/queues/{name}/pause", post(queues::pause))
         .route("/v2/queues/{name}/resume", post(queues::resume))
         .route("/v2/topics", get(url_groups::list))
-        .route("/v2/topics/{name}", get(url_groups::get).delete(url_groups::delete))
-        .route("/v2/topics/{name}/endpoints", post(url_groups::upsert_endpoints).delete(url_groups::remove_endpoints))
+        .route(
+            "/v2/topics/{name}",
+            get(url_groups::get).delete(url_groups::delete),
+        )
+        .route(
+            "/v2/topics/{name}/endpoints",
+            post(url_groups::upsert_endpoints).delete(url_groups::remove_endpoints),
+        )
         .route("/v2/flowControl", get(flow_control::list))
         .route("/v2/flowControl/{key}", get(flow_control::get))
         .route("/v2/flowControl/{key}/pause", post(flow_control::pause))
         .route("/v2/flowControl/{key}/resume", post(flow_control::resume))
         .route("/v2/flowControl/{key}/pin", post(flow_control::pin))
         .route("/v2/flowControl/{key}/unpin", post(flow_control::unpin))
-        .route("/v2/flowControl/{key}/resetRate", post(flow_control::reset_rate))
-        .route("/v2/globalParallelism", get(flow_control::global_parallelism))
+        .route(
+            "/v2/flowControl/{key}/resetRate",
+            post(flow_control::reset_rate),
+        )
+        .route(
+            "/v2/globalParallelism",
+            get(flow_control::global_parallelism),
+        )
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.fallback(not_found).with_state(state)
 }

@@ -32,7 +32,17 @@ pub async fn publish(
     // The raw path, not axum's decoded capture: the destination URL must
     // reach the destination exactly as the caller wrote it.
     let raw = uri.path().strip_prefix(PUBLISH_PREFIX).unwrap_or_default();
-    accept(&state, user.id, peer, raw, uri.query(), &headers, body, None).await
+    accept(
+        &state,
+        user.id,
+        peer,
+        raw,
+        uri.query(),
+        &headers,
+        body,
+        None,
+    )
+    .await
 }
 
 /// A publish or enqueue of `raw` (the undecoded destination) into `queue`.

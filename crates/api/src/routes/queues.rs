@@ -29,7 +29,9 @@ pub async fn enqueue(
     // Raw path: the destination must stay exactly as written.
     let rest = uri.path().strip_prefix(ENQUEUE_PREFIX).unwrap_or_default();
     let (queue, raw) = rest.split_once('/').unwrap_or((rest, ""));
-    let queue = validate_queue_name(queue).map_err(ApiError::bad)?.to_string();
+    let queue = validate_queue_name(queue)
+        .map_err(ApiError::bad)?
+        .to_string();
     accept(
         &state,
         user.id,
@@ -118,7 +120,12 @@ pub async fn delete(
     }
 }
 
-async fn set_paused(state: &AppState, user_id: &str, name: &str, paused: bool) -> Result<Json<Value>, ApiError> {
+async fn set_paused(
+    state: &AppState,
+    user_id: &str,
+    name: &str,
+    paused: bool,
+) -> Result<Json<Value>, ApiError> {
     validate_queue_name(name).map_err(ApiError::bad)?;
     if !state.engine.set_queue_paused(user_id, name, paused).await? {
         return Err(not_found(name));

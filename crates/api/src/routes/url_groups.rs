@@ -110,6 +110,10 @@ pub async fn delete(
     Caller(user): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state.engine.store().delete_url_group(&user.id, &name).await?;
+    state
+        .engine
+        .store()
+        .delete_url_group(&user.id, &name)
+        .await?;
     Ok(Json(json!({})))
 }

@@ -45,7 +45,10 @@ pub async fn send(s: &Server, path: &str, headers: &[(&str, &str)], body: &str) 
     let resp = req.send().await.expect("send");
     let status = resp.status().as_u16();
     let json: Value = resp.json().await.unwrap_or(Value::Null);
-    assert!((200..300).contains(&status), "{path} answered {status}: {json}");
+    assert!(
+        (200..300).contains(&status),
+        "{path} answered {status}: {json}"
+    );
     json
 }
 
@@ -78,7 +81,12 @@ pub fn max_in_window(got: &[Received], window: Duration) -> usize {
 }
 
 /// Polls `GET path` until `pred` holds on the JSON, or panics.
-pub async fn wait_json(s: &Server, path: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_json(
+    s: &Server,
+    path: &str,
+    within: Duration,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let (_, v) = call(s, 0, "GET", path, None).await;

@@ -85,7 +85,8 @@ pub fn on_insert(conn: &Connection, m: &Message, now: Millis) -> Result<()> {
         .execute(params![m.user_id, queue, now])?;
     }
     if let Some(fc) = &m.spec.flow_control {
-        let mut key = load_key(conn, &m.user_id, &fc.key)?.unwrap_or_else(|| new_key(&m.user_id, &fc.key, now));
+        let mut key = load_key(conn, &m.user_id, &fc.key)?
+            .unwrap_or_else(|| new_key(&m.user_id, &fc.key, now));
         key.limits.apply_message(fc);
         key.updated_at = now;
         save_key(conn, &key)?;
@@ -126,7 +127,8 @@ fn read_key(r: &Row) -> rusqlite::Result<FlowKey> {
 }
 
 pub fn load_key(conn: &Connection, user_id: &str, key: &str) -> Result<Option<FlowKey>> {
-    let sql = format!("SELECT {KEY_COLUMNS} FROM flow_control_keys WHERE user_id = ?1 AND key = ?2");
+    let sql =
+        format!("SELECT {KEY_COLUMNS} FROM flow_control_keys WHERE user_id = ?1 AND key = ?2");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row(params![user_id, key], read_key)
@@ -174,7 +176,8 @@ pub fn flow_key(conn: &Connection, user_id: &str, key: &str) -> Result<Option<(F
 }
 
 pub fn flow_keys(conn: &Connection, user_id: &str) -> Result<Vec<(FlowKey, u64)>> {
-    let sql = format!("SELECT {KEY_COLUMNS} FROM flow_control_keys WHERE user_id = ?1 ORDER BY key");
+    let sql =
+        format!("SELECT {KEY_COLUMNS} FROM flow_control_keys WHERE user_id = ?1 ORDER BY key");
     let keys: Vec<FlowKey> = conn
         .prepare_cached(&sql)?
         .query_map([user_id], read_key)?
@@ -265,7 +268,13 @@ fn save_group(conn: &Connection, user_id: &str, g: &UrlGroup) -> Result<()> {
         "INSERT OR REPLACE INTO url_groups (user_id, name, created_at, updated_at, endpoints)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
-    .execute(params![user_id, g.name, g.created_at, g.updated_at, endpoints])?;
+    .execute(params![
+        user_id,
+        g.name,
+        g.created_at,
+        g.updated_at,
+        endpoints
+    ])?;
     Ok(())
 }
 
@@ -396,7 +405,12 @@ pub fn set_queue_paused(
     )? > 0)
 }
 
-pub fn delete_queue(conn: &Connection, user_id: &str, name: &str, now: Millis) -> Result<Option<u64>> {
+pub fn delete_queue(
+    conn: &Connection,
+    user_id: &str,
+    name: &str,
+    now: Millis,
+) -> Result<Option<u64>> {
     let deleted = conn.execute(
         "DELETE FROM queues WHERE user_id = ?1 AND name = ?2",
         params![user_id, name],
@@ -411,7 +425,9 @@ pub fn delete_queue(conn: &Connection, user_id: &str, name: &str, now: Millis) -
         },
         ..Default::default()
     };
-    Ok(Some(messages::cancel(conn, user_id, &request, now)?.cancelled))
+    Ok(Some(
+        messages::cancel(conn, user_id, &request, now)?.cancelled,
+    ))
 }
 
 // --- the gate ---
@@ -454,7 +470,9 @@ fn gate_view(conn: &Connection, look: &GateLook) -> Result<GateView> {
     match &look.gate {
         GateRef::Queue { user_id, name } => {
             let config: Option<(u32, bool)> = conn
-                .prepare_cached("SELECT parallelism, paused FROM queues WHERE user_id = ?1 AND name = ?2")?
+                .prepare_cached(
+                    "SELECT parallelism, paused FROM queues WHERE user_id = ?1 AND name = ?2",
+                )?
                 .query_row(params![user_id, name], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             // A queue whose row is gone (deleted) still drains in order.
@@ -544,8 +562,10 @@ pub fn claim_gated(conn: &Connection, claims: &[GateClaim], now: Millis) -> Resu
         };
         messages::log_state(conn, &m, now, LogState::Active)?;
         if let Some((user_id, key, forget_before)) = &c.rate_start {
-            conn.prepare_cached("INSERT INTO flow_control_starts (user_id, key, at) VALUES (?1, ?2, ?3)")?
-                .execute(params![user_id, key, now])?;
+            conn.prepare_cached(
+                "INSERT INTO flow_control_starts (user_id, key, at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![user_id, key, now])?;
             conn.prepare_cached(
                 "DELETE FROM flow_control_starts WHERE user_id = ?1 AND key = ?2 AND at <= ?3",
             )?
