@@ -78,6 +78,10 @@ pub struct CommonArgs {
     /// Deliveries in flight at once.
     #[arg(long, env = "QSTASH_MAX_IN_FLIGHT", default_value_t = 512)]
     pub max_in_flight: usize,
+    /// Most queued and flow-controlled deliveries of one user in flight at
+    /// once (`GET /v2/globalParallelism`).
+    #[arg(long, env = "QSTASH_GLOBAL_PARALLELISM", default_value_t = 512)]
+    pub global_parallelism: u32,
     /// Per-attempt timeout when a message sets none.
     #[arg(long, env = "QSTASH_DEFAULT_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
     pub default_timeout: Duration,

@@ -9,13 +9,16 @@ pub mod dedup;
 pub mod destination;
 pub mod duration;
 pub mod flow_control;
+pub mod gate;
 pub mod headers;
 pub mod ids;
 pub mod message;
 pub mod publish;
+pub mod queue;
 pub mod redact;
 pub mod retry_delay;
 pub mod signing;
+pub mod url_group;
 pub mod users;
 
 pub use message::{Message, MessageSpec, MessageState};

@@ -96,6 +96,9 @@ impl Engine {
         if let Some(topic) = &m.spec.topic_name {
             set("upstash-topic-name", topic);
         }
+        if let Some(endpoint) = &m.spec.endpoint_name {
+            set("upstash-endpoint-name", endpoint);
+        }
         if let Some(schedule) = &m.spec.schedule_id {
             set("upstash-schedule-id", schedule);
         }

@@ -7,6 +7,7 @@
 //! semaphore; each outcome is committed through the store's group commit.
 
 mod delivery;
+mod gate;
 pub mod keys;
 pub mod outcome;
 pub mod publish;
@@ -34,6 +35,8 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// How much of a destination's response body is kept for logs and DLQ.
     pub max_response_body: usize,
+    /// Most queued and flow-controlled deliveries of one user in flight.
+    pub global_parallelism: u32,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
             default_timeout: Duration::from_secs(300),
             retention: Duration::from_secs(7 * 86_400),
             max_response_body: 256 * 1024,
+            global_parallelism: 512,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct Engine {
     sleeping_until: AtomicI64,
     in_flight: Arc<Semaphore>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// Queues and flow-control keys: when their messages may start.
+    gate: gate::Gate,
 }
 
 impl Engine {
@@ -80,6 +86,7 @@ impl Engine {
         let http = delivery::client(&config).map_err(|e| EngineError::Client(e.to_string()))?;
         Ok(Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            gate: gate::Gate::new(config.global_parallelism),
             store,
             clock,
             keys,
@@ -111,10 +118,15 @@ impl Engine {
     /// only after the commit, so an acknowledged message is never lost.
     pub async fn submit(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>, StoreError> {
         let earliest = messages.iter().map(|m| m.message.due_at).min();
+        let gated: Vec<gate::Line> = messages
+            .iter()
+            .filter_map(|m| gate::Line::of(&m.message))
+            .collect();
         let inserted = self.store.insert_messages(messages, self.now()).await?;
         if let Some(due) = earliest {
             self.due_at(due);
         }
+        self.gate.joined(&gated);
         Ok(inserted)
     }
 
@@ -136,9 +148,11 @@ impl Engine {
             );
         }
         let housekeeping = tokio::spawn(scheduler::housekeeping(self.clone()));
+        let gate = tokio::spawn(gate::run(self.clone()));
         let engine = self.clone();
         Ok(tokio::spawn(async move {
             scheduler::run(engine).await;
+            let _ = gate.await;
             housekeeping.abort();
         }))
     }

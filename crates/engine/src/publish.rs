@@ -37,7 +37,18 @@ impl Engine {
     pub async fn plan(&self, req: &PublishRequest) -> Result<Vec<NewMessage>, PlanError> {
         match &req.destination {
             Destination::Url(url) => Ok(vec![new_message(req, url, None, None)]),
-            Destination::UrlGroup(name) => Err(PlanError::UnknownUrlGroup(name.clone())),
+            Destination::UrlGroup(name) => {
+                let group = self
+                    .store
+                    .url_group(&req.user_id, name)
+                    .await?
+                    .ok_or_else(|| PlanError::UnknownUrlGroup(name.clone()))?;
+                Ok(group
+                    .endpoints
+                    .iter()
+                    .map(|e| new_message(req, &e.url, Some(name), e.name.as_deref()))
+                    .collect())
+            }
         }
     }
 }

@@ -2,14 +2,17 @@
 //! SQLite ([`sqlite::SqliteStore`]); every write is committed before the
 //! call returns, and concurrent writes share one commit (group commit).
 
+mod gates;
 mod model;
 pub mod sqlite;
 
+pub use gates::*;
 pub use model::*;
 
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
 use qstash_core::signing::SigningKeys;
+use qstash_core::url_group::{Endpoint, EndpointRef};
 use qstash_core::Message;
 
 #[derive(Debug, thiserror::Error)]
@@ -78,4 +81,69 @@ pub trait Store: Send + Sync + 'static {
     /// Drops expired dedup entries, and finished messages and log entries
     /// older than `retain_before`.
     async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts>;
+
+    // --- URL groups, queues and flow control (issue 4) ---
+
+    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>>;
+    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>>;
+    /// Creates the group if missing; adds or updates endpoints.
+    async fn upsert_endpoints(
+        &self,
+        user_id: &str,
+        name: &str,
+        endpoints: Vec<Endpoint>,
+        now: Millis,
+    ) -> Result<()>;
+    /// False when the group does not exist. Removing the last endpoint
+    /// deletes the group.
+    async fn remove_endpoints(
+        &self,
+        user_id: &str,
+        name: &str,
+        endpoints: Vec<EndpointRef>,
+        now: Millis,
+    ) -> Result<bool>;
+    async fn delete_url_group(&self, user_id: &str, name: &str) -> Result<bool>;
+
+    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>>;
+    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>>;
+    async fn upsert_queue(
+        &self,
+        user_id: &str,
+        name: &str,
+        parallelism: u32,
+        paused: bool,
+        now: Millis,
+    ) -> Result<()>;
+    /// False when the queue does not exist.
+    async fn set_queue_paused(
+        &self,
+        user_id: &str,
+        name: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<bool>;
+    /// Deletes the queue and cancels its undelivered messages; None when
+    /// it does not exist.
+    async fn delete_queue(&self, user_id: &str, name: &str, now: Millis) -> Result<Option<u64>>;
+
+    /// The key and how many messages wait on it.
+    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>>;
+    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>>;
+    /// Applies `change`, creating the key if missing.
+    async fn change_flow_key(
+        &self,
+        user_id: &str,
+        key: &str,
+        change: FlowKeyChange,
+        now: Millis,
+    ) -> Result<FlowKey>;
+
+    /// Every queue and key, for the gate to start from.
+    async fn gate_snapshot(&self, now: Millis) -> Result<GateSnapshot>;
+    /// The head of each gate's line, in one read.
+    async fn gate_views(&self, looks: Vec<GateLook>) -> Result<Vec<GateView>>;
+    /// Marks the claimed messages in flight (skipping any no longer
+    /// waiting, such as cancelled ones) and records rate starts.
+    async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>>;
 }

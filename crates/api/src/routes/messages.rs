@@ -37,11 +37,7 @@ pub async fn cancel_one(
         message_ids: vec![id.clone()],
         ..Default::default()
     };
-    let result = state
-        .engine
-        .store()
-        .cancel(&user.id, request, state.engine.now())
-        .await?;
+    let result = state.engine.cancel(&user.id, request).await?;
     if result.cancelled == 0 {
         return Err(ApiError::NotFound(format!("message {id} not found")));
     }
@@ -104,11 +100,7 @@ pub async fn cancel_many(
         filter,
         count: q.count(MAX_CANCEL_COUNT)?,
     };
-    let result = state
-        .engine
-        .store()
-        .cancel(&user.id, request, state.engine.now())
-        .await?;
+    let result = state.engine.cancel(&user.id, request).await?;
     let mut answer = json!({ "cancelled": result.cancelled });
     if let Some(cursor) = result.more_after {
         answer["cursor"] = json!(cursor);

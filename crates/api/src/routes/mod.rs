@@ -1,8 +1,11 @@
 //! The route table.
 
+mod flow_control;
 mod keys;
 mod messages;
 mod publish;
+mod queues;
+mod url_groups;
 
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
@@ -22,6 +25,34 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/keys", get(keys::get))
         .route("/v2/keys/rotate", post(keys::rotate))
+        .route("/v2/enqueue/{queue}/{*destination}", post(queues::enqueue))
+        .route("/v2/queues", get(queues::list).post(queues::upsert))
+        .route("/v2/queues/{name}", get(queues::get).delete(queues::delete))
+        .route("/v2/queues/{name}/pause", post(queues::pause))
+        .route("/v2/queues/{name}/resume", post(queues::resume))
+        .route("/v2/topics", get(url_groups::list))
+        .route(
+            "/v2/topics/{name}",
+            get(url_groups::get).delete(url_groups::delete),
+        )
+        .route(
+            "/v2/topics/{name}/endpoints",
+            post(url_groups::upsert_endpoints).delete(url_groups::remove_endpoints),
+        )
+        .route("/v2/flowControl", get(flow_control::list))
+        .route("/v2/flowControl/{key}", get(flow_control::get))
+        .route("/v2/flowControl/{key}/pause", post(flow_control::pause))
+        .route("/v2/flowControl/{key}/resume", post(flow_control::resume))
+        .route("/v2/flowControl/{key}/pin", post(flow_control::pin))
+        .route("/v2/flowControl/{key}/unpin", post(flow_control::unpin))
+        .route(
+            "/v2/flowControl/{key}/resetRate",
+            post(flow_control::reset_rate),
+        )
+        .route(
+            "/v2/globalParallelism",
+            get(flow_control::global_parallelism),
+        )
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.fallback(not_found).with_state(state)
 }

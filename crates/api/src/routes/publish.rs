@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use qstash_core::destination::{Destination, ParsedDestination};
 use qstash_core::publish::PublishOptions;
+use qstash_core::queue::validate_queue_name;
 use qstash_engine::PublishRequest;
 use qstash_store::{Inserted, NewMessage};
 use serde::Deserialize;
@@ -31,8 +32,33 @@ pub async fn publish(
     // The raw path, not axum's decoded capture: the destination URL must
     // reach the destination exactly as the caller wrote it.
     let raw = uri.path().strip_prefix(PUBLISH_PREFIX).unwrap_or_default();
-    let parsed = ParsedDestination::parse(raw, uri.query()).map_err(ApiError::bad)?;
-    let pairs = header_pairs(&headers, &parsed.query_settings);
+    accept(
+        &state,
+        user.id,
+        peer,
+        raw,
+        uri.query(),
+        &headers,
+        body,
+        None,
+    )
+    .await
+}
+
+/// A publish or enqueue of `raw` (the undecoded destination) into `queue`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn accept(
+    state: &AppState,
+    user_id: String,
+    peer: SocketAddr,
+    raw: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+    queue: Option<String>,
+) -> Result<Response, ApiError> {
+    let parsed = ParsedDestination::parse(raw, query).map_err(ApiError::bad)?;
+    let pairs = header_pairs(headers, &parsed.query_settings);
     let now = state.engine.now();
     let options =
         PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
@@ -40,16 +66,16 @@ pub async fn publish(
     let body = read_body(body, state.config.max_body_bytes).await?;
     let group = matches!(parsed.destination, Destination::UrlGroup(_));
     let request = PublishRequest {
-        user_id: user.id,
+        user_id,
         caller_ip: Some(peer.ip().to_string()),
         destination: parsed.destination,
-        queue: None,
+        queue,
         options,
         body,
         now,
     };
     let planned = state.engine.plan(&request).await?;
-    let answers = submit(&state, planned).await?;
+    let answers = submit(state, planned).await?;
     Ok(render(answers, group))
 }
 
@@ -80,11 +106,14 @@ pub async fn batch(
     let mut plans = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let at = |e: ApiError| ApiError::BadRequest(format!("batch item {i}: {e}"));
-        if item.queue.as_deref().is_some_and(|q| !q.is_empty()) {
-            return Err(at(ApiError::NotImplemented(
-                "queues are not supported yet".into(),
-            )));
-        }
+        let queue = match item.queue.filter(|q| !q.is_empty()) {
+            Some(q) => Some(
+                validate_queue_name(&q)
+                    .map_err(|e| at(ApiError::bad(e)))?
+                    .to_string(),
+            ),
+            None => None,
+        };
         let parsed =
             ParsedDestination::parse(&item.destination, None).map_err(|e| at(ApiError::bad(e)))?;
         let headers: Vec<(String, String)> = item.headers.unwrap_or_default().into_iter().collect();
@@ -99,7 +128,7 @@ pub async fn batch(
             user_id: user.id.clone(),
             caller_ip: Some(peer.ip().to_string()),
             destination: parsed.destination,
-            queue: None,
+            queue,
             options,
             body,
             now,

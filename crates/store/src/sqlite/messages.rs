@@ -62,6 +62,7 @@ pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result
             LogState::Created,
             &EventDetail::default(),
         )?;
+        super::gates::on_insert(conn, m, now)?;
         out.push(Inserted::New(m.id.clone()));
     }
     Ok(out)
@@ -88,7 +89,8 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Message>> {
 pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<Message>> {
     let sql = format!(
         "UPDATE messages SET state = 'active', updated_at = ?1
-         WHERE id IN (SELECT id FROM messages WHERE state = 'pending' AND due_at <= ?1 ORDER BY due_at LIMIT ?2)
+         WHERE id IN (SELECT id FROM messages WHERE state = 'pending' AND queue_name IS NULL
+             AND flow_control_key IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2)
          RETURNING {COLUMNS}"
     );
     let rows: Vec<RawRow> = conn
@@ -357,6 +359,11 @@ impl EventDetail {
             ..Default::default()
         }
     }
+}
+
+/// A log entry with no details beyond the message (such as ACTIVE).
+pub fn log_state(conn: &Connection, m: &Message, at: Millis, state: LogState) -> Result<()> {
+    log(conn, m, at, state, &EventDetail::default())
 }
 
 fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDetail) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one writer thread doing group
 //! commit, and a small pool of read connections that never block it.
 
+mod gates;
 mod messages;
 mod schema;
 mod writer;
@@ -18,6 +19,10 @@ use crate::{
     CancelRequest, CancelResult, Inserted, NewMessage, Outcome, PurgeCounts, Result, Store,
     StoreError,
 };
+use crate::{
+    FlowKey, FlowKeyChange, GateClaim, GateLook, GateSnapshot, GateView, QueueInfo, UrlGroup,
+};
+use qstash_core::url_group::{Endpoint, EndpointRef};
 use writer::Writer;
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
@@ -57,6 +62,7 @@ impl SqliteStore {
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
         ))?;
         conn.execute_batch(schema::SCHEMA)?;
+        conn.execute_batch(gates::GATES_SCHEMA)?;
         Ok(Self {
             writer: Writer::start(conn),
             readers: Arc::new(ReaderPool {
@@ -129,7 +135,7 @@ impl Store for SqliteStore {
     async fn next_due_at(&self) -> Result<Option<Millis>> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT MIN(due_at) FROM messages WHERE state = 'pending'",
+                "SELECT MIN(due_at) FROM messages WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL",
                 [],
                 |r| r.get(0),
             )?)
@@ -216,6 +222,132 @@ impl Store for SqliteStore {
     async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
         self.writer
             .write(move |conn| messages::purge(conn, now, retain_before))
+            .await
+    }
+
+    // --- URL groups, queues and flow control (issue 4) ---
+
+    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| gates::url_group(c, &u, &n)).await
+    }
+
+    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::url_groups(c, &u)).await
+    }
+
+    async fn upsert_endpoints(
+        &self,
+        user_id: &str,
+        name: &str,
+        endpoints: Vec<Endpoint>,
+        now: Millis,
+    ) -> Result<()> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |c| gates::upsert_group_endpoints(c, &u, &n, endpoints, now))
+            .await
+    }
+
+    async fn remove_endpoints(
+        &self,
+        user_id: &str,
+        name: &str,
+        endpoints: Vec<EndpointRef>,
+        now: Millis,
+    ) -> Result<bool> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |c| gates::remove_group_endpoints(c, &u, &n, &endpoints, now))
+            .await
+    }
+
+    async fn delete_url_group(&self, user_id: &str, name: &str) -> Result<bool> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |c| gates::delete_group(c, &u, &n))
+            .await
+    }
+
+    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| gates::queue(c, &u, &n)).await
+    }
+
+    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::queues(c, &u)).await
+    }
+
+    async fn upsert_queue(
+        &self,
+        user_id: &str,
+        name: &str,
+        parallelism: u32,
+        paused: bool,
+        now: Millis,
+    ) -> Result<()> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |c| gates::upsert_queue(c, &u, &n, parallelism, paused, now))
+            .await
+    }
+
+    async fn set_queue_paused(
+        &self,
+        user_id: &str,
+        name: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<bool> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |c| gates::set_queue_paused(c, &u, &n, paused, now))
+            .await
+    }
+
+    async fn delete_queue(&self, user_id: &str, name: &str, now: Millis) -> Result<Option<u64>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |c| gates::delete_queue(c, &u, &n, now))
+            .await
+    }
+
+    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>> {
+        let (u, k) = (user_id.to_string(), key.to_string());
+        self.read(move |c| gates::flow_key(c, &u, &k)).await
+    }
+
+    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::flow_keys(c, &u)).await
+    }
+
+    async fn change_flow_key(
+        &self,
+        user_id: &str,
+        key: &str,
+        change: FlowKeyChange,
+        now: Millis,
+    ) -> Result<FlowKey> {
+        let (u, k) = (user_id.to_string(), key.to_string());
+        self.writer
+            .write(move |c| gates::change_flow_key(c, &u, &k, &change, now))
+            .await
+    }
+
+    async fn gate_snapshot(&self, now: Millis) -> Result<GateSnapshot> {
+        self.read(move |c| gates::gate_snapshot(c, now)).await
+    }
+
+    async fn gate_views(&self, looks: Vec<GateLook>) -> Result<Vec<GateView>> {
+        self.read(move |c| gates::gate_views(c, &looks)).await
+    }
+
+    async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>> {
+        self.writer
+            .write(move |c| gates::claim_gated(c, &claims, now))
             .await
     }
 }

@@ -23,7 +23,9 @@ CREATE TABLE IF NOT EXISTS messages (
     body             BLOB NOT NULL
 );
 -- The scheduler's only way to find work: pending messages by due time.
-CREATE INDEX IF NOT EXISTS messages_due ON messages(due_at) WHERE state = 'pending';
+-- Queued and flow-controlled messages wait in their own lines (gates.rs).
+CREATE INDEX IF NOT EXISTS messages_due_plain ON messages(due_at)
+    WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL;
 CREATE INDEX IF NOT EXISTS messages_in_flight ON messages(state) WHERE state = 'active';
 CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id, created_at);
 CREATE INDEX IF NOT EXISTS messages_finished ON messages(updated_at) WHERE state IN ('delivered', 'cancelled');

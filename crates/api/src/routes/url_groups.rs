@@ -1,0 +1,119 @@
+//! URL groups (`/v2/topics`): named sets of endpoints, per user.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::Json;
+use qstash_core::destination::validate_group_name;
+use qstash_core::url_group::{validate_endpoints, validate_refs, Endpoint, EndpointRef};
+use qstash_store::UrlGroup;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::routes::publish::read_body;
+use crate::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+struct Endpoints<T> {
+    endpoints: Vec<T>,
+}
+
+fn name_of(name: &str) -> Result<&str, ApiError> {
+    validate_group_name(name).map_err(ApiError::bad)
+}
+
+async fn body_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    body: Body,
+) -> Result<T, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be {{\"endpoints\": [{{\"url\", \"name\"}}]}}: {e}"
+        ))
+    })
+}
+
+fn view(g: &UrlGroup) -> Value {
+    json!({
+        "name": g.name,
+        "createdAt": g.created_at,
+        "updatedAt": g.updated_at,
+        "endpoints": g.endpoints,
+    })
+}
+
+pub async fn upsert_endpoints(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let name = name_of(&name)?;
+    let req: Endpoints<Endpoint> = body_json(&state, body).await?;
+    let endpoints = validate_endpoints(req.endpoints).map_err(ApiError::bad)?;
+    state
+        .engine
+        .store()
+        .upsert_endpoints(&user.id, name, endpoints, state.engine.now())
+        .await?;
+    Ok(Json(json!({})))
+}
+
+pub async fn remove_endpoints(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let name = name_of(&name)?;
+    let req: Endpoints<EndpointRef> = body_json(&state, body).await?;
+    validate_refs(&req.endpoints).map_err(ApiError::bad)?;
+    let found = state
+        .engine
+        .store()
+        .remove_endpoints(&user.id, name, req.endpoints, state.engine.now())
+        .await?;
+    if !found {
+        return Err(not_found(name));
+    }
+    Ok(Json(json!({})))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound(format!("url group {name:?} not found"))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.engine.store().url_group(&user.id, &name).await? {
+        Some(g) => Ok(Json(view(&g))),
+        None => Err(not_found(&name)),
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+) -> Result<Json<Value>, ApiError> {
+    let groups = state.engine.store().url_groups(&user.id).await?;
+    Ok(Json(Value::Array(groups.iter().map(view).collect())))
+}
+
+/// Succeeds for a missing group too: the SDK tests delete before they
+/// create.
+pub async fn delete(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    state
+        .engine
+        .store()
+        .delete_url_group(&user.id, &name)
+        .await?;
+    Ok(Json(json!({})))
+}
