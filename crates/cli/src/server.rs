@@ -27,6 +27,7 @@ pub async fn run(plan: Plan) -> Result<()> {
         max_in_flight: c.max_in_flight.max(1),
         default_timeout: c.default_timeout,
         retention: c.retention,
+        dlq_retention: c.dlq_retention,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;

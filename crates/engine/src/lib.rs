@@ -6,7 +6,9 @@
 //! an earlier one. Claimed messages are delivered by tasks bounded by a
 //! semaphore; each outcome is committed through the store's group commit.
 
+mod callbacks;
 mod delivery;
+pub mod dlq;
 pub mod keys;
 pub mod outcome;
 pub mod publish;
@@ -34,6 +36,8 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// How much of a destination's response body is kept for logs and DLQ.
     pub max_response_body: usize,
+    /// How long DLQ entries are kept.
+    pub dlq_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
             default_timeout: Duration::from_secs(300),
             retention: Duration::from_secs(7 * 86_400),
             max_response_body: 256 * 1024,
+            dlq_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

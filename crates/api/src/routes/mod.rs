@@ -1,6 +1,8 @@
 //! The route table.
 
+mod dlq;
 mod keys;
+mod logs;
 mod messages;
 mod publish;
 
@@ -22,6 +24,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/keys", get(keys::get))
         .route("/v2/keys/rotate", post(keys::rotate))
+        .route("/v2/events", get(logs::events))
+        .route("/v2/logs", get(logs::logs))
+        .route("/v2/dlq", get(dlq::list).delete(dlq::delete_many))
+        .route("/v2/dlq/{id}", get(dlq::get).delete(dlq::delete_one))
+        .route("/v2/dlq/retry", post(dlq::retry_many))
+        .route("/v2/dlq/retry/{id}", post(dlq::retry_one))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.fallback(not_found).with_state(state)
 }
