@@ -15,7 +15,9 @@ fn json(r: &Received) -> Value {
 }
 
 fn b64(v: &Value) -> Vec<u8> {
-    STANDARD.decode(v.as_str().expect("base64 string")).expect("base64")
+    STANDARD
+        .decode(v.as_str().expect("base64 string"))
+        .expect("base64")
 }
 
 #[tokio::test]
@@ -25,7 +27,9 @@ async fn callback_reports_every_attempt_signed_with_the_payload() {
     sink.script(
         "/dest",
         vec![
-            Reply::status(500).body("first failed").header("X-Resp", "r1"),
+            Reply::status(500)
+                .body("first failed")
+                .header("X-Resp", "r1"),
             Reply::status(200).body("done"),
         ],
     );
@@ -77,7 +81,10 @@ async fn callback_reports_every_attempt_signed_with_the_payload() {
         assert!(p.get("dlqId").is_none());
     }
     // The destination itself got the secret header unredacted.
-    assert_eq!(sink.received_at("/dest")[0].header("x-secret"), Some("s3cret"));
+    assert_eq!(
+        sink.received_at("/dest")[0].header("x-secret"),
+        Some("s3cret")
+    );
 }
 
 #[tokio::test]
@@ -140,7 +147,11 @@ async fn callback_delay_and_retries_default_to_the_message() {
         "the callback was delayed by 1s"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(sink.received_at("/cb").len(), 3, "1 + the message's 2 retries");
+    assert_eq!(
+        sink.received_at("/cb").len(),
+        3,
+        "1 + the message's 2 retries"
+    );
 }
 
 #[tokio::test]
@@ -218,7 +229,10 @@ async fn callback_deliveries_appear_in_the_logs() {
         if states == ["DELIVERED", "ACTIVE", "CREATED"] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "callback log: {states:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "callback log: {states:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -26,7 +26,10 @@ async fn dead(s: &Server, url: &str, headers: &[(&str, &str)], body: &str) -> (S
         if let Some(m) = page["messages"].as_array().and_then(|a| a.first()) {
             return (id, m["dlqId"].as_str().unwrap().to_string());
         }
-        assert!(tokio::time::Instant::now() < deadline, "{id} never reached the DLQ");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} never reached the DLQ"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
 }
@@ -95,7 +98,11 @@ async fn dlq_entry_keeps_the_message_and_its_last_response() {
 
     // Another user sees none of it.
     let other = s
-        .request(reqwest::Method::GET, &format!("/v2/dlq/{dlq_id}"), &dev_user(1))
+        .request(
+            reqwest::Method::GET,
+            &format!("/v2/dlq/{dlq_id}"),
+            &dev_user(1),
+        )
         .send()
         .await
         .unwrap();
@@ -142,7 +149,10 @@ async fn dlq_list_filters_and_pages() {
 
     let url_a = sink.at("/a");
     let cases: Vec<(String, Vec<String>)> = vec![
-        (format!("url={url_a}"), all.iter().map(|x| x.0.clone()).collect()),
+        (
+            format!("url={url_a}"),
+            all.iter().map(|x| x.0.clone()).collect(),
+        ),
         ("responseStatus=502".into(), vec![b_id.clone()]),
         ("responseStatus=502&responseStatus=500".into(), want.clone()),
         ("label=odd".into(), vec![all[1].0.clone(), all[3].0.clone()]),
@@ -179,9 +189,17 @@ async fn dlq_delete_one_and_many_in_every_form() {
         dlq.push(dead(&s, &sink.at("/d"), &[], "x").await.1);
     }
     // One.
-    let r = s.delete(&format!("/v2/dlq/{}", dlq[0])).send().await.unwrap();
+    let r = s
+        .delete(&format!("/v2/dlq/{}", dlq[0]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let r = s.delete(&format!("/v2/dlq/{}", dlq[0])).send().await.unwrap();
+    let r = s
+        .delete(&format!("/v2/dlq/{}", dlq[0]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "already deleted");
     let (status, _) = get_json(&s, &format!("/v2/dlq/{}", dlq[0])).await;
     assert_eq!(status, 404);
@@ -251,11 +269,17 @@ async fn dlq_delete_one_and_many_in_every_form() {
 async fn dlq_retry_creates_a_new_message_with_overrides() {
     let sink = Sink::start().await;
     let s = server();
-    sink.script("/r", vec![Reply::status(500), Reply::status(500), Reply::status(200)]);
+    sink.script(
+        "/r",
+        vec![Reply::status(500), Reply::status(500), Reply::status(200)],
+    );
     let (old_id, dlq_id) = dead(
         &s,
         &sink.at("/r"),
-        &[("Upstash-Forward-X-Keep", "k"), ("Upstash-Forward-X-Over", "old")],
+        &[
+            ("Upstash-Forward-X-Keep", "k"),
+            ("Upstash-Forward-X-Over", "old"),
+        ],
         "retry me",
     )
     .await;
@@ -389,7 +413,10 @@ async fn dlq_bad_input_is_a_400_naming_the_parameter() {
     ] {
         let (status, body) = get_json(&s, &format!("/v2/dlq?{q}")).await;
         assert_eq!(status, 400, "{q}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(name), "{q}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(name),
+            "{q}: {body}"
+        );
     }
     let (status, body) = get_json(&s, "/v2/dlq/123-4").await;
     assert_eq!(status, 404);

@@ -74,8 +74,14 @@ async fn log_follows_the_lifecycle_with_all_fields() {
     )
     .await;
     let entries = page["events"].as_array().unwrap();
-    let times: Vec<i64> = entries.iter().map(|e| e["time"].as_i64().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+    let times: Vec<i64> = entries
+        .iter()
+        .map(|e| e["time"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
     for e in entries {
         assert_eq!(e["messageId"], id);
         assert_eq!(e["url"], sink.at("/life"));
@@ -87,13 +93,21 @@ async fn log_follows_the_lifecycle_with_all_fields() {
         assert_eq!(e["label"], "life");
         assert_eq!(e["callback"], sink.at("/life-cb"));
         assert_eq!(e["callbackHeaders"]["Upstash-Callback-Retries"][0], "1");
-        assert_eq!(STANDARD.decode(e["body"].as_str().unwrap()).unwrap(), b"life body");
+        assert_eq!(
+            STANDARD.decode(e["body"].as_str().unwrap()).unwrap(),
+            b"life body"
+        );
         let auth = e["header"]["Authorization"][0].as_str().unwrap();
         assert!(auth.starts_with("REDACTED:"), "{auth}");
     }
     let error = &entries[3];
     assert_eq!(error["responseStatus"], 500);
-    assert_eq!(STANDARD.decode(error["responseBody"].as_str().unwrap()).unwrap(), b"nope");
+    assert_eq!(
+        STANDARD
+            .decode(error["responseBody"].as_str().unwrap())
+            .unwrap(),
+        b"nope"
+    );
     assert!(error["error"].as_str().unwrap().contains("500"));
     let retry = &entries[2];
     assert!(retry["nextDeliveryTime"].as_i64().unwrap() >= retry["time"].as_i64().unwrap());
@@ -104,7 +118,11 @@ async fn log_follows_the_lifecycle_with_all_fields() {
     let dead = publish_ok(&s, &sink.at("/dead"), &[("Upstash-Retries", "0")], "x").await;
     wait_states(&s, &dead, &["FAILED", "ERROR", "ACTIVE", "CREATED"]).await;
     let later = publish_ok(&s, &sink.at("/later"), &[("Upstash-Delay", "1h")], "x").await;
-    let r = s.delete(&format!("/v2/messages/{later}")).send().await.unwrap();
+    let r = s
+        .delete(&format!("/v2/messages/{later}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     wait_states(&s, &later, &["CANCELED", "CANCEL_REQUESTED", "CREATED"]).await;
 
@@ -127,7 +145,13 @@ async fn every_filter_selects_its_entries() {
     let s = server();
     let before = now_ms();
     let red = publish_ok(&s, &sink.at("/f/red"), &[("Upstash-Label", "red")], "r").await;
-    let blue = publish_ok(&s, &sink.at("/f/blue"), &[("Upstash-Label", "blue,sky")], "b").await;
+    let blue = publish_ok(
+        &s,
+        &sink.at("/f/blue"),
+        &[("Upstash-Label", "blue,sky")],
+        "b",
+    )
+    .await;
     wait_states(&s, &red, &["DELIVERED", "ACTIVE", "CREATED"]).await;
     wait_states(&s, &blue, &["DELIVERED", "ACTIVE", "CREATED"]).await;
     let after = now_ms();
@@ -156,7 +180,10 @@ async fn every_filter_selects_its_entries() {
         (format!("messageId={red}"), all3(&red)),
         (
             format!("messageIds={red}&messageIds={later}&state=CREATED"),
-            vec![(later.clone(), "CREATED".into()), (red.clone(), "CREATED".into())],
+            vec![
+                (later.clone(), "CREATED".into()),
+                (red.clone(), "CREATED".into()),
+            ],
         ),
         (format!("url={}", sink.at("/f/blue")), all3(&blue)),
         ("label=red".into(), all3(&red)),
@@ -198,7 +225,13 @@ async fn paging_is_stable_while_new_entries_arrive() {
     let mut first = HashSet::new();
     for i in 0..30 {
         first.insert(
-            publish_ok(&s, &sink.at("/page"), &[("Upstash-Delay", "1h")], &format!("{i}")).await,
+            publish_ok(
+                &s,
+                &sink.at("/page"),
+                &[("Upstash-Delay", "1h")],
+                &format!("{i}"),
+            )
+            .await,
         );
     }
     // Publishes keep landing while we page through the CREATED entries.
@@ -261,7 +294,10 @@ async fn log_bad_input_is_a_400_naming_the_parameter() {
     ] {
         let (status, body) = events(&s, q).await;
         assert_eq!(status, 400, "{q}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(name), "{q}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(name),
+            "{q}: {body}"
+        );
     }
 }
 

@@ -51,14 +51,46 @@ impl CallbackKind {
 /// Names of the settings as the user wrote them, so an error names the
 /// header at fault (`HeaderError` holds static names).
 const NAMES: [(&str, &str, &str); 8] = [
-    ("Upstash-Method", "Upstash-Callback-Method", "Upstash-Failure-Callback-Method"),
-    ("Upstash-Delay", "Upstash-Callback-Delay", "Upstash-Failure-Callback-Delay"),
-    ("Upstash-Not-Before", "Upstash-Callback-Not-Before", "Upstash-Failure-Callback-Not-Before"),
-    ("Upstash-Retries", "Upstash-Callback-Retries", "Upstash-Failure-Callback-Retries"),
-    ("Upstash-Retry-Delay", "Upstash-Callback-Retry-Delay", "Upstash-Failure-Callback-Retry-Delay"),
-    ("Upstash-Timeout", "Upstash-Callback-Timeout", "Upstash-Failure-Callback-Timeout"),
-    ("Upstash-Redact-Fields", "Upstash-Callback-Redact-Fields", "Upstash-Failure-Callback-Redact-Fields"),
-    ("Upstash-Flow-Control-Value", "Upstash-Callback-Flow-Control-Value", "Upstash-Failure-Callback-Flow-Control-Value"),
+    (
+        "Upstash-Method",
+        "Upstash-Callback-Method",
+        "Upstash-Failure-Callback-Method",
+    ),
+    (
+        "Upstash-Delay",
+        "Upstash-Callback-Delay",
+        "Upstash-Failure-Callback-Delay",
+    ),
+    (
+        "Upstash-Not-Before",
+        "Upstash-Callback-Not-Before",
+        "Upstash-Failure-Callback-Not-Before",
+    ),
+    (
+        "Upstash-Retries",
+        "Upstash-Callback-Retries",
+        "Upstash-Failure-Callback-Retries",
+    ),
+    (
+        "Upstash-Retry-Delay",
+        "Upstash-Callback-Retry-Delay",
+        "Upstash-Failure-Callback-Retry-Delay",
+    ),
+    (
+        "Upstash-Timeout",
+        "Upstash-Callback-Timeout",
+        "Upstash-Failure-Callback-Timeout",
+    ),
+    (
+        "Upstash-Redact-Fields",
+        "Upstash-Callback-Redact-Fields",
+        "Upstash-Failure-Callback-Redact-Fields",
+    ),
+    (
+        "Upstash-Flow-Control-Value",
+        "Upstash-Callback-Flow-Control-Value",
+        "Upstash-Failure-Callback-Flow-Control-Value",
+    ),
 ];
 
 fn renamed(kind: CallbackKind, header: &'static str) -> &'static str {
@@ -99,14 +131,12 @@ pub fn options(
             headers.push((format!("Upstash-{rest}"), value.clone()));
         }
     }
-    let mut o = PublishOptions::from_headers(
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        now,
-    )
-    .map_err(|e| HeaderError {
-        header: renamed(kind, e.header),
-        reason: e.reason,
-    })?;
+    let mut o =
+        PublishOptions::from_headers(headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
+            .map_err(|e| HeaderError {
+                header: renamed(kind, e.header),
+                reason: e.reason,
+            })?;
     let retries_given = headers
         .iter()
         .any(|(k, _)| k.eq_ignore_ascii_case("Upstash-Retries"));
@@ -308,13 +338,19 @@ mod tests {
         assert_eq!(p["status"], 500);
         assert_eq!(p["body"], STANDARD.encode("oops"));
         assert_eq!(p["header"]["X-Resp"][0], "r");
-        assert_eq!((p["retried"].clone(), p["maxRetries"].clone()), (json!(2), json!(3)));
+        assert_eq!(
+            (p["retried"].clone(), p["maxRetries"].clone()),
+            (json!(2), json!(3))
+        );
         assert_eq!(p["dlqId"], "9-1");
         assert_eq!(p["sourceMessageId"], "msg_src");
         assert_eq!(p["url"], "http://dest/x");
         assert_eq!(p["method"], "POST");
         assert_eq!(p["callerIP"], "10.0.0.1");
-        assert_eq!((p["notBefore"].clone(), p["createdAt"].clone()), (json!(950), json!(900)));
+        assert_eq!(
+            (p["notBefore"].clone(), p["createdAt"].clone()),
+            (json!(950), json!(900))
+        );
         assert_eq!(p["sourceHeader"]["X-Plain"][0], "p");
         let auth = p["sourceHeader"]["Authorization"][0].as_str().unwrap();
         assert!(auth.starts_with("REDACTED:"), "{auth}");

@@ -52,7 +52,8 @@ pub fn retry_options<'a>(
         spec.callback_header.extend(p.callback_header);
     }
     if has_prefix("upstash-failure-callback-") {
-        spec.failure_callback_header.extend(p.failure_callback_header);
+        spec.failure_callback_header
+            .extend(p.failure_callback_header);
     }
     if has("upstash-label") {
         spec.labels = p.labels;

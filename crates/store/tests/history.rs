@@ -110,7 +110,10 @@ async fn filters_select_by_label_url_state_and_dates() {
     a.created_at = 10;
     let mut b = message("b", "http://b/x", &["green"]);
     b.created_at = 20;
-    store.insert_messages(vec![new(a), new(b)], 0).await.unwrap();
+    store
+        .insert_messages(vec![new(a), new(b)], 0)
+        .await
+        .unwrap();
     store.claim_due(30, 10).await.unwrap();
     let ids = |p: LogPage| -> Vec<(String, LogState)> {
         p.entries
@@ -129,7 +132,10 @@ async fn filters_select_by_label_url_state_and_dates() {
     .await;
     assert_eq!(
         blue,
-        vec![("a".into(), LogState::Active), ("a".into(), LogState::Created)]
+        vec![
+            ("a".into(), LogState::Active),
+            ("a".into(), LogState::Created)
+        ]
     );
     let url_b_created = by(LogFilter {
         url: vec!["http://b/x".into()],
@@ -146,7 +152,10 @@ async fn filters_select_by_label_url_state_and_dates() {
     .await;
     assert_eq!(
         window,
-        vec![("b".into(), LogState::Created), ("a".into(), LogState::Created)]
+        vec![
+            ("b".into(), LogState::Created),
+            ("a".into(), LogState::Created)
+        ]
     );
     let active = by(LogFilter {
         states: vec![LogState::Active],
@@ -233,7 +242,11 @@ async fn a_failed_outcome_commits_its_dlq_entry_and_callbacks_together() {
         .record_outcomes(vec![failed("src", 5, "5-77", vec![new(cb)])])
         .await
         .unwrap();
-    let entry = store.get_dlq("u", "5-77").await.unwrap().expect("in the DLQ");
+    let entry = store
+        .get_dlq("u", "5-77")
+        .await
+        .unwrap()
+        .expect("in the DLQ");
     assert_eq!(entry.message.id, "src");
     assert_eq!(entry.response.status, 500);
     assert_eq!(entry.response.body, b"boom");
@@ -244,7 +257,12 @@ async fn a_failed_outcome_commits_its_dlq_entry_and_callbacks_together() {
 
     // An outcome that no longer applies creates nothing.
     store
-        .record_outcomes(vec![failed("src", 6, "6-1", vec![new(message("cb2", "http://cb", &[]))])])
+        .record_outcomes(vec![failed(
+            "src",
+            6,
+            "6-1",
+            vec![new(message("cb2", "http://cb", &[]))],
+        )])
         .await
         .unwrap();
     assert!(store.get_dlq("u", "6-1").await.unwrap().is_none());
@@ -257,7 +275,9 @@ async fn dlq_pages_deletes_and_retries() {
     let ids: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
     store
         .insert_messages(
-            ids.iter().map(|id| new(message(id, "http://a/x", &[]))).collect(),
+            ids.iter()
+                .map(|id| new(message(id, "http://a/x", &[])))
+                .collect(),
             0,
         )
         .await
@@ -276,12 +296,27 @@ async fn dlq_pages_deletes_and_retries() {
         order,
         ..Default::default()
     };
-    let p1 = store.list_dlq("u", q(None, DlqOrder::EarliestFirst)).await.unwrap();
-    assert_eq!(p1.entries.iter().map(|e| e.dlq_id.as_str()).collect::<Vec<_>>(), ["100-0", "101-1"]);
+    let p1 = store
+        .list_dlq("u", q(None, DlqOrder::EarliestFirst))
+        .await
+        .unwrap();
+    assert_eq!(
+        p1.entries
+            .iter()
+            .map(|e| e.dlq_id.as_str())
+            .collect::<Vec<_>>(),
+        ["100-0", "101-1"]
+    );
     let c = DlqCursor::parse(p1.cursor.as_deref().unwrap()).unwrap();
-    let p2 = store.list_dlq("u", q(Some(c), DlqOrder::EarliestFirst)).await.unwrap();
+    let p2 = store
+        .list_dlq("u", q(Some(c), DlqOrder::EarliestFirst))
+        .await
+        .unwrap();
     assert_eq!(p2.entries[0].dlq_id, "102-2");
-    let latest = store.list_dlq("u", q(None, DlqOrder::LatestFirst)).await.unwrap();
+    let latest = store
+        .list_dlq("u", q(None, DlqOrder::LatestFirst))
+        .await
+        .unwrap();
     assert_eq!(latest.entries[0].dlq_id, "104-4");
 
     let deleted = store
@@ -298,7 +333,13 @@ async fn dlq_pages_deletes_and_retries() {
         )
         .await
         .unwrap();
-    assert_eq!(deleted, DlqDeleted { deleted: 1, cursor: None });
+    assert_eq!(
+        deleted,
+        DlqDeleted {
+            deleted: 1,
+            cursor: None
+        }
+    );
 
     let retry = |dlq_id: &str, id: &str| DlqRetry {
         dlq_id: dlq_id.into(),
@@ -315,6 +356,15 @@ async fn dlq_pages_deletes_and_retries() {
 
     // Retention: DLQ entries older than the cutoff go.
     store.purge_history(0, 104).await.unwrap();
-    let left = store.list_dlq("u", q(None, DlqOrder::EarliestFirst)).await.unwrap();
-    assert_eq!(left.entries.iter().map(|e| e.dlq_id.as_str()).collect::<Vec<_>>(), ["104-4"]);
+    let left = store
+        .list_dlq("u", q(None, DlqOrder::EarliestFirst))
+        .await
+        .unwrap();
+    assert_eq!(
+        left.entries
+            .iter()
+            .map(|e| e.dlq_id.as_str())
+            .collect::<Vec<_>>(),
+        ["104-4"]
+    );
 }

@@ -175,7 +175,11 @@ pub async fn delete_one(
     Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = state.engine.store().delete_dlq(&user.id, by_id(&id)).await?;
+    let result = state
+        .engine
+        .store()
+        .delete_dlq(&user.id, by_id(&id))
+        .await?;
     if result.deleted == 0 {
         return Err(not_found(&id));
     }
@@ -254,9 +258,11 @@ pub async fn retry_one(
         .await
         .map_err(retry_error)?;
     match retried.into_iter().next().and_then(|r| r.message_id) {
-        Some(message_id) => {
-            Ok((StatusCode::CREATED, Json(json!({ "messageId": message_id }))).into_response())
-        }
+        Some(message_id) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "messageId": message_id })),
+        )
+            .into_response()),
         // Retried or deleted by another request meanwhile.
         None => Err(not_found(&id)),
     }

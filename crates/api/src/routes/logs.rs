@@ -64,7 +64,9 @@ async fn list(
     }
     let cursor = match q.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => Some(LogCursor::parse(c).ok_or_else(|| {
-            ApiError::BadRequest(format!("invalid cursor {c:?}: pass the cursor of a previous page"))
+            ApiError::BadRequest(format!(
+                "invalid cursor {c:?}: pass the cursor of a previous page"
+            ))
         })?),
         None => None,
     };
@@ -135,7 +137,10 @@ fn entry(e: &LogEntry) -> Value {
     opt("queueName", s.queue_name.as_ref().map(|v| json!(v)));
     opt("scheduleId", s.schedule_id.as_ref().map(|v| json!(v)));
     opt("callback", s.callback.as_ref().map(|v| json!(v)));
-    opt("failureCallback", s.failure_callback.as_ref().map(|v| json!(v)));
+    opt(
+        "failureCallback",
+        s.failure_callback.as_ref().map(|v| json!(v)),
+    );
     opt(
         "callbackHeaders",
         (!s.callback_header.is_empty()).then(|| json!(s.callback_header)),
@@ -147,7 +152,10 @@ fn entry(e: &LogEntry) -> Value {
     opt("timeout", s.timeout_ms.map(|v| json!(v)));
     // The Python SDK reads retryDelayExpr, the OpenAPI says retryDelayExpression.
     opt("retryDelayExpr", s.retry_delay.as_ref().map(|v| json!(v)));
-    opt("retryDelayExpression", s.retry_delay.as_ref().map(|v| json!(v)));
+    opt(
+        "retryDelayExpression",
+        s.retry_delay.as_ref().map(|v| json!(v)),
+    );
     opt("callerIP", s.caller_ip.as_ref().map(|v| json!(v)));
     opt("label", s.labels.first().map(|v| json!(v)));
     opt("labels", (!s.labels.is_empty()).then(|| json!(s.labels)));

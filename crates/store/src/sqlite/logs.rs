@@ -98,17 +98,15 @@ pub fn page_sql(
         (c, t) => c.or(t),
     };
     let (from, driver) = if !f.message_ids.is_empty() {
-        let marks: Vec<String> = f
-            .message_ids
-            .iter()
-            .map(|id| w.arg(id.clone()))
-            .collect();
+        let marks: Vec<String> = f.message_ids.iter().map(|id| w.arg(id.clone())).collect();
         w.push(format!("e.message_id IN ({})", marks.join(", ")));
         w.push(format!("e.user_id = {user}"));
         ("events e INDEXED BY events_message", "e")
     } else if let Some(key) = driving_key(f) {
         let key = w.arg(key);
-        w.push(format!("k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"));
+        w.push(format!(
+            "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"
+        ));
         ("event_keys k CROSS JOIN events e", "k")
     } else if let [state] = f.states.as_slice() {
         let state = w.arg(state.as_str().to_string());

@@ -13,7 +13,8 @@ use crate::{
     OutcomeKind, PurgeCounts, Result, StoreError,
 };
 
-pub(super) const COLUMNS: &str = "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
+pub(super) const COLUMNS: &str =
+    "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
 
 pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
     let mut out = Vec::with_capacity(messages.len());
