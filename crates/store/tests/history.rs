@@ -368,3 +368,72 @@ async fn dlq_pages_deletes_and_retries() {
         ["104-4"]
     );
 }
+
+/// Listing cost does not grow with the log: a page from a log of 200k
+/// entries, filtered by a rare label or state, in milliseconds. Slow to set
+/// up, so run on demand: `cargo test -p qstash-store --release --test
+/// history -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore]
+async fn log_listing_stays_fast_on_a_large_log() {
+    let (_dir, store) = open();
+    let total = 200_000;
+    for chunk in 0..total / 1000 {
+        let batch = (0..1000)
+            .map(|i| {
+                let n = chunk * 1000 + i;
+                let label = if n % 10_000 == 0 { "rare" } else { "common" };
+                let mut m = message(
+                    &format!("m{n:07}"),
+                    &format!("http://h/{}", n % 100),
+                    &[label],
+                );
+                m.created_at = n as i64;
+                new(m)
+            })
+            .collect();
+        store.insert_messages(batch, 0).await.unwrap();
+    }
+    let cases = [
+        ("no filter", LogFilter::default()),
+        (
+            "rare label",
+            LogFilter {
+                label: vec!["rare".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "url",
+            LogFilter {
+                url: vec!["http://h/7".into()],
+                ..Default::default()
+            },
+        ),
+        (
+            "state with no match",
+            LogFilter {
+                states: vec![LogState::Failed],
+                ..Default::default()
+            },
+        ),
+        (
+            "old date window",
+            LogFilter {
+                from_date: Some(1000),
+                to_date: Some(1100),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, f) in cases {
+        let started = std::time::Instant::now();
+        let page = store.list_logs("u", f, None, 100).await.unwrap();
+        let took = started.elapsed();
+        println!("{name}: {} entries in {took:?}", page.entries.len());
+        assert!(
+            took < std::time::Duration::from_millis(200),
+            "{name}: {took:?}"
+        );
+    }
+}
