@@ -23,6 +23,11 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The keys present, in order, repeated keys repeated.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(|(k, _)| k.as_str())
+    }
+
     /// Every value of `key`, commas split, empties dropped.
     pub fn all(&self, key: &str) -> Vec<String> {
         self.0

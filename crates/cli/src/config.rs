@@ -88,6 +88,9 @@ pub struct CommonArgs {
     /// How long finished messages and logs are kept.
     #[arg(long, env = "QSTASH_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub retention: Duration,
+    /// How long messages stay in the dead-letter queue.
+    #[arg(long, env = "QSTASH_DLQ_RETENTION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub dlq_retention: Duration,
     /// How long shutdown waits for deliveries in flight.
     #[arg(long, env = "QSTASH_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,

@@ -28,6 +28,7 @@ pub async fn run(plan: Plan) -> Result<()> {
         default_timeout: c.default_timeout,
         retention: c.retention,
         global_parallelism: c.global_parallelism.max(1),
+        dlq_retention: c.dlq_retention,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;

@@ -22,6 +22,12 @@ pub fn signing_key() -> String {
     format!("sig_{tail}")
 }
 
+/// A DLQ entry id, `<ms>-<n>` as QStash shows them (`1725323658779-0`).
+/// Chosen before the commit, so the failure callback can carry it.
+pub fn dlq_id(at_ms: i64) -> String {
+    format!("{at_ms}-{}", rand::rng().random::<u32>())
+}
+
 /// The JWT id of a signature.
 pub fn jwt_id() -> String {
     format!(

@@ -4,9 +4,11 @@
 //! rule can be unit-tested with plain values.
 
 pub mod backoff;
+pub mod callback;
 pub mod clock;
 pub mod dedup;
 pub mod destination;
+pub mod dlq;
 pub mod duration;
 pub mod flow_control;
 pub mod gate;

@@ -51,6 +51,10 @@ pub struct MessageSpec {
     pub flow_control: Option<FlowControl>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caller_ip: Option<String>,
+    /// Set on a callback or failure-callback message: the id of the message
+    /// it reports on. Such a message never triggers callbacks of its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_of: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -144,6 +144,7 @@ impl PublishOptions {
             }
             (None, None) => None,
         };
+        crate::callback::validate(&o.spec, now)?;
         Ok(o)
     }
 

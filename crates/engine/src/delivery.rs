@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use qstash_core::headers::{canonical_name, HeaderMap};
+use qstash_core::ids;
 use qstash_core::signing::sign;
 use qstash_core::Message;
 use qstash_store::{AttemptResponse, Outcome, OutcomeKind};
@@ -34,19 +35,29 @@ impl Engine {
             Attempt::NoAnswer(_) => AttemptResponse::default(),
         };
         tracing::debug!(id = %message.id, status = response.status, ?kind, "attempt finished");
+        let dlq_id = matches!(kind, OutcomeKind::Failed { .. }).then(|| ids::dlq_id(at));
+        let callbacks =
+            crate::callbacks::for_attempt(&message, &response, &kind, dlq_id.as_deref(), at);
+        let callbacks_due: Vec<_> = callbacks.iter().map(|c| c.message.due_at).collect();
         let outcome = Outcome {
             message_id: message.id.clone(),
             at,
             kind: kind.clone(),
             response,
+            dlq_id,
+            callbacks,
         };
         if let Err(e) = self.store.record_outcomes(vec![outcome]).await {
             // The message stays in flight in the store and is delivered
             // again after a restart: at-least-once, never lost.
             tracing::error!(id = %message.id, error = %e, "recording a delivery outcome failed");
+            return;
         }
         if let OutcomeKind::Retry { next_due, .. } = kind {
             self.due_at(next_due);
+        }
+        for due in callbacks_due {
+            self.due_at(due);
         }
     }
 

@@ -6,8 +6,10 @@
 //! an earlier one. Claimed messages are delivered by tasks bounded by a
 //! semaphore; each outcome is committed through the store's group commit.
 
+mod callbacks;
 mod delivery;
 mod gate;
+pub mod dlq;
 pub mod keys;
 pub mod outcome;
 pub mod publish;
@@ -37,6 +39,8 @@ pub struct EngineConfig {
     pub max_response_body: usize,
     /// Most queued and flow-controlled deliveries of one user in flight.
     pub global_parallelism: u32,
+    /// How long DLQ entries are kept.
+    pub dlq_retention: Duration,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +51,7 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(7 * 86_400),
             max_response_body: 256 * 1024,
             global_parallelism: 512,
+            dlq_retention: Duration::from_secs(7 * 86_400),
         }
     }
 }

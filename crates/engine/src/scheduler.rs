@@ -88,7 +88,11 @@ async fn sleep_until(
 /// Periodic clean-up: expired dedup keys, and finished messages and log
 /// entries past retention.
 pub async fn housekeeping(engine: Arc<Engine>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    // Every minute, or often enough that a short retention (tests) is kept
+    // to within a quarter of itself.
+    let shortest = engine.config.retention.min(engine.config.dlq_retention);
+    let every = (shortest / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let now = engine.now();
@@ -97,6 +101,10 @@ pub async fn housekeeping(engine: Arc<Engine>) {
             Ok(c) if c.messages + c.events + c.dedup > 0 => tracing::debug!(?c, "purged"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+        let dlq_before = now - engine.config.dlq_retention.as_millis() as Millis;
+        if let Err(e) = engine.store.purge_history(retain_before, dlq_before).await {
+            tracing::warn!(error = %e, "purging the DLQ failed");
         }
     }
 }

@@ -3,10 +3,12 @@
 //! call returns, and concurrent writes share one commit (group commit).
 
 mod gates;
+mod history;
 mod model;
 pub mod sqlite;
 
 pub use gates::*;
+pub use history::*;
 pub use model::*;
 
 use async_trait::async_trait;
@@ -146,4 +148,36 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the claimed messages in flight (skipping any no longer
     /// waiting, such as cancelled ones) and records rate starts.
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>>;
+    // --- Logs and the dead-letter queue (callbacks, DLQ, logs) ---
+
+    /// A page of the user's log, newest first, starting after `cursor`.
+    async fn list_logs(
+        &self,
+        user_id: &str,
+        filter: LogFilter,
+        cursor: Option<LogCursor>,
+        count: usize,
+    ) -> Result<LogPage>;
+
+    /// A page of the user's DLQ.
+    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage>;
+
+    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>>;
+
+    /// Deletes the entries `list_dlq` would answer for `query`, atomically.
+    async fn delete_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqDeleted>;
+
+    /// Replaces DLQ entries by new messages, each in the same commit as
+    /// the removal of its entry; an entry already gone creates nothing
+    /// (its answer is None).
+    async fn retry_dlq(
+        &self,
+        user_id: &str,
+        retries: Vec<DlqRetry>,
+        now: Millis,
+    ) -> Result<Vec<Option<String>>>;
+
+    /// Drops DLQ entries older than `dlq_before`, and log keys and failed
+    /// messages (no longer in the DLQ) older than `log_before`.
+    async fn purge_history(&self, log_before: Millis, dlq_before: Millis) -> Result<u64>;
 }

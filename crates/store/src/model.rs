@@ -4,7 +4,7 @@ use qstash_core::clock::Millis;
 use qstash_core::headers::HeaderMap;
 use qstash_core::Message;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
     pub message: Message,
     pub dedup_key: Option<String>,
@@ -54,6 +54,14 @@ pub struct Outcome {
     pub at: Millis,
     pub kind: OutcomeKind,
     pub response: AttemptResponse,
+    /// The id of the DLQ entry a `Failed` outcome creates; chosen before
+    /// the commit so the failure callback can carry it. The store picks
+    /// one when None.
+    pub dlq_id: Option<String>,
+    /// Messages this outcome creates (callbacks, failure callbacks),
+    /// committed in the same transaction: a crash never loses or repeats
+    /// them apart from the outcome they report.
+    pub callbacks: Vec<NewMessage>,
 }
 
 /// Which live messages to cancel. Empty filters with no ids mean all.

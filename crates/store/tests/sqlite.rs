@@ -79,6 +79,8 @@ async fn outcomes_move_messages_through_their_states() {
                     status: 200,
                     ..Default::default()
                 },
+                dlq_id: None,
+                callbacks: vec![],
             },
             Outcome {
                 message_id: "b".into(),
@@ -88,6 +90,8 @@ async fn outcomes_move_messages_through_their_states() {
                     error: "500".into(),
                 },
                 response: resp,
+                dlq_id: None,
+                callbacks: vec![],
             },
         ])
         .await

@@ -1,7 +1,9 @@
 //! The route table.
 
 mod flow_control;
+mod dlq;
 mod keys;
+mod logs;
 mod messages;
 mod publish;
 mod queues;
@@ -53,6 +55,12 @@ pub fn router(state: AppState) -> Router {
             "/v2/globalParallelism",
             get(flow_control::global_parallelism),
         )
+        .route("/v2/events", get(logs::events))
+        .route("/v2/logs", get(logs::logs))
+        .route("/v2/dlq", get(dlq::list).delete(dlq::delete_many))
+        .route("/v2/dlq/{id}", get(dlq::get).delete(dlq::delete_one))
+        .route("/v2/dlq/retry", post(dlq::retry_many))
+        .route("/v2/dlq/retry/{id}", post(dlq::retry_one))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.fallback(not_found).with_state(state)
 }

@@ -13,7 +13,8 @@ use crate::{
     OutcomeKind, PurgeCounts, Result, StoreError,
 };
 
-const COLUMNS: &str = "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
+pub(super) const COLUMNS: &str =
+    "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
 
 pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
     let mut out = Vec::with_capacity(messages.len());
@@ -163,6 +164,9 @@ pub fn record_outcomes(conn: &Connection, outcomes: &[Outcome]) -> Result<()> {
                 insert_dlq(conn, &m, o, error)?;
             }
         }
+        if !o.callbacks.is_empty() {
+            insert(conn, &o.callbacks, o.at)?;
+        }
     }
     Ok(())
 }
@@ -178,7 +182,7 @@ fn insert_dlq(conn: &Connection, m: &Message, o: &Outcome, error: &str) -> Resul
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
     .execute(params![
-        format!("{}-{}", o.at, rowid),
+        o.dlq_id.clone().unwrap_or_else(|| format!("{}-{}", o.at, rowid)),
         m.user_id,
         m.id,
         o.at,
@@ -382,10 +386,11 @@ fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDet
         d.response_header,
         d.response_body
     ])?;
+    super::logs::index_event(conn, m, at, conn.last_insert_rowid())?;
     Ok(())
 }
 
-type RawRow = (String, String, String, i64, i64, i64, u32, String, Vec<u8>);
+pub(super) type RawRow = (String, String, String, i64, i64, i64, u32, String, Vec<u8>);
 
 fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
     Ok((
@@ -401,7 +406,7 @@ fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
     ))
 }
 
-fn decode(row: RawRow) -> Result<Message> {
+pub(super) fn decode(row: RawRow) -> Result<Message> {
     let (id, user_id, state, due_at, created_at, not_before, retried, spec, body) = row;
     let spec: MessageSpec =
         serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;

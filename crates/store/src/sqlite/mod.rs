@@ -2,6 +2,9 @@
 //! commit, and a small pool of read connections that never block it.
 
 mod gates;
+mod dlq;
+mod filters;
+pub mod logs;
 mod messages;
 mod schema;
 mod writer;
@@ -16,8 +19,8 @@ use qstash_core::Message;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use crate::{
-    CancelRequest, CancelResult, Inserted, NewMessage, Outcome, PurgeCounts, Result, Store,
-    StoreError,
+    CancelRequest, CancelResult, DlqDeleted, DlqEntry, DlqPage, DlqQuery, DlqRetry, Inserted,
+    LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, Result, Store, StoreError,
 };
 use crate::{
     FlowKey, FlowKeyChange, GateClaim, GateLook, GateSnapshot, GateView, QueueInfo, UrlGroup,
@@ -63,6 +66,7 @@ impl SqliteStore {
         ))?;
         conn.execute_batch(schema::SCHEMA)?;
         conn.execute_batch(gates::GATES_SCHEMA)?;
+        conn.execute_batch(logs::LOGS_SCHEMA)?;
         Ok(Self {
             writer: Writer::start(conn),
             readers: Arc::new(ReaderPool {
@@ -348,6 +352,59 @@ impl Store for SqliteStore {
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>> {
         self.writer
             .write(move |c| gates::claim_gated(c, &claims, now))
+            .await
+    }
+
+    // --- Logs and the dead-letter queue (callbacks, DLQ, logs) ---
+
+    async fn list_logs(
+        &self,
+        user_id: &str,
+        filter: LogFilter,
+        cursor: Option<LogCursor>,
+        count: usize,
+    ) -> Result<LogPage> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| logs::list(conn, &user_id, &filter, cursor, count))
+            .await
+    }
+
+    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| dlq::list(conn, &user_id, &query))
+            .await
+    }
+
+    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>> {
+        let (user_id, dlq_id) = (user_id.to_string(), dlq_id.to_string());
+        self.read(move |conn| dlq::get(conn, &user_id, &dlq_id))
+            .await
+    }
+
+    async fn delete_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqDeleted> {
+        let user_id = user_id.to_string();
+        self.writer
+            .write(move |conn| dlq::delete(conn, &user_id, &query))
+            .await
+    }
+
+    async fn retry_dlq(
+        &self,
+        user_id: &str,
+        retries: Vec<DlqRetry>,
+        now: Millis,
+    ) -> Result<Vec<Option<String>>> {
+        let user_id = user_id.to_string();
+        self.writer
+            .write(move |conn| dlq::retry(conn, &user_id, &retries, now))
+            .await
+    }
+
+    async fn purge_history(&self, log_before: Millis, dlq_before: Millis) -> Result<u64> {
+        self.writer
+            .write(move |conn| {
+                Ok(logs::purge_keys(conn, log_before)? + dlq::purge(conn, log_before, dlq_before)?)
+            })
             .await
     }
 }

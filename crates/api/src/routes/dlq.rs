@@ -1,0 +1,304 @@
+//! The dead-letter queue (WIRE.md §3.8): list, get, delete one or many,
+//! retry one or many.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use qstash_engine::dlq::DlqRetryError;
+use qstash_store::{DlqCursor, DlqEntry, DlqFilter, DlqOrder, DlqQuery};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::Caller;
+use crate::query::Query;
+use crate::routes::logs::count;
+use crate::routes::publish::read_body;
+use crate::views;
+use crate::{ApiError, AppState};
+
+/// Default and maximum page size, as QStash.
+const MAX_COUNT: usize = 100;
+
+/// Query keys the DLQ understands; bulk delete and retry reject any other,
+/// so a typo never widens a destructive call to the whole DLQ.
+const KEYS: [&str; 17] = [
+    "messageId",
+    "url",
+    "topicName",
+    "scheduleId",
+    "queueName",
+    "fromDate",
+    "toDate",
+    "responseStatus",
+    "callerIp",
+    "callerIP",
+    "label",
+    "flowControlKey",
+    "dlqIds",
+    "cursor",
+    "count",
+    "order",
+    "qstash_token",
+];
+
+/// The selection of a DLQ call. `strict` rejects unknown keys.
+fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError> {
+    for key in ["host", "path"] {
+        if q.get(key).is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "the {key} filter is not supported by the DLQ; filter by url instead"
+            )));
+        }
+    }
+    if strict {
+        if let Some(key) = q.keys().find(|k| !KEYS.contains(k)) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown DLQ filter {key:?}; known filters: {}",
+                KEYS[..12].join(", ")
+            )));
+        }
+    }
+    let mut response_status = Vec::new();
+    for s in q.all("responseStatus") {
+        response_status.push(s.parse::<u16>().map_err(|_| {
+            ApiError::BadRequest(format!("responseStatus must be an HTTP status, got {s:?}"))
+        })?);
+    }
+    let order = match q.get("order") {
+        None | Some("earliestFirst") => DlqOrder::EarliestFirst,
+        Some("latestFirst") => DlqOrder::LatestFirst,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "order must be earliestFirst or latestFirst, got {other:?}"
+            )))
+        }
+    };
+    let cursor = match q.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) => Some(DlqCursor::parse(c).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid cursor {c:?}: pass the cursor of a previous page"
+            ))
+        })?),
+        None => None,
+    };
+    let dlq_ids = [q.all("dlqIds"), ids].concat();
+    // Named ids are all acted on unless a count says otherwise.
+    let default = if dlq_ids.is_empty() {
+        MAX_COUNT
+    } else {
+        dlq_ids.len()
+    };
+    let count = count(q, default, default.max(MAX_COUNT))?;
+    Ok(DlqQuery {
+        filter: DlqFilter {
+            dlq_ids,
+            message_id: q.all("messageId"),
+            url: q.all("url"),
+            topic_name: q.all("topicName"),
+            queue_name: q.all("queueName"),
+            schedule_id: q.all("scheduleId"),
+            label: q.all("label"),
+            flow_control_key: q.all("flowControlKey"),
+            caller_ip: [q.all("callerIp"), q.all("callerIP")].concat(),
+            response_status,
+            from_date: q.millis("fromDate")?,
+            to_date: q.millis("toDate")?,
+        },
+        cursor,
+        count,
+        order,
+    })
+}
+
+/// A DlqMessage (WIRE.md §4.2): the message, redacted as everywhere, plus
+/// the DLQ id and the last response.
+fn entry(e: &DlqEntry) -> Value {
+    let mut v = views::message(&e.message);
+    let o = v.as_object_mut().expect("a message view is an object");
+    o.insert("dlqId".into(), json!(e.dlq_id));
+    o.insert("responseStatus".into(), json!(e.response.status));
+    o.insert("responseHeader".into(), json!(e.response.header));
+    views::put_body(o, "responseBody", &e.response.body);
+    if let Some(err) = &e.error {
+        o.insert("error".into(), json!(err));
+    }
+    v
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let q = query(&Query::parse(uri.query()), false, vec![])?;
+    let page = state.engine.store().list_dlq(&user.id, q).await?;
+    let messages: Vec<Value> = page.entries.iter().map(entry).collect();
+    let mut answer = json!({ "messages": messages });
+    if let Some(c) = page.cursor {
+        answer["cursor"] = json!(c);
+    }
+    Ok(Json(answer))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.engine.store().get_dlq(&user.id, &id).await? {
+        Some(e) => Ok(Json(entry(&e))),
+        None => Err(not_found(&id)),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("dlq message {id} not found"))
+}
+
+fn by_id(id: &str) -> DlqQuery {
+    DlqQuery {
+        filter: DlqFilter {
+            dlq_ids: vec![id.to_string()],
+            ..Default::default()
+        },
+        count: 1,
+        ..Default::default()
+    }
+}
+
+pub async fn delete_one(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let result = state
+        .engine
+        .store()
+        .delete_dlq(&user.id, by_id(&id))
+        .await?;
+    if result.deleted == 0 {
+        return Err(not_found(&id));
+    }
+    Ok(Json(json!({ "deleted": result.deleted })))
+}
+
+/// The legacy JSON body of a bulk delete (the Python SDK sends it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdsBody {
+    #[serde(default)]
+    dlq_ids: Vec<String>,
+}
+
+/// `DELETE /v2/dlq`: ids from the query or a JSON body, or filters with
+/// `count` and `cursor`; no selection at all deletes a page of everything.
+pub async fn delete_many(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    uri: Uri,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let legacy: IdsBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+        IdsBody::default()
+    } else {
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
+    };
+    let q = query(&Query::parse(uri.query()), true, legacy.dlq_ids)?;
+    let result = state.engine.store().delete_dlq(&user.id, q).await?;
+    let mut answer = json!({ "deleted": result.deleted });
+    if let Some(c) = result.cursor {
+        answer["cursor"] = json!(c);
+    }
+    Ok(Json(answer))
+}
+
+/// The retry request's `Upstash-*` headers, which override the settings of
+/// the failed message.
+fn overrides(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("upstash-"))
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
+fn retry_error(e: DlqRetryError) -> ApiError {
+    match e {
+        DlqRetryError::Header(e) => ApiError::bad(e),
+        DlqRetryError::Plan(e) => e.into(),
+        DlqRetryError::Store(e) => e.into(),
+    }
+}
+
+/// `POST /v2/dlq/retry/{dlqId}`: 201 with the new message id.
+pub async fn retry_one(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(entry) = state.engine.store().get_dlq(&user.id, &id).await? else {
+        return Err(not_found(&id));
+    };
+    let retried = state
+        .engine
+        .retry_dlq(
+            &user.id,
+            vec![entry],
+            &overrides(&headers),
+            Some(peer.ip().to_string()),
+        )
+        .await
+        .map_err(retry_error)?;
+    match retried.into_iter().next().and_then(|r| r.message_id) {
+        Some(message_id) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "messageId": message_id })),
+        )
+            .into_response()),
+        // Retried or deleted by another request meanwhile.
+        None => Err(not_found(&id)),
+    }
+}
+
+/// `POST /v2/dlq/retry?dlqIds=…` or with filters, `count` and `cursor`.
+pub async fn retry_many(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let legacy: IdsBody = serde_json::from_slice(&bytes).unwrap_or_default();
+    let q = query(&Query::parse(uri.query()), true, legacy.dlq_ids)?;
+    let page = state.engine.store().list_dlq(&user.id, q).await?;
+    let retried = state
+        .engine
+        .retry_dlq(
+            &user.id,
+            page.entries,
+            &overrides(&headers),
+            Some(peer.ip().to_string()),
+        )
+        .await
+        .map_err(retry_error)?;
+    let responses: Vec<Value> = retried
+        .into_iter()
+        .filter_map(|r| r.message_id)
+        .map(|id| json!({ "messageId": id }))
+        .collect();
+    let mut answer = json!({ "responses": responses });
+    if let Some(c) = page.cursor {
+        answer["cursor"] = json!(c);
+    }
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}

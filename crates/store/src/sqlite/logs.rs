@@ -1,0 +1,253 @@
+//! The log: one `events` row per state change of a message, listed newest
+//! first by (time, seq) with the message joined in.
+//!
+//! Every listing walks one index backwards from the cursor and stops after
+//! `count` matches; nothing scans the whole log. Which index depends on the
+//! filters: the message id index for `messageId(s)`, the `event_keys` table
+//! for a message attribute (URL, URL group, queue, schedule, label,
+//! flow-control key: one row per attribute value and event, written with
+//! the event), the state index for one `state`, else the user's time index.
+//! The other filters are checked on the rows the walk meets.
+
+use qstash_core::clock::Millis;
+use qstash_core::headers::HeaderMap;
+use qstash_core::message::LogState;
+use qstash_core::Message;
+use rusqlite::{params, params_from_iter, Connection, Row};
+
+use super::filters::Where;
+use super::messages::{decode, RawRow};
+use crate::{AttemptResponse, LogCursor, LogEntry, LogFilter, LogPage, Result, StoreError};
+
+pub const LOGS_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS event_keys (
+    user_id TEXT NOT NULL,
+    -- "<attribute>:<value>", e.g. "url:http://a/b", "label:billing".
+    key     TEXT NOT NULL,
+    time    INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key, time, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_keys_time ON event_keys(time);
+CREATE INDEX IF NOT EXISTS events_user_time ON events(user_id, time, seq);
+CREATE INDEX IF NOT EXISTS events_user_state ON events(user_id, state, time, seq);
+CREATE INDEX IF NOT EXISTS dlq_order ON dlq(user_id, created_at, dlq_id);
+CREATE INDEX IF NOT EXISTS dlq_message ON dlq(message_id);
+CREATE INDEX IF NOT EXISTS dlq_created ON dlq(created_at);
+CREATE INDEX IF NOT EXISTS messages_failed ON messages(updated_at) WHERE state = 'failed';
+"#;
+
+/// The attribute keys of `m`'s events.
+fn keys(m: &Message) -> Vec<String> {
+    let s = &m.spec;
+    let mut keys = vec![format!("url:{}", s.url)];
+    let mut opt = |kind: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            keys.push(format!("{kind}:{v}"));
+        }
+    };
+    opt("topic", &s.topic_name);
+    opt("queue", &s.queue_name);
+    opt("schedule", &s.schedule_id);
+    opt("flow", &s.flow_control.as_ref().map(|f| f.key.clone()));
+    keys.extend(s.labels.iter().map(|l| format!("label:{l}")));
+    keys
+}
+
+/// Indexes the event `seq` of `m` by the message's attributes. Runs in the
+/// transaction that writes the event.
+pub fn index_event(conn: &Connection, m: &Message, time: Millis, seq: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT OR IGNORE INTO event_keys (user_id, key, time, seq) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for key in keys(m) {
+        stmt.execute(params![m.user_id, key, time, seq])?;
+    }
+    Ok(())
+}
+
+/// The most selective single-valued attribute filter, as an `event_keys` key.
+fn driving_key(f: &LogFilter) -> Option<String> {
+    let single = |kind: &str, values: &[String]| {
+        (values.len() == 1).then(|| format!("{kind}:{}", values[0]))
+    };
+    single("schedule", &f.schedule_id)
+        .or_else(|| single("queue", &f.queue_name))
+        .or_else(|| single("topic", &f.topic_name))
+        .or_else(|| single("label", &f.label))
+        .or_else(|| single("flow", &f.flow_control_key))
+        .or_else(|| single("url", &f.url))
+}
+
+/// The SQL of a page query, with its arguments; exposed for the plan test.
+pub fn page_sql(
+    user_id: &str,
+    f: &LogFilter,
+    cursor: Option<LogCursor>,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    let mut w = Where::default();
+    let user = w.arg(user_id.to_string());
+    // Newest first: strictly before the cursor, and no later than toDate.
+    let to = f.to_date.map(|t| LogCursor {
+        time: t,
+        seq: i64::MAX,
+    });
+    let upper = match (cursor, to) {
+        (Some(c), Some(t)) => Some(c.min(t)),
+        (c, t) => c.or(t),
+    };
+    let (from, driver) = if !f.message_ids.is_empty() {
+        let marks: Vec<String> = f.message_ids.iter().map(|id| w.arg(id.clone())).collect();
+        w.push(format!("e.message_id IN ({})", marks.join(", ")));
+        w.push(format!("e.user_id = {user}"));
+        ("events e INDEXED BY events_message", "e")
+    } else if let Some(key) = driving_key(f) {
+        let key = w.arg(key);
+        w.push(format!(
+            "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"
+        ));
+        ("event_keys k CROSS JOIN events e", "k")
+    } else if let [state] = f.states.as_slice() {
+        let state = w.arg(state.as_str().to_string());
+        w.push(format!("e.user_id = {user} AND e.state = {state}"));
+        ("events e INDEXED BY events_user_state", "e")
+    } else {
+        w.push(format!("e.user_id = {user}"));
+        ("events e INDEXED BY events_user_time", "e")
+    };
+    if let Some(c) = upper {
+        let (t, s) = (w.arg(c.time), w.arg(c.seq));
+        w.push(format!(
+            "{driver}.time <= {t} AND ({driver}.time < {t} OR {driver}.seq < {s})"
+        ));
+    }
+    if let Some(from) = f.from_date {
+        let from = w.arg(from);
+        w.push(format!("{driver}.time >= {from}"));
+    }
+    w.push("m.id = e.message_id".into());
+    let states: Vec<String> = f.states.iter().map(|s| s.as_str().to_string()).collect();
+    w.any_of("e.state", &states);
+    w.any_of("m.url", &f.url);
+    w.any_of("m.topic_name", &f.topic_name);
+    w.any_of("m.queue_name", &f.queue_name);
+    w.any_of("m.schedule_id", &f.schedule_id);
+    w.any_of("m.flow_control_key", &f.flow_control_key);
+    w.any_of("m.caller_ip", &f.caller_ip);
+    w.any_label("m.labels", &f.label);
+    let sql = format!(
+        "SELECT e.seq, e.time, e.state, e.error, e.next_delivery_time, e.response_status,
+                e.response_header, e.response_body,
+                m.id, m.user_id, m.state, m.due_at, m.created_at, m.not_before, m.retried, m.spec, m.body
+         FROM {from} CROSS JOIN messages m
+         WHERE {}
+         ORDER BY {driver}.time DESC, {driver}.seq DESC
+         LIMIT {}",
+        w.sql(),
+        limit
+    );
+    (sql, w.args)
+}
+
+pub fn list(
+    conn: &Connection,
+    user_id: &str,
+    f: &LogFilter,
+    cursor: Option<LogCursor>,
+    count: usize,
+) -> Result<LogPage> {
+    let (sql, args) = page_sql(user_id, f, cursor, count + 1);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(params_from_iter(args), read_entry)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let more = rows.len() > count;
+    let mut entries = Vec::with_capacity(count.min(rows.len()));
+    let mut last = None;
+    for (seq, raw) in rows.into_iter().take(count) {
+        let entry = raw.decode()?;
+        last = Some(LogCursor {
+            time: entry.time,
+            seq,
+        });
+        entries.push(entry);
+    }
+    Ok(LogPage {
+        entries,
+        cursor: if more { last } else { None },
+    })
+}
+
+struct RawEntry {
+    time: Millis,
+    state: String,
+    error: Option<String>,
+    next_delivery_time: Option<Millis>,
+    response_status: Option<u16>,
+    response_header: Option<String>,
+    response_body: Option<Vec<u8>>,
+    message: RawRow,
+}
+
+fn read_entry(r: &Row) -> rusqlite::Result<(i64, RawEntry)> {
+    Ok((
+        r.get(0)?,
+        RawEntry {
+            time: r.get(1)?,
+            state: r.get(2)?,
+            error: r.get(3)?,
+            next_delivery_time: r.get(4)?,
+            response_status: r.get(5)?,
+            response_header: r.get(6)?,
+            response_body: r.get(7)?,
+            message: (
+                r.get(8)?,
+                r.get(9)?,
+                r.get(10)?,
+                r.get(11)?,
+                r.get(12)?,
+                r.get(13)?,
+                r.get(14)?,
+                r.get(15)?,
+                r.get(16)?,
+            ),
+        },
+    ))
+}
+
+impl RawEntry {
+    fn decode(self) -> Result<LogEntry> {
+        let state = LogState::parse(&self.state)
+            .ok_or_else(|| StoreError::Corrupt(format!("log state {}", self.state)))?;
+        let response = match self.response_status {
+            Some(status) => Some(AttemptResponse {
+                status,
+                header: parse_header(self.response_header.as_deref())?,
+                body: self.response_body.unwrap_or_default(),
+            }),
+            None => None,
+        };
+        Ok(LogEntry {
+            time: self.time,
+            state,
+            error: self.error,
+            next_delivery_time: self.next_delivery_time,
+            response,
+            message: decode(self.message)?,
+        })
+    }
+}
+
+pub(super) fn parse_header(json: Option<&str>) -> Result<HeaderMap> {
+    match json {
+        Some(j) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt(e.to_string())),
+        None => Ok(HeaderMap::new()),
+    }
+}
+
+/// Drops attribute keys of events past retention (the events themselves
+/// are purged with the messages).
+pub fn purge_keys(conn: &Connection, before: Millis) -> Result<u64> {
+    Ok(conn.execute("DELETE FROM event_keys WHERE time < ?1", [before])? as u64)
+}
