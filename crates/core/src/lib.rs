@@ -15,6 +15,7 @@ pub mod message;
 pub mod publish;
 pub mod redact;
 pub mod retry_delay;
+pub mod schedule;
 pub mod signing;
 pub mod users;
 
