@@ -27,6 +27,7 @@ pub async fn run(plan: Plan) -> Result<()> {
         max_in_flight: c.max_in_flight.max(1),
         default_timeout: c.default_timeout,
         retention: c.retention,
+        schedule_catch_up: c.schedule_catch_up,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;

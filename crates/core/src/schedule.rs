@@ -88,15 +88,10 @@ impl CronExpr {
                 hint,
             });
         }
-        let cron = CronParser::builder()
-            .seconds(Seconds::Disallowed)
-            .year(Year::Disallowed)
-            .build()
-            .parse(fields)
-            .map_err(|e| CronError::Invalid {
-                expr: text.to_string(),
-                reason: e.to_string(),
-            })?;
+        let cron = parser().parse(fields).map_err(|e| CronError::Invalid {
+            expr: text.to_string(),
+            reason: blame_field(fields).unwrap_or_else(|| e.to_string()),
+        })?;
         let expr = Self {
             text: text.to_string(),
             zone,
@@ -139,6 +134,29 @@ impl CronExpr {
             .single()
             .map(|t| t.with_timezone(&self.zone))
     }
+}
+
+fn parser() -> CronParser {
+    CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .build()
+}
+
+const FIELD_NAMES: [&str; 5] = ["minute", "hour", "day-of-month", "month", "day-of-week"];
+
+/// Names the first field croner rejects on its own (the others set to `*`),
+/// since croner's messages do not say which field is wrong.
+fn blame_field(fields: &str) -> Option<String> {
+    let parts: Vec<&str> = fields.split_whitespace().collect();
+    (0..parts.len()).find_map(|i| {
+        let alone: Vec<&str> = (0..parts.len())
+            .map(|j| if j == i { parts[j] } else { "*" })
+            .collect();
+        parser().parse(&alone.join(" ")).err().map(|e| {
+            format!("{} field {:?}: {e}", FIELD_NAMES[i], parts[i])
+        })
+    })
 }
 
 /// When a schedule whose next tick was `next_fire` should fire, now that
@@ -345,11 +363,14 @@ mod tests {
             ("* * * *", "got 4"),
             ("0 * * * * *", "seconds"),
             ("* * * * * * *", "got 7"),
-            ("60 * * * *", "Upstash-Cron"),
-            ("* 24 * * *", "Upstash-Cron"),
-            ("* * 32 * *", "Upstash-Cron"),
-            ("* * * 13 *", "Upstash-Cron"),
-            ("* * * * 8", "Upstash-Cron"),
+            ("60 * * * *", "minute field \"60\""),
+            ("* 24 * * *", "hour field \"24\""),
+            ("* * 32 * *", "day-of-month field \"32\""),
+            ("* * 0 * *", "day-of-month field \"0\""),
+            ("* * * 13 *", "month field \"13\""),
+            ("* * * * 8", "day-of-week field \"8\""),
+            ("*/0 * * * *", "minute field"),
+            ("5-1 * * * *", "minute field"),
             ("hello world foo bar baz", "Upstash-Cron"),
             ("CRON_TZ=Mars/Olympus * * * * *", "Mars/Olympus"),
             ("CRON_TZ=Europe/Berlin", "CRON_TZ"),

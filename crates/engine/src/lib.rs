@@ -11,6 +11,7 @@ pub mod keys;
 pub mod outcome;
 pub mod publish;
 mod scheduler;
+pub mod schedules;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,9 @@ pub struct EngineConfig {
     pub retention: Duration,
     /// How much of a destination's response body is kept for logs and DLQ.
     pub max_response_body: usize,
+    /// At start, a schedule tick missed while the server was down fires
+    /// once if it is at most this old; older ones are skipped.
+    pub schedule_catch_up: Duration,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +47,7 @@ impl Default for EngineConfig {
             default_timeout: Duration::from_secs(300),
             retention: Duration::from_secs(7 * 86_400),
             max_response_body: 256 * 1024,
+            schedule_catch_up: Duration::from_secs(86_400),
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct Engine {
     sleeping_until: AtomicI64,
     in_flight: Arc<Semaphore>,
     shutdown: tokio::sync::watch::Sender<bool>,
+    schedule_timer: schedules::ScheduleTimer,
 }
 
 impl Engine {
@@ -88,6 +94,7 @@ impl Engine {
             wake: Notify::new(),
             sleeping_until: AtomicI64::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
+            schedule_timer: schedules::ScheduleTimer::default(),
         }))
     }
 
@@ -135,11 +142,14 @@ impl Engine {
                 "messages in flight at the last stop will be delivered again"
             );
         }
+        self.catch_up_schedules().await?;
         let housekeeping = tokio::spawn(scheduler::housekeeping(self.clone()));
+        let schedules = tokio::spawn(schedules::run(self.clone()));
         let engine = self.clone();
         Ok(tokio::spawn(async move {
             scheduler::run(engine).await;
             housekeeping.abort();
+            let _ = schedules.await;
         }))
     }
 

@@ -3,6 +3,7 @@
 mod keys;
 mod messages;
 mod publish;
+mod schedules;
 
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
@@ -22,6 +23,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/keys", get(keys::get))
         .route("/v2/keys/rotate", post(keys::rotate))
+        .route("/v2/schedules", get(schedules::list))
+        .route(
+            "/v2/schedules/{*rest}",
+            post(schedules::post)
+                .get(schedules::get)
+                .delete(schedules::delete)
+                .patch(schedules::patch),
+        )
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.fallback(not_found).with_state(state)
 }

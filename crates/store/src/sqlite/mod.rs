@@ -2,6 +2,7 @@
 //! commit, and a small pool of read connections that never block it.
 
 mod messages;
+mod schedules;
 mod schema;
 mod writer;
 
@@ -10,6 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
+use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::Message;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -18,6 +20,7 @@ use crate::{
     CancelRequest, CancelResult, Inserted, NewMessage, Outcome, PurgeCounts, Result, Store,
     StoreError,
 };
+use crate::{CatchUp, DueSchedule, ScheduleFire, ScheduleInfo};
 use writer::Writer;
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
@@ -57,6 +60,7 @@ impl SqliteStore {
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
         ))?;
         conn.execute_batch(schema::SCHEMA)?;
+        conn.execute_batch(schedules::SCHEDULES_SCHEMA)?;
         Ok(Self {
             writer: Writer::start(conn),
             readers: Arc::new(ReaderPool {
@@ -216,6 +220,69 @@ impl Store for SqliteStore {
     async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
         self.writer
             .write(move |conn| messages::purge(conn, now, retain_before))
+            .await
+    }
+
+    // --- Schedules (issue 5: cron schedules) ---
+
+    async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule> {
+        self.writer
+            .write(move |conn| schedules::put(conn, &schedule, now))
+            .await
+    }
+
+    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.read(move |conn| {
+            schedules::get(conn, &user_id, &id)?
+                .map(|d| schedules::info(conn, d.schedule))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| schedules::list(conn, &user_id)).await
+    }
+
+    async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.writer
+            .write(move |conn| schedules::delete(conn, &user_id, &id))
+            .await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        user_id: &str,
+        id: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<Option<Schedule>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.writer
+            .write(move |conn| schedules::set_paused(conn, &user_id, &id, paused, now))
+            .await
+    }
+
+    async fn next_schedule_at(&self) -> Result<Option<Millis>> {
+        self.read(schedules::next_fire_at).await
+    }
+
+    async fn due_schedules(&self, now: Millis, limit: usize) -> Result<Vec<DueSchedule>> {
+        self.read(move |conn| schedules::due(conn, now, limit)).await
+    }
+
+    async fn fire_schedule(&self, fire: ScheduleFire) -> Result<bool> {
+        self.writer
+            .write(move |conn| schedules::fire(conn, &fire))
+            .await
+    }
+
+    async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp> {
+        self.writer
+            .write(move |conn| schedules::catch_up(conn, now, window))
             .await
     }
 }
