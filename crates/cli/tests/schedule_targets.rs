@@ -71,7 +71,10 @@ async fn wait_fired(s: &Server, id: &str, within: Duration) -> Value {
         if got.get("lastScheduleTime").is_some() {
             return got;
         }
-        assert!(Instant::now() < deadline, "schedule {id} never fired: {got}");
+        assert!(
+            Instant::now() < deadline,
+            "schedule {id} never fired: {got}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -119,7 +122,13 @@ async fn a_schedule_with_a_queue_enqueues_each_fire() {
     )
     .await;
     // Paused, so the fire's message waits in the queue where we can see it.
-    call(&s, reqwest::Method::POST, "/v2/queues/sched-queue/pause", None).await;
+    call(
+        &s,
+        reqwest::Method::POST,
+        "/v2/queues/sched-queue/pause",
+        None,
+    )
+    .await;
     let url = sink.at("/queued");
     let id = create_schedule(
         &s,
@@ -148,9 +157,18 @@ async fn a_schedule_with_a_queue_enqueues_each_fire() {
     assert_eq!(message["queueName"], "sched-queue");
     assert_eq!(message["scheduleId"], id.as_str());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(sink.received_at("/queued").is_empty(), "delivered from a paused queue");
+    assert!(
+        sink.received_at("/queued").is_empty(),
+        "delivered from a paused queue"
+    );
 
-    call(&s, reqwest::Method::POST, "/v2/queues/sched-queue/resume", None).await;
+    call(
+        &s,
+        reqwest::Method::POST,
+        "/v2/queues/sched-queue/resume",
+        None,
+    )
+    .await;
     let r = &sink.wait_for("/queued", 1, WAIT).await[0];
     assert_eq!(r.header("upstash-schedule-id"), Some(id.as_str()));
     assert_eq!(r.header("upstash-message-id"), Some(message_id.as_str()));

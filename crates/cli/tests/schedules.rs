@@ -62,12 +62,16 @@ async fn list(s: &Server) -> Vec<Value> {
 }
 
 async fn pause(s: &Server, id: &str, action: &str, method: reqwest::Method) -> u16 {
-    s.request(method, &format!("/v2/schedules/{id}/{action}"), &dev_user(0))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    s.request(
+        method,
+        &format!("/v2/schedules/{id}/{action}"),
+        &dev_user(0),
+    )
+    .send()
+    .await
+    .unwrap()
+    .status()
+    .as_u16()
 }
 
 /// Sleeps until at least `margin` before the next minute boundary is left,
@@ -154,11 +158,19 @@ async fn create_get_list_delete_with_every_field() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["scheduleId"], id.as_str());
 
-    let del = s.delete(&format!("/v2/schedules/{id}")).send().await.unwrap();
+    let del = s
+        .delete(&format!("/v2/schedules/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(del.status().as_u16(), 200);
     assert_eq!(get_schedule(&s, &id).await.0, 404);
     assert!(list(&s).await.is_empty());
-    let again = s.delete(&format!("/v2/schedules/{id}")).send().await.unwrap();
+    let again = s
+        .delete(&format!("/v2/schedules/{id}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status().as_u16(), 404);
     // Another user never sees them.
     let other = s
@@ -203,7 +215,10 @@ async fn custom_id_creates_then_replaces() {
     let got = &all[0];
     assert_eq!(got["cron"], "*/5 * * * *");
     assert_eq!(got["destination"], sink.at("/second").as_str());
-    assert!(got.get("body").is_none(), "body not resent, so absent: {got}");
+    assert!(
+        got.get("body").is_none(),
+        "body not resent, so absent: {got}"
+    );
     assert_eq!(got["retries"], 3, "settings not resent return to defaults");
     assert_eq!(got["header"], serde_json::json!({}));
     assert_eq!(got["createdAt"], first["createdAt"]);
@@ -265,7 +280,10 @@ async fn bad_input_is_400_naming_the_problem_and_stores_nothing() {
     }
     let (status, _) = create(&s, "ftp://nope", &[("Upstash-Cron", "* * * * *")], "").await;
     assert_eq!(status, 400);
-    assert!(list(&s).await.is_empty(), "a rejected create stores nothing");
+    assert!(
+        list(&s).await.is_empty(),
+        "a rejected create stores nothing"
+    );
 }
 
 /// The first 09:00 in `zone` after `now`, as unix ms, computed with chrono
@@ -330,7 +348,10 @@ async fn pause_and_resume_by_patch_and_post() {
     assert_eq!(get_schedule(&s, &id).await.1["isPaused"], true);
     assert_eq!(pause(&s, &id, "resume", reqwest::Method::PATCH).await, 200);
     assert_eq!(get_schedule(&s, &id).await.1["isPaused"], false);
-    assert_eq!(pause(&s, "nope", "pause", reqwest::Method::PATCH).await, 404);
+    assert_eq!(
+        pause(&s, "nope", "pause", reqwest::Method::PATCH).await,
+        404
+    );
 }
 
 /// One boundary: an active schedule fires within a second of the minute
@@ -354,8 +375,17 @@ async fn fires_at_the_minute_and_a_restart_does_not_fire_it_again() {
         "tick",
     )
     .await;
-    let paused = create_ok(&s, &sink.at("/paused"), &[("Upstash-Cron", "* * * * *")], "").await;
-    assert_eq!(pause(&s, &paused, "pause", reqwest::Method::PATCH).await, 200);
+    let paused = create_ok(
+        &s,
+        &sink.at("/paused"),
+        &[("Upstash-Cron", "* * * * *")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        pause(&s, &paused, "pause", reqwest::Method::PATCH).await,
+        200
+    );
     let tick = get_schedule(&s, &id).await.1["nextScheduleTime"]
         .as_i64()
         .unwrap();
@@ -389,15 +419,25 @@ async fn fires_at_the_minute_and_a_restart_does_not_fire_it_again() {
         "{shown}"
     );
     let last = shown["lastScheduleTime"].as_i64().unwrap();
-    assert!((tick..tick + 3000).contains(&last), "lastScheduleTime {last}, tick {tick}");
+    assert!(
+        (tick..tick + 3000).contains(&last),
+        "lastScheduleTime {last}, tick {tick}"
+    );
     assert_eq!(shown["nextScheduleTime"], tick + 60_000);
 
     // Crash and restart right after the fire: the tick is not fired again.
     s.kill9();
     let s = Server::start_in(bin(), dir.path(), &[]);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(sink.received_at("/fire").len(), 1, "a restart fired the tick again");
-    assert!(sink.received_at("/paused").is_empty(), "a paused schedule fired");
+    assert_eq!(
+        sink.received_at("/fire").len(),
+        1,
+        "a restart fired the tick again"
+    );
+    assert!(
+        sink.received_at("/paused").is_empty(),
+        "a paused schedule fired"
+    );
     let (_, after) = get_schedule(&s, &id).await;
     assert_eq!(after["nextScheduleTime"], tick + 60_000);
     assert_eq!(after["lastScheduleTime"], last);
@@ -453,6 +493,13 @@ async fn a_tick_missed_while_down_fires_once_within_the_catch_up_window() {
     assert!(shown.get("lastScheduleTime").is_none(), "{shown}");
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(sink.received_at("/missed/0").len(), 1, "fired more than once");
-    assert!(sink.received_at("/missed/1").is_empty(), "fired a tick older than the window");
+    assert_eq!(
+        sink.received_at("/missed/0").len(),
+        1,
+        "fired more than once"
+    );
+    assert!(
+        sink.received_at("/missed/1").is_empty(),
+        "fired a tick older than the window"
+    );
 }

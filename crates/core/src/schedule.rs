@@ -153,9 +153,10 @@ fn blame_field(fields: &str) -> Option<String> {
         let alone: Vec<&str> = (0..parts.len())
             .map(|j| if j == i { parts[j] } else { "*" })
             .collect();
-        parser().parse(&alone.join(" ")).err().map(|e| {
-            format!("{} field {:?}: {e}", FIELD_NAMES[i], parts[i])
-        })
+        parser()
+            .parse(&alone.join(" "))
+            .err()
+            .map(|e| format!("{} field {:?}: {e}", FIELD_NAMES[i], parts[i]))
     })
 }
 
@@ -166,7 +167,12 @@ fn blame_field(fields: &str) -> Option<String> {
 /// them fires once if it is no older than `catch_up` (as `anacron` or a
 /// persistent systemd timer would), every older one is skipped, and the
 /// schedule continues with its first tick after `now`.
-pub fn resume_at(cron: &CronExpr, next_fire: Millis, now: Millis, catch_up: Millis) -> Option<Millis> {
+pub fn resume_at(
+    cron: &CronExpr,
+    next_fire: Millis,
+    now: Millis,
+    catch_up: Millis,
+) -> Option<Millis> {
     if next_fire > now {
         return Some(next_fire);
     }
@@ -423,7 +429,9 @@ mod tests {
         assert!(schedule_id().starts_with("scd_"));
         assert!(validate_schedule_id("my-sched_1.a").is_ok());
         for bad in ["", "a/b", "a b", "é"] {
-            assert!(validate_schedule_id(bad).unwrap_err().contains("Upstash-Schedule-Id"));
+            assert!(validate_schedule_id(bad)
+                .unwrap_err()
+                .contains("Upstash-Schedule-Id"));
         }
     }
 

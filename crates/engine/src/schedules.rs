@@ -81,10 +81,7 @@ impl Engine {
     /// Before the timer starts: ticks missed while the server was down.
     pub(crate) async fn catch_up_schedules(&self) -> Result<(), StoreError> {
         let window = self.config.schedule_catch_up.as_millis() as Millis;
-        let c = self
-            .store
-            .catch_up_schedules(self.now(), window)
-            .await?;
+        let c = self.store.catch_up_schedules(self.now(), window).await?;
         if c.firing + c.skipped > 0 {
             tracing::info!(
                 firing = c.firing,
@@ -199,7 +196,9 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
             error,
         })
         .await
-        .inspect_err(|e| tracing::error!(schedule = %s.id, error = %e, "committing a schedule fire failed"))?;
+        .inspect_err(
+            |e| tracing::error!(schedule = %s.id, error = %e, "committing a schedule fire failed"),
+        )?;
     if fired {
         tracing::debug!(schedule = %s.id, tick, ?next_fire, "schedule fired");
         if let Some(due) = earliest {
@@ -296,7 +295,10 @@ mod tests {
     #[test]
     fn on_time_next_tick() {
         let hourly = CronExpr::parse("0 * * * *").unwrap();
-        assert_eq!(next_tick(&hourly, NOON, NOON + 40, 0), Some(NOON + 60 * MIN));
+        assert_eq!(
+            next_tick(&hourly, NOON, NOON + 40, 0),
+            Some(NOON + 60 * MIN)
+        );
     }
 
     #[test]

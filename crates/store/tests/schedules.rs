@@ -137,7 +137,11 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
         .fire_schedule(fire_of(&due, "m1", NOON + MIN))
         .await
         .unwrap());
-    assert!(store.due_schedules(NOON + 10 * MIN, 10).await.unwrap().is_empty());
+    assert!(store
+        .due_schedules(NOON + 10 * MIN, 10)
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(store.next_schedule_at().await.unwrap(), None);
 
     // Resume: the next tick after now, not the ones passed while paused.
@@ -150,7 +154,11 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
     assert_eq!(resumed.next_fire, Some(NOON + 6 * MIN));
 
     // A replace while a tick is due keeps the tick due, at a new version.
-    let due = store.due_schedules(NOON + 6 * MIN, 10).await.unwrap().remove(0);
+    let due = store
+        .due_schedules(NOON + 6 * MIN, 10)
+        .await
+        .unwrap()
+        .remove(0);
     let mut replaced = schedule("s", "0 * * * *", NOON + 60 * MIN);
     replaced.body = Vec::new();
     store.put_schedule(replaced, NOON + 6 * MIN).await.unwrap();
@@ -158,10 +166,18 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
         .fire_schedule(fire_of(&due, "m3", NOON + 7 * MIN))
         .await
         .unwrap());
-    let again = store.due_schedules(NOON + 6 * MIN, 10).await.unwrap().remove(0);
+    let again = store
+        .due_schedules(NOON + 6 * MIN, 10)
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(again.schedule.cron, "0 * * * *");
     assert!(again.schedule.body.is_empty());
-    assert_eq!(again.schedule.created_at, NOON - MIN, "createdAt survives a replace");
+    assert_eq!(
+        again.schedule.created_at,
+        NOON - MIN,
+        "createdAt survives a replace"
+    );
 }
 
 #[tokio::test]
@@ -171,7 +187,10 @@ async fn replace_keeps_a_paused_schedule_paused() {
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await
         .unwrap();
-    store.set_schedule_paused("u", "s", true, NOON - MIN).await.unwrap();
+    store
+        .set_schedule_paused("u", "s", true, NOON - MIN)
+        .await
+        .unwrap();
     let stored = store
         .put_schedule(schedule("s", "*/5 * * * *", NOON), NOON - MIN)
         .await
@@ -199,7 +218,13 @@ async fn start_up_fires_recent_missed_ticks_once_and_skips_old_ones() {
         .unwrap();
     let now = NOON + 3 * MIN + 30_000;
     let c = store.catch_up_schedules(now, MIN).await.unwrap();
-    assert_eq!(c, CatchUp { firing: 1, skipped: 1 });
+    assert_eq!(
+        c,
+        CatchUp {
+            firing: 1,
+            skipped: 1
+        }
+    );
     let next = |id: &'static str| {
         let store = store.clone();
         async move {

@@ -271,7 +271,8 @@ impl Store for SqliteStore {
     }
 
     async fn due_schedules(&self, now: Millis, limit: usize) -> Result<Vec<DueSchedule>> {
-        self.read(move |conn| schedules::due(conn, now, limit)).await
+        self.read(move |conn| schedules::due(conn, now, limit))
+            .await
     }
 
     async fn fire_schedule(&self, fire: ScheduleFire) -> Result<bool> {

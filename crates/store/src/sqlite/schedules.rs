@@ -41,7 +41,8 @@ CREATE INDEX IF NOT EXISTS schedules_due ON schedules(next_fire) WHERE next_fire
 CREATE INDEX IF NOT EXISTS schedules_user ON schedules(user_id, created_at);
 "#;
 
-const COLUMNS: &str = "user_id, id, cron, destination, spec, body, queue_name, delay_secs, caller_ip,
+const COLUMNS: &str =
+    "user_id, id, cron, destination, spec, body, queue_name, delay_secs, caller_ip,
     created_at, paused, next_fire, last_fire, last_messages, last_error, version";
 
 /// Creates the schedule, or replaces every setting of the user's schedule
@@ -94,8 +95,7 @@ pub fn get(conn: &Connection, user_id: &str, id: &str) -> Result<Option<DueSched
 }
 
 pub fn list(conn: &Connection, user_id: &str) -> Result<Vec<ScheduleInfo>> {
-    let sql =
-        format!("SELECT {COLUMNS} FROM schedules WHERE user_id = ?1 ORDER BY created_at, id");
+    let sql = format!("SELECT {COLUMNS} FROM schedules WHERE user_id = ?1 ORDER BY created_at, id");
     let rows: Vec<RawRow> = conn
         .prepare_cached(&sql)?
         .query_map([user_id], read_row)?
