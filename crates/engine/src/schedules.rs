@@ -16,14 +16,16 @@ use qstash_core::clock::Millis;
 use qstash_core::destination::Destination;
 use qstash_core::publish::PublishOptions;
 use qstash_core::schedule::{resume_at, CronExpr, Schedule};
-use qstash_store::{DueSchedule, ScheduleFire, StoreError};
-use tokio::sync::Notify;
+use qstash_store::{DueCursor, DueSchedule, ScheduleFire, StoreError};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::{Engine, PlanError, PublishRequest};
 
-/// Most ticks fired at once; their commits share the store's group commit.
-const FIRE_BATCH: usize = 512;
+/// Due schedules read per page of the due index.
+const PAGE: usize = 512;
+/// Fires in flight at once; their commits share the store's group commits.
+const FIRES_IN_FLIGHT: usize = 2048;
 /// Back-off after a store error, so a broken disk does not spin the CPU.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 
@@ -100,29 +102,8 @@ pub async fn run(engine: Arc<Engine>) {
         // Announce the wake-up target before looking, so a schedule created
         // during the look still wakes us.
         timer.sleeping_until.store(Millis::MAX, Ordering::Release);
-        let now = engine.now();
-        let due = match engine.store.due_schedules(now, FIRE_BATCH).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "reading due schedules failed");
-                tokio::time::sleep(ERROR_PAUSE).await;
-                continue;
-            }
-        };
-        let full = due.len() == FIRE_BATCH;
-        let mut fires = JoinSet::new();
-        for d in due {
-            fires.spawn(fire(engine.clone(), d));
-        }
-        let mut failed = false;
-        while let Some(done) = fires.join_next().await {
-            failed |= !matches!(done, Ok(Ok(())));
-        }
-        if failed {
+        if !fire_due(&engine, engine.now()).await {
             tokio::time::sleep(ERROR_PAUSE).await;
-            continue;
-        }
-        if full {
             continue;
         }
         let next = match engine.store.next_schedule_at().await {
@@ -145,6 +126,50 @@ pub async fn run(engine: Arc<Engine>) {
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// One pass over every tick due by `now`: pages through the due index
+/// and keeps up to `FIRES_IN_FLIGHT` fires going, so the writer always has
+/// a full group to commit. Answers false if something failed (the failed
+/// ticks stay due).
+async fn fire_due(engine: &Arc<Engine>, now: Millis) -> bool {
+    let slots = Arc::new(Semaphore::new(FIRES_IN_FLIGHT));
+    let mut fires = JoinSet::new();
+    let mut ok = true;
+    let mut after = None;
+    loop {
+        let page = match engine.store.due_schedules(now, after, PAGE).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "reading due schedules failed");
+                ok = false;
+                break;
+            }
+        };
+        let full = page.len() == PAGE;
+        after = page.last().and_then(DueCursor::of);
+        for due in page {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let engine = engine.clone();
+            fires.spawn(async move {
+                let result = fire(engine, due).await;
+                drop(slot);
+                result
+            });
+            while let Some(done) = fires.try_join_next() {
+                ok &= matches!(done, Ok(Ok(())));
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    while let Some(done) = fires.join_next().await {
+        ok &= matches!(done, Ok(Ok(())));
+    }
+    ok
 }
 
 /// Fires one due tick. An error leaves the tick due, to be tried again.

@@ -110,9 +110,14 @@ pub trait Store: Send + Sync + 'static {
     /// When the earliest unpaused schedule fires next.
     async fn next_schedule_at(&self) -> Result<Option<Millis>>;
 
-    /// Up to `limit` unpaused schedules whose tick is due by `now`, earliest
-    /// first.
-    async fn due_schedules(&self, now: Millis, limit: usize) -> Result<Vec<DueSchedule>>;
+    /// Up to `limit` unpaused schedules whose tick is due by `now`, in
+    /// (tick, user, id) order, after `after` if given.
+    async fn due_schedules(
+        &self,
+        now: Millis,
+        after: Option<DueCursor>,
+        limit: usize,
+    ) -> Result<Vec<DueSchedule>>;
 
     /// Commits one tick (its messages and the schedule's next tick) in one
     /// job, if the schedule is unchanged since it was read; answers whether

@@ -22,6 +22,24 @@ pub struct DueSchedule {
     pub version: i64,
 }
 
+/// Where a pass over due schedules left off: its last (tick, user, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCursor {
+    pub next_fire: Millis,
+    pub user_id: String,
+    pub id: String,
+}
+
+impl DueCursor {
+    pub fn of(d: &DueSchedule) -> Option<Self> {
+        Some(Self {
+            next_fire: d.schedule.next_fire?,
+            user_id: d.schedule.user_id.clone(),
+            id: d.schedule.id.clone(),
+        })
+    }
+}
+
 /// One tick of a schedule: its messages and its next tick, committed
 /// together or not at all.
 #[derive(Debug, Clone)]

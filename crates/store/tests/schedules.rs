@@ -87,10 +87,18 @@ async fn due_schedules_come_from_the_index_earliest_first() {
             .unwrap();
     }
     assert_eq!(store.next_schedule_at().await.unwrap(), Some(NOON + 1));
-    let due = store.due_schedules(NOON + 10, 10).await.unwrap();
+    let due = store.due_schedules(NOON + 10, None, 10).await.unwrap();
     let ids: Vec<_> = due.iter().map(|d| d.schedule.id.as_str()).collect();
     assert_eq!(ids, vec!["a", "b"]);
-    assert_eq!(store.due_schedules(NOON + 10, 1).await.unwrap().len(), 1);
+    // Paging: after "a", only "b" (same read, no duplicates, no gaps).
+    let first = store.due_schedules(NOON + 10, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = store
+        .due_schedules(NOON + 10, DueCursor::of(&first[0]), 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = rest.iter().map(|d| d.schedule.id.as_str()).collect();
+    assert_eq!(ids, vec!["b"]);
 }
 
 #[tokio::test]
@@ -100,7 +108,7 @@ async fn a_tick_commits_once_with_its_messages() {
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await
         .unwrap();
-    let due = store.due_schedules(NOON, 10).await.unwrap().remove(0);
+    let due = store.due_schedules(NOON, None, 10).await.unwrap().remove(0);
     assert!(store
         .fire_schedule(fire_of(&due, "m1", NOON + MIN))
         .await
@@ -117,7 +125,11 @@ async fn a_tick_commits_once_with_its_messages() {
     assert_eq!(info.schedule.next_fire, Some(NOON + MIN));
     assert_eq!(info.schedule.last_fire, Some(NOON));
     assert_eq!(info.last_states, vec![("m1".into(), MessageState::Pending)]);
-    assert!(store.due_schedules(NOON + 1, 10).await.unwrap().is_empty());
+    assert!(store
+        .due_schedules(NOON + 1, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
@@ -127,7 +139,7 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await
         .unwrap();
-    let due = store.due_schedules(NOON, 10).await.unwrap().remove(0);
+    let due = store.due_schedules(NOON, None, 10).await.unwrap().remove(0);
     store
         .set_schedule_paused("u", "s", true, NOON)
         .await
@@ -138,7 +150,7 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
         .await
         .unwrap());
     assert!(store
-        .due_schedules(NOON + 10 * MIN, 10)
+        .due_schedules(NOON + 10 * MIN, None, 10)
         .await
         .unwrap()
         .is_empty());
@@ -155,7 +167,7 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
 
     // A replace while a tick is due keeps the tick due, at a new version.
     let due = store
-        .due_schedules(NOON + 6 * MIN, 10)
+        .due_schedules(NOON + 6 * MIN, None, 10)
         .await
         .unwrap()
         .remove(0);
@@ -167,7 +179,7 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
         .await
         .unwrap());
     let again = store
-        .due_schedules(NOON + 6 * MIN, 10)
+        .due_schedules(NOON + 6 * MIN, None, 10)
         .await
         .unwrap()
         .remove(0);

@@ -20,7 +20,7 @@ use crate::{
     CancelRequest, CancelResult, Inserted, NewMessage, Outcome, PurgeCounts, Result, Store,
     StoreError,
 };
-use crate::{CatchUp, DueSchedule, ScheduleFire, ScheduleInfo};
+use crate::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
 use writer::Writer;
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
@@ -270,8 +270,13 @@ impl Store for SqliteStore {
         self.read(schedules::next_fire_at).await
     }
 
-    async fn due_schedules(&self, now: Millis, limit: usize) -> Result<Vec<DueSchedule>> {
-        self.read(move |conn| schedules::due(conn, now, limit))
+    async fn due_schedules(
+        &self,
+        now: Millis,
+        after: Option<DueCursor>,
+        limit: usize,
+    ) -> Result<Vec<DueSchedule>> {
+        self.read(move |conn| schedules::due(conn, now, after.as_ref(), limit))
             .await
     }
 

@@ -10,7 +10,7 @@ use qstash_core::{MessageSpec, MessageState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::sqlite::messages;
-use crate::{CatchUp, DueSchedule, Result, ScheduleFire, ScheduleInfo, StoreError};
+use crate::{CatchUp, DueCursor, DueSchedule, Result, ScheduleFire, ScheduleInfo, StoreError};
 
 pub const SCHEDULES_SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS schedules (
@@ -37,7 +37,9 @@ CREATE TABLE IF NOT EXISTS schedules (
     last_error    TEXT,
     PRIMARY KEY (user_id, id)
 );
-CREATE INDEX IF NOT EXISTS schedules_due ON schedules(next_fire) WHERE next_fire IS NOT NULL;
+-- (user_id, id) too, so a pass over many schedules due at the same tick
+-- pages through the index.
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules(next_fire, user_id, id) WHERE next_fire IS NOT NULL;
 CREATE INDEX IF NOT EXISTS schedules_user ON schedules(user_id, created_at);
 "#;
 
@@ -166,14 +168,24 @@ pub fn next_fire_at(conn: &Connection) -> Result<Option<Millis>> {
         .query_row([], |r| r.get(0))?)
 }
 
-pub fn due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<DueSchedule>> {
+pub fn due(
+    conn: &Connection,
+    now: Millis,
+    after: Option<&DueCursor>,
+    limit: usize,
+) -> Result<Vec<DueSchedule>> {
+    let (tick, user, id) = match after {
+        Some(c) => (c.next_fire, c.user_id.as_str(), c.id.as_str()),
+        None => (Millis::MIN, "", ""),
+    };
     let sql = format!(
         "SELECT {COLUMNS} FROM schedules WHERE next_fire IS NOT NULL AND next_fire <= ?1
-         ORDER BY next_fire LIMIT ?2"
+            AND (next_fire, user_id, id) > (?2, ?3, ?4)
+         ORDER BY next_fire, user_id, id LIMIT ?5"
     );
     let rows: Vec<RawRow> = conn
         .prepare_cached(&sql)?
-        .query_map(params![now, limit as i64], read_row)?
+        .query_map(params![now, tick, user, id, limit as i64], read_row)?
         .collect::<rusqlite::Result<_>>()?;
     rows.into_iter().map(decode).collect()
 }
