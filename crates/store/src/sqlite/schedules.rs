@@ -233,8 +233,11 @@ pub fn catch_up(conn: &Connection, now: Millis, window: Millis) -> Result<CatchU
         "UPDATE schedules SET next_fire = ?3, version = version + 1 WHERE user_id = ?1 AND id = ?2",
     )?;
     for (user_id, id, cron, next_fire) in missed {
-        let cron = CronExpr::parse(&cron)
-            .map_err(|e| StoreError::Corrupt(format!("schedule {id}: {e}")))?;
+        // A damaged row must not keep the server from starting; the timer
+        // stops it at its tick and shows why.
+        let Ok(cron) = CronExpr::parse(&cron) else {
+            continue;
+        };
         let resume = resume_at(&cron, next_fire, now, window);
         match resume {
             Some(t) if t <= now => out.firing += 1,
