@@ -94,6 +94,11 @@ pub struct CommonArgs {
     /// How long shutdown waits for deliveries in flight.
     #[arg(long, env = "QSTASH_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// At start, a schedule tick missed while the server was down fires
+    /// once if it is at most this old; older ones are skipped (`0s`: never
+    /// catch up).
+    #[arg(long, env = "QSTASH_SCHEDULE_CATCH_UP", default_value = "1d", value_parser = humantime::parse_duration)]
+    pub schedule_catch_up: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

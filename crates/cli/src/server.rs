@@ -29,6 +29,7 @@ pub async fn run(plan: Plan) -> Result<()> {
         retention: c.retention,
         global_parallelism: c.global_parallelism.max(1),
         dlq_retention: c.dlq_retention,
+        schedule_catch_up: c.schedule_catch_up,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;

@@ -19,6 +19,7 @@ pub mod publish;
 pub mod queue;
 pub mod redact;
 pub mod retry_delay;
+pub mod schedule;
 pub mod signing;
 pub mod url_group;
 pub mod users;

@@ -14,6 +14,7 @@ pub mod keys;
 pub mod outcome;
 pub mod publish;
 mod scheduler;
+pub mod schedules;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -41,6 +42,9 @@ pub struct EngineConfig {
     pub global_parallelism: u32,
     /// How long DLQ entries are kept.
     pub dlq_retention: Duration,
+    /// At start, a schedule tick missed while the server was down fires
+    /// once if it is at most this old; older ones are skipped.
+    pub schedule_catch_up: Duration,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +56,7 @@ impl Default for EngineConfig {
             max_response_body: 256 * 1024,
             global_parallelism: 512,
             dlq_retention: Duration::from_secs(7 * 86_400),
+            schedule_catch_up: Duration::from_secs(86_400),
         }
     }
 }
@@ -79,6 +84,7 @@ pub struct Engine {
     shutdown: tokio::sync::watch::Sender<bool>,
     /// Queues and flow-control keys: when their messages may start.
     gate: gate::Gate,
+    schedule_timer: schedules::ScheduleTimer,
 }
 
 impl Engine {
@@ -100,6 +106,7 @@ impl Engine {
             wake: Notify::new(),
             sleeping_until: AtomicI64::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
+            schedule_timer: schedules::ScheduleTimer::default(),
         }))
     }
 
@@ -152,13 +159,16 @@ impl Engine {
                 "messages in flight at the last stop will be delivered again"
             );
         }
+        self.catch_up_schedules().await?;
         let housekeeping = tokio::spawn(scheduler::housekeeping(self.clone()));
         let gate = tokio::spawn(gate::run(self.clone()));
+        let schedules = tokio::spawn(schedules::run(self.clone()));
         let engine = self.clone();
         Ok(tokio::spawn(async move {
             scheduler::run(engine).await;
             let _ = gate.await;
             housekeeping.abort();
+            let _ = schedules.await;
         }))
     }
 

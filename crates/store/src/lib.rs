@@ -5,14 +5,17 @@
 mod gates;
 mod history;
 mod model;
+mod schedules;
 pub mod sqlite;
 
 pub use gates::*;
 pub use history::*;
 pub use model::*;
+pub use schedules::*;
 
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
+use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::url_group::{Endpoint, EndpointRef};
 use qstash_core::Message;
@@ -180,4 +183,49 @@ pub trait Store: Send + Sync + 'static {
     /// Drops DLQ entries older than `dlq_before`, and log keys and failed
     /// messages (no longer in the DLQ) older than `log_before`.
     async fn purge_history(&self, log_before: Millis, dlq_before: Millis) -> Result<u64>;
+    // --- Schedules (issue 5: cron schedules) ---
+
+    /// Creates a schedule, or replaces every setting of the user's schedule
+    /// with the same id (its creation time, paused flag and last fire stay).
+    /// Answers the stored schedule.
+    async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule>;
+
+    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>>;
+
+    /// The user's schedules, oldest first.
+    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>>;
+
+    /// Answers whether there was such a schedule.
+    async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool>;
+
+    /// Pauses, or resumes from the first tick after `now`; None if there is
+    /// no such schedule.
+    async fn set_schedule_paused(
+        &self,
+        user_id: &str,
+        id: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<Option<Schedule>>;
+
+    /// When the earliest unpaused schedule fires next.
+    async fn next_schedule_at(&self) -> Result<Option<Millis>>;
+
+    /// Up to `limit` unpaused schedules whose tick is due by `now`, in
+    /// (tick, user, id) order, after `after` if given.
+    async fn due_schedules(
+        &self,
+        now: Millis,
+        after: Option<DueCursor>,
+        limit: usize,
+    ) -> Result<Vec<DueSchedule>>;
+
+    /// Commits one tick (its messages and the schedule's next tick) in one
+    /// job, if the schedule is unchanged since it was read; answers whether
+    /// it fired.
+    async fn fire_schedule(&self, fire: ScheduleFire) -> Result<bool>;
+
+    /// At start: ticks missed while the server was down fire once if the
+    /// latest is at most `window` old, else they are skipped.
+    async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp>;
 }

@@ -8,6 +8,7 @@ mod messages;
 mod publish;
 mod queues;
 mod url_groups;
+mod schedules;
 
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
@@ -61,6 +62,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/dlq/{id}", get(dlq::get).delete(dlq::delete_one))
         .route("/v2/dlq/retry", post(dlq::retry_many))
         .route("/v2/dlq/retry/{id}", post(dlq::retry_one))
+        .route("/v2/schedules", get(schedules::list))
+        .route(
+            "/v2/schedules/{*rest}",
+            post(schedules::post)
+                .get(schedules::get)
+                .delete(schedules::delete)
+                .patch(schedules::patch),
+        )
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.fallback(not_found).with_state(state)
 }

@@ -186,7 +186,10 @@ fn render(answers: Vec<Value>, group: bool) -> Response {
 
 /// Request headers as (name, value) pairs, then the `upstash-*` settings
 /// from the query string, which apply only where no header set them.
-fn header_pairs(headers: &HeaderMap, query_settings: &[(String, String)]) -> Vec<(String, String)> {
+pub(crate) fn header_pairs(
+    headers: &HeaderMap,
+    query_settings: &[(String, String)],
+) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = headers
         .iter()
         .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))

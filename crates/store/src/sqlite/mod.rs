@@ -6,6 +6,7 @@ mod dlq;
 mod filters;
 pub mod logs;
 mod messages;
+mod schedules;
 mod schema;
 mod writer;
 
@@ -14,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
+use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::Message;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
@@ -26,6 +28,7 @@ use crate::{
     FlowKey, FlowKeyChange, GateClaim, GateLook, GateSnapshot, GateView, QueueInfo, UrlGroup,
 };
 use qstash_core::url_group::{Endpoint, EndpointRef};
+use crate::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
 use writer::Writer;
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
@@ -67,6 +70,7 @@ impl SqliteStore {
         conn.execute_batch(schema::SCHEMA)?;
         conn.execute_batch(gates::GATES_SCHEMA)?;
         conn.execute_batch(logs::LOGS_SCHEMA)?;
+        conn.execute_batch(schedules::SCHEDULES_SCHEMA)?;
         Ok(Self {
             writer: Writer::start(conn),
             readers: Arc::new(ReaderPool {
@@ -405,6 +409,75 @@ impl Store for SqliteStore {
             .write(move |conn| {
                 Ok(logs::purge_keys(conn, log_before)? + dlq::purge(conn, log_before, dlq_before)?)
             })
+            .await
+    }
+
+    // --- Schedules (issue 5: cron schedules) ---
+
+    async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule> {
+        self.writer
+            .write(move |conn| schedules::put(conn, &schedule, now))
+            .await
+    }
+
+    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.read(move |conn| {
+            schedules::get(conn, &user_id, &id)?
+                .map(|d| schedules::info(conn, d.schedule))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| schedules::list(conn, &user_id)).await
+    }
+
+    async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.writer
+            .write(move |conn| schedules::delete(conn, &user_id, &id))
+            .await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        user_id: &str,
+        id: &str,
+        paused: bool,
+        now: Millis,
+    ) -> Result<Option<Schedule>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.writer
+            .write(move |conn| schedules::set_paused(conn, &user_id, &id, paused, now))
+            .await
+    }
+
+    async fn next_schedule_at(&self) -> Result<Option<Millis>> {
+        self.read(schedules::next_fire_at).await
+    }
+
+    async fn due_schedules(
+        &self,
+        now: Millis,
+        after: Option<DueCursor>,
+        limit: usize,
+    ) -> Result<Vec<DueSchedule>> {
+        self.read(move |conn| schedules::due(conn, now, after.as_ref(), limit))
+            .await
+    }
+
+    async fn fire_schedule(&self, fire: ScheduleFire) -> Result<bool> {
+        self.writer
+            .write(move |conn| schedules::fire(conn, &fire))
+            .await
+    }
+
+    async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp> {
+        self.writer
+            .write(move |conn| schedules::catch_up(conn, now, window))
             .await
     }
 }
