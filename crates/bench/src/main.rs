@@ -72,6 +72,9 @@ struct Args {
     /// Offered rate of the fixed-rate latency scenario.
     #[arg(long)]
     rate: Option<f64>,
+    /// End-to-end and fan-out: deliveries allowed to lag behind publishes.
+    #[arg(long)]
+    window: Option<u64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,6 +98,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(n) = args.backlog {
         plan.backlog_count = n;
+    }
+    if let Some(w) = args.window {
+        plan.e2e_window = w.max(1);
     }
     if let Some(r) = args.rate {
         plan.latency_rate = r;

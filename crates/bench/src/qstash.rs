@@ -168,8 +168,14 @@ impl CpuMeter {
 
     pub fn read(&self) -> CpuUse {
         let secs = self.t0.elapsed().as_secs_f64().max(1e-9);
+        // pid 0: no server in this scenario (cpu_seconds(0) is this process).
+        let server = if self.pid == 0 {
+            0.0
+        } else {
+            cpu_seconds(self.pid) - self.server0
+        };
         CpuUse {
-            server_cores: (cpu_seconds(self.pid) - self.server0) / secs,
+            server_cores: server / secs,
             bench_cores: (cpu_seconds(0) - self.bench0) / secs,
         }
     }
