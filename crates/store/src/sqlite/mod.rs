@@ -1,6 +1,7 @@
 //! The embedded store: SQLite in WAL mode, one writer thread doing group
 //! commit, and a small pool of read connections that never block it.
 
+mod checkpoint;
 mod messages;
 mod schema;
 mod writer;
@@ -34,6 +35,7 @@ pub enum Durability {
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReaderPool>,
+    _checkpoints: Arc<checkpoint::Running>,
 }
 
 struct ReaderPool {
@@ -54,11 +56,16 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;
+             PRAGMA wal_autocheckpoint = 0;"
         ))?;
         conn.execute_batch(schema::SCHEMA)?;
         Ok(Self {
-            writer: Writer::start(conn),
+            _checkpoints: Arc::new(checkpoint::start(&path)?),
+            writer: Writer::start(
+                conn,
+                checkpoint::WalGuard::new(&path, checkpoint::WAL_LIMIT),
+            ),
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),
