@@ -1,7 +1,6 @@
 //! The embedded store: SQLite in WAL mode, one writer thread doing group
 //! commit, and a small pool of read connections that never block it.
 
-mod checkpoint;
 mod messages;
 mod schema;
 mod writer;
@@ -35,7 +34,6 @@ pub enum Durability {
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReaderPool>,
-    _checkpoints: Arc<checkpoint::Running>,
 }
 
 struct ReaderPool {
@@ -56,16 +54,11 @@ impl SqliteStore {
         };
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;
-             PRAGMA wal_autocheckpoint = 0;"
+             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
         ))?;
         conn.execute_batch(schema::SCHEMA)?;
         Ok(Self {
-            _checkpoints: Arc::new(checkpoint::start(&path)?),
-            writer: Writer::start(
-                conn,
-                checkpoint::WalGuard::new(&path, checkpoint::WAL_LIMIT),
-            ),
+            writer: Writer::start(conn),
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),

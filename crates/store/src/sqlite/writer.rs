@@ -8,7 +8,6 @@
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use super::checkpoint::WalGuard;
 use crate::{Result, StoreError};
 
 /// Most jobs in one transaction; bounds the latency of the first one.
@@ -25,11 +24,11 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection, wal: WalGuard) -> Self {
+    pub fn start(conn: Connection) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("qstash-store-writer".into())
-            .spawn(move || run(conn, rx, wal))
+            .spawn(move || run(conn, rx))
             .expect("spawn the store writer thread");
         Self { jobs: tx }
     }
@@ -62,7 +61,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) 
     result
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, mut wal: WalGuard) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
@@ -86,9 +85,6 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, mut wal: WalGuard) {
             let _ = conn.execute_batch("ROLLBACK");
             StoreError::Commit(e.to_string())
         });
-        if committed.is_ok() {
-            wal.after_commit(&conn);
-        }
         for complete in completions {
             let status = match &committed {
                 Ok(()) => Ok(()),
