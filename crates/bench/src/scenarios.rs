@@ -142,8 +142,8 @@ pub async fn ceiling(ctx: &Ctx) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
-/// 1. Publish throughput, durable; messages are delayed by an hour so no
-/// delivery competes for the CPU (end-to-end measures both at once).
+/// Scenario 1, publish throughput, durable: messages are delayed by an hour
+/// so no delivery competes for the CPU (end-to-end measures both at once).
 pub async fn publish(ctx: &Ctx) -> anyhow::Result<Scenario> {
     let mut s = Scenario::new("publish", "publish (durable, 1 KB)");
     ctx.sink.reset(Duration::ZERO);
@@ -168,9 +168,9 @@ pub async fn publish(ctx: &Ctx) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
-/// 2. End-to-end: publish and deliver at once. Publishers pause while more
-/// than a window of messages is published but not delivered, so the
-/// figure is the rate the whole system sustains, not a growing backlog.
+/// Scenario 2, end-to-end: publish and deliver at once. Publishers pause
+/// while more than a window of messages is published but not delivered,
+/// so the figure is the rate the whole system sustains, not a backlog.
 pub async fn end_to_end(ctx: &Ctx) -> anyhow::Result<Scenario> {
     let mut s = Scenario::new("e2e", "end-to-end delivery");
     ctx.sink.reset(Duration::ZERO);
