@@ -8,8 +8,8 @@
 
 mod callbacks;
 mod delivery;
-mod gate;
 pub mod dlq;
+mod gate;
 pub mod keys;
 pub mod outcome;
 pub mod publish;

@@ -1,14 +1,14 @@
 //! The route table.
 
-mod flow_control;
 mod dlq;
+mod flow_control;
 mod keys;
 mod logs;
 mod messages;
 mod publish;
 mod queues;
-mod url_groups;
 mod schedules;
+mod url_groups;
 
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};

@@ -1,9 +1,9 @@
 //! The embedded store: SQLite in WAL mode, one writer thread doing group
 //! commit, and a small pool of read connections that never block it.
 
-mod gates;
 mod dlq;
 mod filters;
+mod gates;
 pub mod logs;
 mod messages;
 mod schedules;
@@ -24,11 +24,11 @@ use crate::{
     CancelRequest, CancelResult, DlqDeleted, DlqEntry, DlqPage, DlqQuery, DlqRetry, Inserted,
     LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, Result, Store, StoreError,
 };
+use crate::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
 use crate::{
     FlowKey, FlowKeyChange, GateClaim, GateLook, GateSnapshot, GateView, QueueInfo, UrlGroup,
 };
 use qstash_core::url_group::{Endpoint, EndpointRef};
-use crate::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
 use writer::Writer;
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
