@@ -437,3 +437,28 @@ async fn log_listing_stays_fast_on_a_large_log() {
         );
     }
 }
+
+/// Purging the log walks the (user, time) index too: the per-user delete
+/// and the step to the next user never scan the table.
+#[test]
+fn purging_the_log_walks_an_index() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SqliteStore::open(dir.path(), Durability::Normal).unwrap());
+    let conn = rusqlite::Connection::open(dir.path().join("qstash.db")).unwrap();
+    for sql in [
+        "SELECT MIN(user_id) FROM events WHERE user_id > 'u'",
+        "DELETE FROM events WHERE user_id = 'u' AND time < 5",
+    ] {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert!(
+            plan.iter()
+                .all(|s| s.contains("USING") && s.contains("INDEX")),
+            "{sql}: {plan:?}"
+        );
+    }
+}

@@ -38,30 +38,51 @@ CREATE INDEX IF NOT EXISTS messages_failed ON messages(updated_at) WHERE state =
 "#;
 
 /// The attribute keys of `m`'s events.
-fn keys(m: &Message) -> Vec<String> {
+pub fn keys(m: &Message) -> Vec<String> {
     let s = &m.spec;
-    let mut keys = vec![format!("url:{}", s.url)];
-    let mut opt = |kind: &str, v: &Option<String>| {
-        if let Some(v) = v {
+    keys_of(
+        &s.url,
+        [
+            ("topic", s.topic_name.as_deref()),
+            ("queue", s.queue_name.as_deref()),
+            ("schedule", s.schedule_id.as_deref()),
+            ("flow", s.flow_control.as_ref().map(|f| f.key.as_str())),
+        ],
+        s.labels.iter().map(String::as_str),
+    )
+}
+
+/// The attribute keys of events of a message with these attributes: the
+/// same as [`keys`], from columns instead of a decoded message.
+pub fn keys_of<'a>(
+    url: &str,
+    optional: [(&str, Option<&str>); 4],
+    labels: impl Iterator<Item = &'a str>,
+) -> Vec<String> {
+    let mut keys = vec![format!("url:{url}")];
+    for (kind, value) in optional {
+        if let Some(v) = value {
             keys.push(format!("{kind}:{v}"));
         }
-    };
-    opt("topic", &s.topic_name);
-    opt("queue", &s.queue_name);
-    opt("schedule", &s.schedule_id);
-    opt("flow", &s.flow_control.as_ref().map(|f| f.key.clone()));
-    keys.extend(s.labels.iter().map(|l| format!("label:{l}")));
+    }
+    keys.extend(labels.map(|l| format!("label:{l}")));
     keys
 }
 
-/// Indexes the event `seq` of `m` by the message's attributes. Runs in the
-/// transaction that writes the event.
-pub fn index_event(conn: &Connection, m: &Message, time: Millis, seq: i64) -> Result<()> {
+/// Indexes the event `seq` of `user_id` by the message's attribute keys.
+/// Runs in the transaction that writes the event.
+pub fn index_event(
+    conn: &Connection,
+    user_id: &str,
+    keys: &[String],
+    time: Millis,
+    seq: i64,
+) -> Result<()> {
     let mut stmt = conn.prepare_cached(
         "INSERT OR IGNORE INTO event_keys (user_id, key, time, seq) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for key in keys(m) {
-        stmt.execute(params![m.user_id, key, time, seq])?;
+    for key in keys {
+        stmt.execute(params![user_id, key, time, seq])?;
     }
     Ok(())
 }

@@ -16,14 +16,47 @@ use crate::{
 pub(super) const COLUMNS: &str =
     "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
 
+/// The columns of a new message that cost CPU to build (JSON, label and
+/// log keys). They are built before the write job, on the caller's thread,
+/// so the single writer thread only binds them.
+pub struct Encoded {
+    spec: String,
+    labels: Option<String>,
+    keys: Vec<String>,
+}
+
+pub fn encode(messages: &[NewMessage]) -> Result<Vec<Encoded>> {
+    messages
+        .iter()
+        .map(|new| {
+            let s = &new.message.spec;
+            Ok(Encoded {
+                spec: serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                labels: (!s.labels.is_empty()).then(|| format!(",{},", s.labels.join(","))),
+                keys: super::logs::keys(&new.message),
+            })
+        })
+        .collect()
+}
+
 pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
+    insert_encoded(conn, messages, &encode(messages)?, now)
+}
+
+/// Inserts `messages`, whose columns `encoded` holds in the same order.
+pub fn insert_encoded(
+    conn: &Connection,
+    messages: &[NewMessage],
+    encoded: &[Encoded],
+    now: Millis,
+) -> Result<Vec<Inserted>> {
     let mut out = Vec::with_capacity(messages.len());
     let mut insert = conn.prepare_cached(
         "INSERT INTO messages (id, user_id, state, due_at, created_at, not_before, retried, updated_at, url,
             topic_name, queue_name, schedule_id, flow_control_key, caller_ip, labels, spec, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?;
-    for new in messages {
+    for (new, enc) in messages.iter().zip(encoded) {
         let m = &new.message;
         if let Some(key) = &new.dedup_key {
             if let Some(existing) = dedup_hit(conn, &m.user_id, key, now)? {
@@ -36,8 +69,6 @@ pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result
             .execute(params![m.user_id, key, m.id, now + WINDOW_MS])?;
         }
         let s = &m.spec;
-        let spec = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let labels = (!s.labels.is_empty()).then(|| format!(",{},", s.labels.join(",")));
         insert.execute(params![
             m.id,
             m.user_id,
@@ -52,14 +83,17 @@ pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result
             s.schedule_id,
             s.flow_control.as_ref().map(|f| &f.key),
             s.caller_ip,
-            labels,
-            spec,
+            enc.labels,
+            enc.spec,
             m.body,
         ])?;
-        log(
+        let at = m.created_at;
+        log_keyed(
             conn,
-            m,
-            m.created_at,
+            &m.user_id,
+            &m.id,
+            &enc.keys,
+            at,
             LogState::Created,
             &EventDetail::default(),
         )?;
@@ -87,92 +121,146 @@ pub fn get(conn: &Connection, id: &str) -> Result<Option<Message>> {
     row.map(decode).transpose()
 }
 
-pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<Message>> {
+/// Claims due messages; answers their rows undecoded, so the JSON is
+/// parsed off the writer thread ([`decode`]).
+pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<RawRow>> {
     let sql = format!(
         "UPDATE messages SET state = 'active', updated_at = ?1
          WHERE id IN (SELECT id FROM messages WHERE state = 'pending' AND queue_name IS NULL
              AND flow_control_key IS NULL AND due_at <= ?1 ORDER BY due_at LIMIT ?2)
-         RETURNING {COLUMNS}"
+         RETURNING {COLUMNS}, {HEAD_COLUMNS}"
     );
-    let rows: Vec<RawRow> = conn
-        .prepare_cached(&sql)?
-        .query_map(params![now, limit as i64], read_row)?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut messages = rows.into_iter().map(decode).collect::<Result<Vec<_>>>()?;
-    messages.sort_by_key(|m| m.due_at);
-    for m in &messages {
-        log(conn, m, now, LogState::Active, &EventDetail::default())?;
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![now, limit as i64])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let raw = read_row(r)?;
+        let keys = read_keys(r, 9)?;
+        log_keyed(
+            conn,
+            &raw.1,
+            &raw.0,
+            &keys,
+            now,
+            LogState::Active,
+            &EventDetail::default(),
+        )?;
+        out.push(raw);
     }
-    Ok(messages)
+    Ok(out)
 }
 
-pub fn record_outcomes(conn: &Connection, outcomes: &[Outcome]) -> Result<()> {
-    for o in outcomes {
-        let Some(m) = get(conn, &o.message_id)? else {
+/// What the log needs of a stored message, read without decoding it.
+struct Head {
+    user_id: String,
+    state: String,
+    due_at: Millis,
+    retried: u32,
+    keys: Vec<String>,
+}
+
+/// The message columns the log keys are built from (see `logs::keys_of`).
+const HEAD_COLUMNS: &str = "url, topic_name, queue_name, schedule_id, flow_control_key, labels";
+
+/// The log keys of the row whose `HEAD_COLUMNS` start at column `at`.
+fn read_keys(r: &Row, at: usize) -> rusqlite::Result<Vec<String>> {
+    let url: String = r.get(at)?;
+    let opt = |i: usize| r.get::<_, Option<String>>(at + i);
+    let (topic, queue, schedule, flow, labels) = (opt(1)?, opt(2)?, opt(3)?, opt(4)?, opt(5)?);
+    Ok(super::logs::keys_of(
+        &url,
+        [
+            ("topic", topic.as_deref()),
+            ("queue", queue.as_deref()),
+            ("schedule", schedule.as_deref()),
+            ("flow", flow.as_deref()),
+        ],
+        labels
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|l| !l.is_empty()),
+    ))
+}
+
+fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
+    let sql = format!(
+        "SELECT user_id, state, due_at, retried, {HEAD_COLUMNS} FROM messages WHERE id = ?1"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id], |r| {
+            Ok(Head {
+                user_id: r.get(0)?,
+                state: r.get(1)?,
+                due_at: r.get(2)?,
+                retried: r.get(3)?,
+                keys: read_keys(r, 4)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Records outcomes; `callbacks[i]` holds the encoded columns of
+/// `outcomes[i].callbacks`. Reads only the columns it needs of each
+/// message: decoding whole messages here cost the writer thread dearly.
+pub fn record_outcomes(
+    conn: &Connection,
+    outcomes: &[Outcome],
+    callbacks: &[Vec<Encoded>],
+) -> Result<()> {
+    for (o, encoded) in outcomes.iter().zip(callbacks) {
+        let Some(m) = get_head(conn, &o.message_id)? else {
             continue;
         };
         // A message cancelled while in flight keeps its cancellation.
-        if m.state != MessageState::Active {
+        if m.state != MessageState::Active.as_str() {
             continue;
         }
+        let id = &o.message_id;
+        let log = |state: LogState, d: &EventDetail| {
+            log_keyed(conn, &m.user_id, id, &m.keys, o.at, state, d)
+        };
         let response = EventDetail::response(&o.response);
         match &o.kind {
             OutcomeKind::Delivered => {
-                set_state(
-                    conn,
-                    &m.id,
-                    MessageState::Delivered,
-                    m.due_at,
-                    m.retried,
-                    o.at,
-                )?;
-                log(conn, &m, o.at, LogState::Delivered, &response)?;
+                set_state(conn, id, MessageState::Delivered, m.due_at, m.retried, o.at)?;
+                log(LogState::Delivered, &response)?;
             }
             OutcomeKind::Retry { next_due, error } => {
-                set_state(
-                    conn,
-                    &m.id,
-                    MessageState::Pending,
-                    *next_due,
-                    m.retried + 1,
-                    o.at,
-                )?;
-                log(
-                    conn,
-                    &m,
-                    o.at,
-                    LogState::Error,
-                    &EventDetail {
-                        error: Some(error.clone()),
-                        ..response.clone()
-                    },
-                )?;
+                let (next, retried) = (*next_due, m.retried + 1);
+                set_state(conn, id, MessageState::Pending, next, retried, o.at)?;
+                let failed = EventDetail {
+                    error: Some(error.clone()),
+                    ..response.clone()
+                };
+                log(LogState::Error, &failed)?;
                 let retry = EventDetail {
-                    next_delivery_time: Some(*next_due),
+                    next_delivery_time: Some(next),
                     ..Default::default()
                 };
-                log(conn, &m, o.at, LogState::Retry, &retry)?;
+                log(LogState::Retry, &retry)?;
             }
             OutcomeKind::Failed { error } => {
-                set_state(conn, &m.id, MessageState::Failed, m.due_at, m.retried, o.at)?;
+                set_state(conn, id, MessageState::Failed, m.due_at, m.retried, o.at)?;
                 let failed = EventDetail {
                     error: Some(error.clone()),
                     ..response
                 };
-                log(conn, &m, o.at, LogState::Error, &failed)?;
-                log(conn, &m, o.at, LogState::Failed, &failed)?;
-                insert_dlq(conn, &m, o, error)?;
+                log(LogState::Error, &failed)?;
+                log(LogState::Failed, &failed)?;
+                insert_dlq(conn, &m.user_id, id, o, error)?;
             }
         }
         if !o.callbacks.is_empty() {
-            insert(conn, &o.callbacks, o.at)?;
+            insert_encoded(conn, &o.callbacks, encoded, o.at)?;
         }
     }
     Ok(())
 }
 
-fn insert_dlq(conn: &Connection, m: &Message, o: &Outcome, error: &str) -> Result<()> {
-    let rowid: i64 = conn.query_row("SELECT rowid FROM messages WHERE id = ?1", [&m.id], |r| {
+fn insert_dlq(conn: &Connection, user_id: &str, id: &str, o: &Outcome, error: &str) -> Result<()> {
+    let rowid: i64 = conn.query_row("SELECT rowid FROM messages WHERE id = ?1", [id], |r| {
         r.get(0)
     })?;
     let header = serde_json::to_string(&o.response.header)
@@ -183,8 +271,8 @@ fn insert_dlq(conn: &Connection, m: &Message, o: &Outcome, error: &str) -> Resul
     )?
     .execute(params![
         o.dlq_id.clone().unwrap_or_else(|| format!("{}-{}", o.at, rowid)),
-        m.user_id,
-        m.id,
+        user_id,
+        id,
         o.at,
         o.response.status,
         header,
@@ -332,7 +420,7 @@ fn url_matches(url: &str, hosts: &[String], paths: &[String]) -> bool {
 
 pub fn purge(conn: &Connection, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
     let dedup = conn.execute("DELETE FROM dedup WHERE expires_at <= ?1", [now])? as u64;
-    let events = conn.execute("DELETE FROM events WHERE time < ?1", [retain_before])? as u64;
+    let events = purge_events(conn, retain_before)?;
     let messages = conn.execute(
         "DELETE FROM messages WHERE state IN ('delivered', 'cancelled') AND updated_at < ?1",
         [retain_before],
@@ -342,6 +430,21 @@ pub fn purge(conn: &Connection, now: Millis, retain_before: Millis) -> Result<Pu
         events,
         dedup,
     })
+}
+
+/// Drops log entries older than `before`, one user at a time along the
+/// (user, time) index, which the listing needs anyway.
+fn purge_events(conn: &Connection, before: Millis) -> Result<u64> {
+    let mut next_user =
+        conn.prepare_cached("SELECT MIN(user_id) FROM events WHERE user_id > ?1")?;
+    let mut delete = conn.prepare_cached("DELETE FROM events WHERE user_id = ?1 AND time < ?2")?;
+    let mut user = String::new();
+    let mut purged = 0;
+    while let Some(u) = next_user.query_row([&user], |r| r.get::<_, Option<String>>(0))? {
+        purged += delete.execute(params![u, before])? as u64;
+        user = u;
+    }
+    Ok(purged)
 }
 
 /// Per-event details beyond the message itself.
@@ -371,13 +474,27 @@ pub fn log_state(conn: &Connection, m: &Message, at: Millis, state: LogState) ->
 }
 
 fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDetail) -> Result<()> {
+    let keys = super::logs::keys(m);
+    log_keyed(conn, &m.user_id, &m.id, &keys, at, state, d)
+}
+
+/// Writes one log entry of message `id`, indexed by its attribute `keys`.
+fn log_keyed(
+    conn: &Connection,
+    user_id: &str,
+    id: &str,
+    keys: &[String],
+    at: Millis,
+    state: LogState,
+    d: &EventDetail,
+) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO events (user_id, message_id, time, state, error, next_delivery_time, response_status,
             response_header, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
-        m.user_id,
-        m.id,
+        user_id,
+        id,
         at,
         state.as_str(),
         d.error,
@@ -386,8 +503,7 @@ fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDet
         d.response_header,
         d.response_body
     ])?;
-    super::logs::index_event(conn, m, at, conn.last_insert_rowid())?;
-    Ok(())
+    super::logs::index_event(conn, user_id, keys, at, conn.last_insert_rowid())
 }
 
 pub(super) type RawRow = (String, String, String, i64, i64, i64, u32, String, Vec<u8>);

@@ -41,6 +41,9 @@ pub enum Durability {
     Normal,
 }
 
+/// Prepared statements kept per connection: more than the store has.
+const STATEMENT_CACHE: usize = 256;
+
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: Writer,
@@ -67,6 +70,9 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;
              PRAGMA temp_store = MEMORY; PRAGMA cache_size = -65536;"
         ))?;
+        // The writer runs a few dozen distinct statements; with the default
+        // cache of 16 they evicted each other and were parsed again per job.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.execute_batch(schema::SCHEMA)?;
         conn.execute_batch(gates::GATES_SCHEMA)?;
         conn.execute_batch(logs::LOGS_SCHEMA)?;
@@ -108,6 +114,7 @@ impl ReaderPool {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;")?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }
 
@@ -126,8 +133,9 @@ impl Store for SqliteStore {
         messages: Vec<NewMessage>,
         now: Millis,
     ) -> Result<Vec<Inserted>> {
+        let encoded = messages::encode(&messages)?;
         self.writer
-            .write(move |conn| messages::insert(conn, &messages, now))
+            .write(move |conn| messages::insert_encoded(conn, &messages, &encoded, now))
             .await
     }
 
@@ -152,14 +160,25 @@ impl Store for SqliteStore {
     }
 
     async fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<Message>> {
-        self.writer
+        let rows = self
+            .writer
             .write(move |conn| messages::claim_due(conn, now, limit))
-            .await
+            .await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(messages::decode)
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|m| m.due_at);
+        Ok(claimed)
     }
 
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()> {
+        let callbacks = outcomes
+            .iter()
+            .map(|o| messages::encode(&o.callbacks))
+            .collect::<Result<Vec<_>>>()?;
         self.writer
-            .write(move |conn| messages::record_outcomes(conn, &outcomes))
+            .write(move |conn| messages::record_outcomes(conn, &outcomes, &callbacks))
             .await
     }
 
@@ -216,7 +235,7 @@ impl Store for SqliteStore {
                 let old = ensure_keys(conn, &user_id, &initial)?;
                 let keys = SigningKeys {
                     current: old.next,
-                    next: new_next,
+                    next: new_next.clone(),
                 };
                 conn.execute(
                     "UPDATE signing_keys SET current = ?2, next = ?3 WHERE user_id = ?1",
@@ -254,7 +273,7 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let (u, n) = (user_id.to_string(), name.to_string());
         self.writer
-            .write(move |c| gates::upsert_group_endpoints(c, &u, &n, endpoints, now))
+            .write(move |c| gates::upsert_group_endpoints(c, &u, &n, endpoints.clone(), now))
             .await
     }
 

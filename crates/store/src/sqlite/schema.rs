@@ -42,9 +42,12 @@ CREATE TABLE IF NOT EXISTS events (
     response_header    TEXT,
     response_body      BLOB
 );
-CREATE INDEX IF NOT EXISTS events_user ON events(user_id, seq);
+-- Listing uses events_user_time, events_user_state (logs.rs) and this;
+-- purging walks events_user_time per user. Each index costs every write,
+-- so there is no other (two were dropped for publish throughput).
 CREATE INDEX IF NOT EXISTS events_message ON events(message_id);
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
+DROP INDEX IF EXISTS events_user;
+DROP INDEX IF EXISTS events_time;
 
 CREATE TABLE IF NOT EXISTS dlq (
     dlq_id          TEXT PRIMARY KEY,
