@@ -21,6 +21,9 @@ pub struct LogFilter {
     pub label: Vec<String>,
     pub flow_control_key: Vec<String>,
     pub caller_ip: Vec<String>,
+    /// The destination URL's host (without port) and path.
+    pub host: Vec<String>,
+    pub path: Vec<String>,
     /// Inclusive bounds on the entry time.
     pub from_date: Option<Millis>,
     pub to_date: Option<Millis>,

@@ -173,6 +173,7 @@ fn every_log_query_walks_an_index() {
     let dir = tempfile::tempdir().unwrap();
     drop(SqliteStore::open(dir.path(), Durability::Normal).unwrap());
     let conn = rusqlite::Connection::open(dir.path().join("qstash.db")).unwrap();
+    qstash_store::sqlite::logs::register_url_functions(&conn).unwrap();
     let one = |s: &str| vec![s.to_string()];
     let filters = [
         LogFilter::default(),
@@ -203,6 +204,11 @@ fn every_log_query_walks_an_index() {
         },
         LogFilter {
             from_date: Some(5),
+            ..Default::default()
+        },
+        LogFilter {
+            host: one("example.org"),
+            path: one("/a"),
             ..Default::default()
         },
         LogFilter {

@@ -52,16 +52,11 @@ async fn list(
         label: q.all("label"),
         flow_control_key: q.all("flowControlKey"),
         caller_ip: [q.all("callerIp"), q.all("callerIP")].concat(),
+        host: q.all("host"),
+        path: q.all("path"),
         from_date: q.millis("fromDate")?,
         to_date: q.millis("toDate")?,
     };
-    for unsupported in ["host", "path"] {
-        if q.get(unsupported).is_some() {
-            return Err(ApiError::BadRequest(format!(
-                "the {unsupported} filter is not supported on logs; filter by url instead"
-            )));
-        }
-    }
     let cursor = match q.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
         Some(c) => Some(LogCursor::parse(c).ok_or_else(|| {
             ApiError::BadRequest(format!(

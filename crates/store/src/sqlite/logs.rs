@@ -157,6 +157,8 @@ pub fn page_sql(
     w.any_of("m.flow_control_key", &f.flow_control_key);
     w.any_of("m.caller_ip", &f.caller_ip);
     w.any_label("m.labels", &f.label);
+    w.any_of("url_host(m.url)", &f.host);
+    w.any_of("url_path(m.url)", &f.path);
     let sql = format!(
         "SELECT e.seq, e.time, e.state, e.error, e.next_delivery_time, e.response_status,
                 e.response_header, e.response_body,
@@ -271,4 +273,22 @@ pub(super) fn parse_header(json: Option<&str>) -> Result<HeaderMap> {
 /// are purged with the messages).
 pub fn purge_keys(conn: &Connection, before: Millis) -> Result<u64> {
     Ok(conn.execute("DELETE FROM event_keys WHERE time < ?1", [before])? as u64)
+}
+
+/// SQL functions the log filters use: `url_host(url)` and `url_path(url)`,
+/// the host (without port) and path of a destination URL, NULL if it does
+/// not parse. Registered on every connection that lists the log.
+pub fn register_url_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("url_host", 1, flags, |ctx| {
+        let url = ctx.get::<String>(0)?;
+        Ok(url::Url::parse(&url)
+            .ok()
+            .and_then(|u| u.host_str().map(String::from)))
+    })?;
+    conn.create_scalar_function("url_path", 1, flags, |ctx| {
+        let url = ctx.get::<String>(0)?;
+        Ok(url::Url::parse(&url).ok().map(|u| u.path().to_string()))
+    })
 }
