@@ -26,6 +26,19 @@ impl ApiError {
         Self::BadRequest(e.to_string())
     }
 
+    /// The same error, its message prefixed with `context`.
+    pub fn within(self, context: &str) -> Self {
+        let add = |m: String| format!("{context}: {m}");
+        match self {
+            Self::BadRequest(m) => Self::BadRequest(add(m)),
+            Self::Unauthorized(m) => Self::Unauthorized(add(m)),
+            Self::NotFound(m) => Self::NotFound(add(m)),
+            Self::PayloadTooLarge(m) => Self::PayloadTooLarge(add(m)),
+            Self::NotImplemented(m) => Self::NotImplemented(add(m)),
+            Self::Internal(m) => Self::Internal(add(m)),
+        }
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,

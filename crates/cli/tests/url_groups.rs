@@ -7,6 +7,7 @@ mod lines;
 use common::*;
 use lines::*;
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn endpoints_are_added_updated_removed_and_the_group_goes_with_the_last() {
@@ -175,9 +176,21 @@ async fn publish_to_a_group_fans_out_with_topic_and_endpoint_names() {
         0,
         "POST",
         "/v2/batch",
-        Some(json!([{"destination": "nope", "body": "x"}])),
+        Some(json!([{"destination": sink.at("/c"), "body": "y"}, {"destination": "nope", "body": "x"}])),
     )
     .await;
-    assert!((400..500).contains(&status), "{status} {body}");
-    assert!(body["error"].as_str().unwrap().contains("nope"), "{body}");
+    // As for a publish: an unknown group is a 404 naming it and the item,
+    // and nothing of the batch is stored.
+    assert_eq!(status, 404, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("nope") && error.contains("batch item 1"),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sink.received_at("/c").len(),
+        1,
+        "the valid item of the refused batch was stored"
+    );
 }

@@ -105,7 +105,7 @@ pub async fn batch(
     // Validate every item before storing any, so a bad item stores nothing.
     let mut plans = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
-        let at = |e: ApiError| ApiError::BadRequest(format!("batch item {i}: {e}"));
+        let at = |e: ApiError| e.within(&format!("batch item {i}"));
         let queue = match item.queue.filter(|q| !q.is_empty()) {
             Some(q) => Some(
                 validate_queue_name(&q)
