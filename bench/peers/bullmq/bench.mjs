@@ -78,8 +78,10 @@ await sleep(measureMs);
 const deliveredRate = ((arrivals - a0) * 1000) / (performance.now() - t0);
 const publishedE2e = await e2e.finish();
 await queue.close();
-worker.disconnect();
-sink.disconnect();
+// Stop the children now: left running, the worker outlives redis-server
+// (stopped by run.sh on exit) and dies noisily with ECONNRESET.
+worker.kill();
+sink.kill();
 
 const fmt = (n) => Math.round(n).toLocaleString("en-US");
 console.log(`| BullMQ publish (1 KB, delayed 1 h) | acknowledged | ${fmt(publishRate)} /s |`);
