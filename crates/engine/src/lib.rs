@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qstash_core::clock::{Clock, Millis};
+use qstash_core::{Message, MessageState};
 use qstash_store::{Inserted, NewMessage, Store, StoreError};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use keys::KeyRing;
@@ -128,18 +129,72 @@ impl Engine {
 
     /// Commits messages and lets the scheduler know about them. Answers
     /// only after the commit, so an acknowledged message is never lost.
-    pub async fn submit(&self, messages: Vec<NewMessage>) -> Result<Vec<Inserted>, StoreError> {
-        let earliest = messages.iter().map(|m| m.message.due_at).min();
+    ///
+    /// A plain message that is due now goes straight to a delivery task
+    /// when a delivery slot is free: it is stored already in flight (with
+    /// its ACTIVE log entry) instead of pending, so the scheduler never has
+    /// to claim it, which saves a write of the row and two index updates
+    /// per message. A crash before its outcome returns it to pending at the
+    /// next start like any claimed message.
+    pub async fn submit(
+        self: &Arc<Self>,
+        mut messages: Vec<NewMessage>,
+    ) -> Result<Vec<Inserted>, StoreError> {
+        let now = self.now();
+        let permits = self.start_now(&mut messages, now);
+        let earliest = messages
+            .iter()
+            .filter(|m| m.message.state == MessageState::Pending)
+            .map(|m| m.message.due_at)
+            .min();
         let gated: Vec<gate::Line> = messages
             .iter()
             .filter_map(|m| gate::Line::of(&m.message))
             .collect();
-        let inserted = self.store.insert_messages(messages, self.now()).await?;
+        let started: Vec<Option<Message>> = messages
+            .iter()
+            .map(|m| (m.message.state == MessageState::Active).then(|| m.message.clone()))
+            .collect();
+        let inserted = self.store.insert_messages(messages, now).await?;
+        let mut permits = permits.into_iter();
+        for (answer, message) in inserted.iter().zip(started) {
+            let Some(message) = message else { continue };
+            let permit = permits.next().expect("one permit per started message");
+            // A deduplicated message was not stored: nothing to deliver.
+            if let Inserted::New(_) = answer {
+                let engine = self.clone();
+                tokio::spawn(async move {
+                    engine.deliver(message).await;
+                    drop(permit);
+                });
+            }
+        }
         if let Some(due) = earliest {
             self.due_at(due);
         }
         self.gate.joined(&gated);
         Ok(inserted)
+    }
+
+    /// Marks the plain, due messages that can start at once as in flight,
+    /// taking a delivery slot for each; answers the slots in order.
+    fn start_now(&self, messages: &mut [NewMessage], now: Millis) -> Vec<OwnedSemaphorePermit> {
+        let mut permits = Vec::new();
+        if *self.shutdown.borrow() {
+            return permits;
+        }
+        for new in messages.iter_mut() {
+            let m = &mut new.message;
+            if m.due_at > now || gate::Line::of(m).is_some() {
+                continue;
+            }
+            let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+                break;
+            };
+            m.state = MessageState::Active;
+            permits.push(permit);
+        }
+        permits
     }
 
     /// Tells the scheduler a message is due at `due`; wakes it only if that

@@ -87,16 +87,13 @@ pub fn insert_encoded(
             enc.spec,
             m.body,
         ])?;
-        let at = m.created_at;
-        log_keyed(
-            conn,
-            &m.user_id,
-            &m.id,
-            &enc.keys,
-            at,
-            LogState::Created,
-            &EventDetail::default(),
-        )?;
+        let none = EventDetail::default();
+        let (user, id, keys) = (&m.user_id, &m.id, &enc.keys);
+        log_keyed(conn, user, id, keys, m.created_at, LogState::Created, &none)?;
+        // Stored already in flight: its delivery starts right after the commit.
+        if m.state == MessageState::Active {
+            log_keyed(conn, user, id, keys, now, LogState::Active, &none)?;
+        }
         super::gates::on_insert(conn, m, now)?;
         out.push(Inserted::New(m.id.clone()));
     }
