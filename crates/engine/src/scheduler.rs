@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qstash_core::clock::Millis;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Engine;
 
@@ -17,16 +18,17 @@ const ERROR_PAUSE: Duration = Duration::from_millis(500);
 pub async fn run(engine: Arc<Engine>) {
     let mut shutdown = engine.shutdown.subscribe();
     while !*shutdown.borrow() {
-        // Claim no more than there are free delivery slots, so claimed
-        // messages never wait in memory.
-        let free = engine.in_flight.available_permits().min(CLAIM_BATCH);
-        if free == 0 {
-            let Ok(permit) = engine.in_flight.clone().acquire_owned().await else {
-                return;
-            };
-            drop(permit);
-            continue;
+        // Take the delivery slots first and claim no more messages than
+        // slots, so claimed messages never wait in memory. (Publishes take
+        // slots too, for due messages they start at once: counting free
+        // slots and taking them after the claim would race with them.)
+        let Some(mut slots) = take_slots(&engine).await else {
+            return;
+        };
+        if *shutdown.borrow() {
+            return;
         }
+        let free = slots.len();
         // Announce the wake-up target before looking, so a publish that
         // lands during the look still wakes us.
         engine.sleeping_until.store(Millis::MAX, Ordering::Release);
@@ -35,23 +37,22 @@ pub async fn run(engine: Arc<Engine>) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming due messages failed");
+                drop(slots);
                 tokio::time::sleep(ERROR_PAUSE).await;
                 continue;
             }
         };
         let full = claimed.len() == free;
         for message in claimed {
-            let permit = engine
-                .in_flight
-                .clone()
-                .try_acquire_owned()
-                .expect("claimed within free permits");
+            let permit = slots.pop().expect("claimed within the slots taken");
             let engine = engine.clone();
             tokio::spawn(async move {
                 engine.deliver(message).await;
                 drop(permit);
             });
         }
+        // Never sleep on slots: publishes and retries need them.
+        drop(slots);
         if full {
             continue;
         }
@@ -64,6 +65,21 @@ pub async fn run(engine: Arc<Engine>) {
         };
         sleep_until(&engine, next, &mut shutdown).await;
     }
+}
+
+/// Up to `CLAIM_BATCH` delivery slots, waiting for the first one (in the
+/// semaphore's FIFO line, so publishes cannot starve the scheduler). None
+/// once the semaphore is closed.
+async fn take_slots(engine: &Engine) -> Option<Vec<OwnedSemaphorePermit>> {
+    let first = engine.in_flight.clone().acquire_owned().await.ok()?;
+    let mut slots = vec![first];
+    while slots.len() < CLAIM_BATCH {
+        match engine.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => slots.push(permit),
+            Err(_) => break,
+        }
+    }
+    Some(slots)
 }
 
 async fn sleep_until(
