@@ -1,7 +1,7 @@
 //! Delivery slots are shared: a publish that is due at once takes a free
 //! slot and starts right after its commit, while the scheduler takes slots
 //! for messages that fell due later (delays, retries). Neither may starve
-//! or break the other.
+//! or break the other, nor the dispatch gate of queues.
 
 mod common;
 mod lines;
@@ -27,6 +27,13 @@ async fn publishes_and_the_scheduler_share_the_delivery_slots() {
     for i in 0..40 {
         publish_ok(&s, &later, &[("Upstash-Delay", "1s")], &i.to_string()).await;
     }
+    // And a FIFO queue, started by the dispatch gate, not the scheduler.
+    sink.script("/queued", slow(100));
+    let queued = format!("/v2/enqueue/q1/{}", sink.at("/queued"));
+    for i in 0..20 {
+        let resp = s.post(&queued).body(i.to_string()).send().await.unwrap();
+        assert!(resp.status().is_success());
+    }
     // While those fall due, four publishers keep both slots busy with
     // messages due at once (160/s offered, about 100/s delivered).
     let now = sink.at("/now");
@@ -42,6 +49,21 @@ async fn publishes_and_the_scheduler_share_the_delivery_slots() {
     };
     let (a, b, c, d) = tokio::join!(publisher(), publisher(), publisher(), publisher());
     let sent = a + b + c + d;
+    let stopped = Instant::now();
+    // Neither the scheduler nor the gate waited for the publishers to
+    // stop: each gets the next free slot when it asks for one.
+    for (path, least) in [("/later", 10), ("/queued", 5)] {
+        let early = sink
+            .received_at(path)
+            .iter()
+            .filter(|r| r.at < stopped)
+            .count();
+        assert!(
+            early >= least,
+            "only {early} of {path} arrived while publishes kept the slots busy"
+        );
+    }
+    sink.wait_for("/queued", 20, Duration::from_secs(30)).await;
     sink.wait_for("/later", 40, Duration::from_secs(30)).await;
     sink.wait_for("/now", sent, Duration::from_secs(30)).await;
     // The scheduler still runs: a new delayed message arrives.

@@ -347,19 +347,23 @@ pub(crate) async fn run(engine: Arc<Engine>) {
             }
         }
     }
+    // A slot waited for in the semaphore's FIFO line, kept for the next
+    // round: dropping it and taking it again later would let due publishes,
+    // which take free slots too, starve queued messages.
+    let mut reserved: Option<OwnedSemaphorePermit> = None;
     while !*shutdown.borrow() {
         // Register for a wake-up before looking, so a mark made during
         // the round is not missed.
         let notified = engine.gate.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let next_timer = match round(&engine).await {
+        let next_timer = match round(&engine, reserved.take()).await {
             Ok(Next::More) => continue,
             Ok(Next::Idle) => engine.gate.book().timers.first().map(|(at, _)| *at),
             Ok(Next::NoSlot) => {
                 // Every delivery slot is busy: wait for one, keeping the marks.
                 tokio::select! {
-                    permit = engine.in_flight.clone().acquire_owned() => drop(permit),
+                    permit = engine.in_flight.clone().acquire_owned() => reserved = permit.ok(),
                     _ = shutdown.changed() => {}
                 }
                 continue;
@@ -403,11 +407,16 @@ impl Next {
     }
 }
 
-/// One round: look at marked lines, start what their limits allow.
-async fn round(engine: &Arc<Engine>) -> Result<Next, StoreError> {
+/// One round: look at marked lines, start what their limits allow, in the
+/// `reserved` slot and the free ones.
+async fn round(
+    engine: &Arc<Engine>,
+    reserved: Option<OwnedSemaphorePermit>,
+) -> Result<Next, StoreError> {
     let gate = &engine.gate;
     let now = engine.now();
-    let free = engine.in_flight.available_permits().min(ROUND);
+    let mut permits: Vec<OwnedSemaphorePermit> = reserved.into_iter().collect();
+    let free = (permits.len() + engine.in_flight.available_permits()).min(ROUND);
     if free == 0 {
         return Ok(if gate.book().dirty.is_empty() {
             Next::Idle
@@ -428,9 +437,9 @@ async fn round(engine: &Arc<Engine>) -> Result<Next, StoreError> {
             return Err(e);
         }
     };
-    let mut permits: Vec<OwnedSemaphorePermit> = (0..free)
-        .map_while(|_| engine.in_flight.clone().try_acquire_owned().ok())
-        .collect();
+    permits.extend(
+        (permits.len()..free).map_while(|_| engine.in_flight.clone().try_acquire_owned().ok()),
+    );
     let now = engine.now();
     let admitted = decide(gate, views, now, permits.len());
     if admitted.is_empty() {
