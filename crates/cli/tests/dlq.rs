@@ -20,6 +20,26 @@ async fn dead(s: &Server, url: &str, headers: &[(&str, &str)], body: &str) -> (S
     let mut all = vec![("Upstash-Retries", "0")];
     all.extend_from_slice(headers);
     let id = publish_ok(s, url, &all, body).await;
+    wait_dead(s, &id).await
+}
+
+/// Publishes `body` (any bytes) with no retries; answers the message id.
+async fn publish_raw(s: &Server, url: &str, body: &[u8]) -> String {
+    let resp = s
+        .post(&format!("/v2/publish/{url}"))
+        .header("Upstash-Retries", "0")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let json: Value = resp.json().await.unwrap();
+    json["messageId"].as_str().unwrap().to_string()
+}
+
+/// Waits until message `id` is in the DLQ; returns (messageId, dlqId).
+async fn wait_dead(s: &Server, id: &str) -> (String, String) {
+    let id = id.to_string();
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let (_, page) = get_json(s, &format!("/v2/dlq?messageId={id}")).await;
@@ -95,6 +115,20 @@ async fn dlq_entry_keeps_the_message_and_its_last_response() {
     let (_, bin) = dead(&s, &sink.at("/bin"), &[], "\u{0}").await;
     let (_, m) = get_json(&s, &format!("/v2/dlq/{bin}")).await;
     assert_eq!(m["responseBody"], "\u{0}\u{1}");
+
+    // Bytes that are not UTF-8 come back base64-encoded, under the
+    // *Base64 names, for the response and the message body alike.
+    sink.script(
+        "/raw",
+        vec![Reply::status(500).raw_body(&[0xff, 0xfe, 0x00])],
+    );
+    let id = publish_raw(&s, &sink.at("/raw"), &[0xc3, 0x28]).await;
+    let (_, raw) = wait_dead(&s, &id).await;
+    let (_, m) = get_json(&s, &format!("/v2/dlq/{raw}")).await;
+    assert_eq!(m["responseBodyBase64"], "//4A", "{m}");
+    assert!(m.get("responseBody").is_none(), "{m}");
+    assert_eq!(m["bodyBase64"], "wyg=", "{m}");
+    assert!(m.get("body").is_none(), "{m}");
 
     // Another user sees none of it.
     let other = s

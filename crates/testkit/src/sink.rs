@@ -33,6 +33,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// A body that need not be UTF-8; replaces `body` when set.
+    pub raw_body: Option<Vec<u8>>,
     pub delay: Duration,
 }
 
@@ -42,6 +44,7 @@ impl Reply {
             status,
             headers: vec![],
             body: String::new(),
+            raw_body: None,
             delay: Duration::ZERO,
         }
     }
@@ -51,6 +54,10 @@ impl Reply {
     }
     pub fn body(mut self, body: &str) -> Self {
         self.body = body.into();
+        self
+    }
+    pub fn raw_body(mut self, body: &[u8]) -> Self {
+        self.raw_body = Some(body.to_vec());
         self
     }
     pub fn after(mut self, delay: Duration) -> Self {
@@ -168,11 +175,11 @@ async fn record(
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut resp = (
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
-        reply.body,
-    )
-        .into_response();
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+    let mut resp = match reply.raw_body {
+        Some(raw) => (status, raw).into_response(),
+        None => (status, reply.body).into_response(),
+    };
     for (k, v) in reply.headers {
         resp.headers_mut().insert(
             axum::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
