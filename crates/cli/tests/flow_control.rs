@@ -57,6 +57,36 @@ async fn parallelism_caps_deliveries_in_flight_and_wait_list_counts_the_rest() {
     .await;
 }
 
+/// A message that has started is in flight, never also on the wait list,
+/// even while its start is being committed.
+#[tokio::test]
+async fn a_started_message_is_not_counted_as_waiting() {
+    let sink = Sink::start().await;
+    let s = server();
+    sink.script(
+        "/one",
+        vec![Reply::status(200).after(Duration::from_secs(2))],
+    );
+    for round in 0..10 {
+        let key = format!("one-key-{round}");
+        let h = fc(&key, "parallelism=2, rate=5, period=1m");
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        send(&s, &format!("/v2/publish/{}", sink.at("/one")), &h, "x").await;
+        for _ in 0..20 {
+            let info = ok(&s, "GET", &format!("/v2/flowControl/{key}"), None).await;
+            let total =
+                info["parallelismCount"].as_u64().unwrap() + info["waitListSize"].as_u64().unwrap();
+            assert_eq!(
+                total, 1,
+                "one message is either in flight or waiting: {info}"
+            );
+            if info["parallelismCount"] == 1 {
+                break;
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn rate_is_never_exceeded_in_any_period() {
     let sink = Sink::start().await;

@@ -173,3 +173,41 @@ async fn a_schedule_with_a_queue_enqueues_each_fire() {
     assert_eq!(r.header("upstash-schedule-id"), Some(id.as_str()));
     assert_eq!(r.header("upstash-message-id"), Some(message_id.as_str()));
 }
+
+/// Fires into a running queue and under a flow-control key go out at the
+/// tick, with nothing else (a resume, another enqueue) waking their line.
+#[tokio::test]
+async fn fires_into_a_running_queue_or_a_flow_control_key_are_delivered() {
+    let s = server();
+    let sink = Sink::start().await;
+    clear_of_boundary().await;
+    let queued = create_schedule(
+        &s,
+        &sink.at("/running-queue"),
+        &[
+            ("Upstash-Cron", "* * * * *"),
+            ("Upstash-Queue-Name", "sched-running"),
+        ],
+    )
+    .await;
+    let keyed = create_schedule(
+        &s,
+        &sink.at("/keyed"),
+        &[
+            ("Upstash-Cron", "* * * * *"),
+            ("Upstash-Flow-Control-Key", "sched-key"),
+            ("Upstash-Flow-Control-Value", "parallelism=1, rate=10"),
+        ],
+    )
+    .await;
+    for (path, id) in [("/running-queue", &queued), ("/keyed", &keyed)] {
+        let r = &sink.wait_for(path, 1, Duration::from_secs(75)).await[0];
+        assert_eq!(r.header("upstash-schedule-id"), Some(id.as_str()));
+        // wait_for returns as the request arrives.
+        let into_minute = now_ms().rem_euclid(60_000);
+        assert!(
+            into_minute < 5_000,
+            "{path} arrived {into_minute} ms into the minute"
+        );
+    }
+}

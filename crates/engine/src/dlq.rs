@@ -7,7 +7,7 @@ use qstash_core::dlq::retry_options;
 use qstash_core::publish::{HeaderError, PublishOptions};
 use qstash_store::{DlqEntry, DlqRetry, StoreError};
 
-use crate::{Engine, PlanError, PublishRequest};
+use crate::{Arrivals, Engine, PlanError, PublishRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqRetryError {
@@ -65,12 +65,10 @@ impl Engine {
                 });
             }
         }
-        let due: Vec<_> = retries.iter().map(|r| r.message.message.due_at).collect();
+        let arrivals = Arrivals::of(retries.iter().map(|r| &r.message.message));
         let dlq_ids: Vec<_> = retries.iter().map(|r| r.dlq_id.clone()).collect();
         let answers = self.store.retry_dlq(user_id, retries, now).await?;
-        if let Some(earliest) = due.into_iter().min() {
-            self.due_at(earliest);
-        }
+        self.announce(arrivals);
         Ok(dlq_ids
             .into_iter()
             .zip(answers)

@@ -44,6 +44,38 @@ const ROUND: usize = 256;
 /// Back-off after a store error.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
 
+/// What `GET /v2/flowControl` shows of a key.
+#[derive(Debug, Clone)]
+pub struct FlowKeyInfo {
+    pub key: FlowKey,
+    /// Messages waiting for the key, not counting those already started.
+    pub waiting: u64,
+    pub runtime: KeyRuntime,
+}
+
+impl FlowKeyInfo {
+    fn new(key: FlowKey, stored_waiting: u64, runtime: KeyRuntime) -> Self {
+        Self {
+            waiting: stored_waiting.saturating_sub(runtime.claiming.into()),
+            key,
+            runtime,
+        }
+    }
+}
+
+/// A key's counters that live in memory, for `GET /v2/flowControl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRuntime {
+    pub in_flight: u32,
+    /// Started but still pending in the store; subtract from its wait list.
+    pub claiming: u32,
+    /// Moves whenever `claiming` does.
+    pub changes: u64,
+    /// Starts in the current rate window.
+    pub rate_count: u32,
+    pub period_start: Millis,
+}
+
 #[derive(Debug, Default)]
 struct KeyState {
     limits: KeyLimits,
@@ -52,6 +84,12 @@ struct KeyState {
     /// change (a new message may have raised the limits).
     fresh: bool,
     in_flight: u32,
+    /// Of `in_flight`, unqueued starts whose claim is not committed yet:
+    /// the store still counts them as waiting.
+    claiming: u32,
+    /// Counts starts and committed claims, so a reader can tell whether
+    /// `claiming` moved while it read the store.
+    changes: u64,
     window: RateWindow,
     /// Queues whose head waits for this key.
     waiters: HashSet<GateRef>,
@@ -260,17 +298,55 @@ impl Gate {
         self.wake.notify_one();
     }
 
-    /// (in flight, starts in the rate window, window start) of a key.
-    pub fn key_runtime(&self, key: &FlowKey, now: Millis) -> (u32, u32, Millis) {
+    /// A key's live counters: deliveries in flight, starts in the current
+    /// rate window, and when that window started (ms).
+    fn key_runtime(&self, key: &FlowKey, now: Millis) -> KeyRuntime {
         let mut book = self.book();
         let period = key.limits.period_ms();
         match book.keys.get_mut(&(key.user_id.clone(), key.key.clone())) {
-            Some(k) => (
-                k.in_flight,
-                k.window.count(now, period),
-                k.window.period_start(now, period),
-            ),
-            None => (0, 0, key.rate_reset_at),
+            Some(k) => KeyRuntime {
+                in_flight: k.in_flight,
+                claiming: k.claiming,
+                changes: k.changes,
+                rate_count: k.window.count(now, period),
+                period_start: k.window.period_start(now, period),
+            },
+            None => KeyRuntime {
+                in_flight: 0,
+                claiming: 0,
+                changes: 0,
+                rate_count: 0,
+                period_start: key.rate_reset_at,
+            },
+        }
+    }
+
+    fn key_changes(&self, user_id: &str, key: &str) -> u64 {
+        self.book()
+            .keys
+            .get(&(user_id.to_string(), key.to_string()))
+            .map_or(0, |k| k.changes)
+    }
+
+    fn user_key_changes(&self, user_id: &str) -> HashMap<String, u64> {
+        self.book()
+            .keys
+            .iter()
+            .filter(|((u, _), _)| u == user_id)
+            .map(|((_, key), k)| (key.clone(), k.changes))
+            .collect()
+    }
+
+    /// The claims of `admitted` are committed (or failed): their unqueued
+    /// key starts no longer wait in the store.
+    fn claimed(&self, admitted: &[(GateClaim, Slots)]) {
+        let mut book = self.book();
+        for (_, slots) in admitted {
+            if let (None, Some(key)) = (&slots.queue, &slots.key) {
+                let k = book.key(&slots.user_id, key);
+                k.claiming = k.claiming.saturating_sub(1);
+                k.changes += 1;
+            }
         }
     }
 
@@ -446,7 +522,9 @@ async fn round(
         return Ok(Next::after(gate));
     }
     let claims: Vec<GateClaim> = admitted.iter().map(|(c, _)| c.clone()).collect();
-    let claimed = match engine.store.claim_gated(claims, now).await {
+    let claimed = engine.store.claim_gated(claims, now).await;
+    gate.claimed(&admitted);
+    let claimed = match claimed {
         Ok(c) => c,
         Err(e) => {
             for (_, slots) in &admitted {
@@ -568,6 +646,9 @@ fn decide(
                         break;
                     }
                     let claim = start_on_key(&mut book, &user_id, key, c.id.clone(), now);
+                    let k = book.key(&user_id, key);
+                    k.claiming += 1;
+                    k.changes += 1;
                     book.user(&user_id).in_flight += 1;
                     out.push((
                         claim,
@@ -759,10 +840,44 @@ impl Engine {
         Ok(k)
     }
 
-    /// A key's live counters: deliveries in flight, starts in the current
-    /// rate window, and when that window started (ms).
-    pub fn flow_key_runtime(&self, key: &FlowKey) -> (u32, u32, Millis) {
-        self.gate.key_runtime(key, self.now())
+    /// A key, its wait list and its counters, as one consistent picture:
+    /// the wait list is read from the store while starts are counted in
+    /// memory, so a start committed during the read would otherwise show
+    /// the message both in flight and waiting. Re-reads when that happened.
+    pub async fn flow_key_info(
+        &self,
+        user_id: &str,
+        key: &str,
+    ) -> Result<Option<FlowKeyInfo>, StoreError> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let before = self.gate.key_changes(user_id, key);
+            let Some((k, waiting)) = self.store.flow_key(user_id, key).await? else {
+                return Ok(None);
+            };
+            let runtime = self.gate.key_runtime(&k, self.now());
+            // Under a steady stream of starts, settle for a near picture.
+            if runtime.changes == before || tries == 3 {
+                return Ok(Some(FlowKeyInfo::new(k, waiting, runtime)));
+            }
+        }
+    }
+
+    /// Every key of the user; a key whose starts moved during the read is
+    /// read again on its own.
+    pub async fn flow_keys_info(&self, user_id: &str) -> Result<Vec<FlowKeyInfo>, StoreError> {
+        let before = self.gate.user_key_changes(user_id);
+        let mut infos = Vec::new();
+        for (k, waiting) in self.store.flow_keys(user_id).await? {
+            let runtime = self.gate.key_runtime(&k, self.now());
+            if runtime.changes == before.get(&k.key).copied().unwrap_or(0) {
+                infos.push(FlowKeyInfo::new(k, waiting, runtime));
+            } else if let Some(info) = self.flow_key_info(user_id, &k.key).await? {
+                infos.push(info);
+            }
+        }
+        Ok(infos)
     }
 
     /// (max, in flight) of the user's queued and flow-controlled deliveries.

@@ -26,8 +26,32 @@ use qstash_store::{Inserted, NewMessage, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+pub use gate::{FlowKeyInfo, KeyRuntime};
 pub use keys::KeyRing;
 pub use publish::{PlanError, PublishRequest};
+
+/// What the scheduler and the gate must hear of messages about to be
+/// committed; taken before the store consumes them.
+pub(crate) struct Arrivals {
+    earliest: Option<Millis>,
+    lines: Vec<gate::Line>,
+}
+
+impl Arrivals {
+    pub(crate) fn of<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Self {
+        let mut arrivals = Arrivals {
+            earliest: None,
+            lines: Vec::new(),
+        };
+        for m in messages {
+            if m.state == MessageState::Pending {
+                arrivals.earliest = Some(arrivals.earliest.map_or(m.due_at, |e| e.min(m.due_at)));
+            }
+            arrivals.lines.extend(gate::Line::of(m));
+        }
+        arrivals
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -142,15 +166,7 @@ impl Engine {
     ) -> Result<Vec<Inserted>, StoreError> {
         let now = self.now();
         let permits = self.start_now(&mut messages, now);
-        let earliest = messages
-            .iter()
-            .filter(|m| m.message.state == MessageState::Pending)
-            .map(|m| m.message.due_at)
-            .min();
-        let gated: Vec<gate::Line> = messages
-            .iter()
-            .filter_map(|m| gate::Line::of(&m.message))
-            .collect();
+        let arrivals = Arrivals::of(messages.iter().map(|m| &m.message));
         let started: Vec<Option<Message>> = messages
             .iter()
             .map(|m| (m.message.state == MessageState::Active).then(|| m.message.clone()))
@@ -169,11 +185,19 @@ impl Engine {
                 });
             }
         }
-        if let Some(due) = earliest {
+        self.announce(arrivals);
+        Ok(inserted)
+    }
+
+    /// Wakes whoever delivers newly committed pending messages: the
+    /// scheduler for plain ones, the gate for queues and flow-control keys.
+    /// Every path that stores messages (publish, schedule fire, DLQ retry)
+    /// must call it, or a gated message waits for an unrelated wake-up.
+    pub(crate) fn announce(&self, arrivals: Arrivals) {
+        if let Some(due) = arrivals.earliest {
             self.due_at(due);
         }
-        self.gate.joined(&gated);
-        Ok(inserted)
+        self.gate.joined(&arrivals.lines);
     }
 
     /// Marks the plain, due messages that can start at once as in flight,

@@ -20,7 +20,7 @@ use qstash_store::{DueCursor, DueSchedule, ScheduleFire, StoreError};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::{Engine, PlanError, PublishRequest};
+use crate::{Arrivals, Engine, PlanError, PublishRequest};
 
 /// Due schedules read per page of the due index.
 const PAGE: usize = 512;
@@ -207,7 +207,7 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
     if let Some(e) = &error {
         tracing::warn!(schedule = %s.id, error = %e, "schedule tick created no message");
     }
-    let earliest = messages.iter().map(|m| m.message.due_at).min();
+    let arrivals = Arrivals::of(messages.iter().map(|m| &m.message));
     let fired = engine
         .store
         .fire_schedule(ScheduleFire {
@@ -226,9 +226,7 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
         )?;
     if fired {
         tracing::debug!(schedule = %s.id, tick, ?next_fire, "schedule fired");
-        if let Some(due) = earliest {
-            engine.due_at(due);
-        }
+        engine.announce(arrivals);
     }
     Ok(())
 }

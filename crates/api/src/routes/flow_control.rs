@@ -4,25 +4,26 @@ use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
 use qstash_core::flow_control::MAX_PERIOD_SECS;
-use qstash_store::{FlowKey, FlowKeyChange};
+use qstash_engine::FlowKeyInfo;
+use qstash_store::FlowKeyChange;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::{ApiError, AppState};
 
-fn view(state: &AppState, key: &FlowKey, wait_list_size: u64) -> Value {
-    let (in_flight, rate_count, period_start) = state.engine.flow_key_runtime(key);
+fn view(info: &FlowKeyInfo) -> Value {
+    let (key, runtime) = (&info.key, &info.runtime);
     let l = &key.limits;
     json!({
         "flowControlKey": key.key,
-        "waitListSize": wait_list_size,
+        "waitListSize": info.waiting,
         "parallelismMax": l.parallelism.unwrap_or(0),
-        "parallelismCount": in_flight,
+        "parallelismCount": runtime.in_flight,
         "rateMax": l.rate.unwrap_or(0),
-        "rateCount": rate_count,
+        "rateCount": runtime.rate_count,
         "ratePeriod": l.period_secs,
-        "ratePeriodStart": period_start / 1000,
+        "ratePeriodStart": runtime.period_start / 1000,
         "isPaused": key.paused,
         "isPinnedParallelism": l.pinned_parallelism,
         "isPinnedRate": l.pinned_rate,
@@ -36,11 +37,11 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let q = Query::parse(uri.query());
     let search = q.get("search").unwrap_or("");
-    let keys = state.engine.store().flow_keys(&user.id).await?;
+    let keys = state.engine.flow_keys_info(&user.id).await?;
     Ok(Json(Value::Array(
         keys.iter()
-            .filter(|(k, _)| k.key.contains(search))
-            .map(|(k, n)| view(&state, k, *n))
+            .filter(|info| info.key.key.contains(search))
+            .map(view)
             .collect(),
     )))
 }
@@ -50,8 +51,8 @@ pub async fn get(
     Caller(user): Caller,
     Path(key): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.engine.store().flow_key(&user.id, &key).await? {
-        Some((k, n)) => Ok(Json(view(&state, &k, n))),
+    match state.engine.flow_key_info(&user.id, &key).await? {
+        Some(info) => Ok(Json(view(&info))),
         None => Err(ApiError::NotFound(format!(
             "flow-control key {key:?} not found"
         ))),
