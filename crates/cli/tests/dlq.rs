@@ -482,3 +482,88 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// A retried message that joins a queue or a flow-control key is handed
+/// to the gate like a publish, not left waiting for an unrelated wake-up.
+#[tokio::test]
+async fn dlq_retry_into_a_queue_or_flow_control_key_is_delivered() {
+    let sink = Sink::start().await;
+    let s = server();
+    sink.script("/q", vec![Reply::status(500), Reply::status(200)]);
+    sink.script("/fc", vec![Reply::status(500), Reply::status(200)]);
+    let r = s
+        .post(&format!("/v2/enqueue/retry-queue/{}", sink.at("/q")))
+        .header("Upstash-Retries", "0")
+        .body("queued")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let queued: Value = r.json().await.unwrap();
+    let (_, queued_dlq) = wait_dead(&s, queued["messageId"].as_str().unwrap()).await;
+    let (_, keyed_dlq) = dead(
+        &s,
+        &sink.at("/fc"),
+        &[
+            ("Upstash-Flow-Control-Key", "retry-key"),
+            ("Upstash-Flow-Control-Value", "parallelism=1"),
+        ],
+        "keyed",
+    )
+    .await;
+    for dlq_id in [&queued_dlq, &keyed_dlq] {
+        let r = s
+            .post(&format!("/v2/dlq/retry/{dlq_id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    sink.wait_for("/q", 2, WAIT).await;
+    sink.wait_for("/fc", 2, WAIT).await;
+}
+
+/// Following the cursor of a bulk retry ends, even when every retried
+/// message fails at once and lands in the DLQ again behind the cursor.
+#[tokio::test]
+async fn a_bulk_retry_sweep_ends_when_retried_messages_fail_again() {
+    let sink = Sink::start().await;
+    let s = server();
+    sink.script("/down", vec![Reply::status(500)]);
+    for _ in 0..5 {
+        dead(&s, &sink.at("/down"), &[("Upstash-Label", "sweep")], "x").await;
+    }
+    let mut cursor: Option<String> = None;
+    let (mut calls, mut retried) = (0, 0);
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v2/dlq/retry?label=sweep&count=2&cursor={c}"),
+            None => "/v2/dlq/retry?label=sweep&count=2".to_string(),
+        };
+        let r: Value = s
+            .post(&path)
+            .header("Upstash-Retries", "0")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        calls += 1;
+        retried += r["responses"].as_array().unwrap().len();
+        // Let the retried messages fail and re-enter the DLQ first.
+        sink.wait_for("/down", 5 + retried, WAIT).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cursor = r["cursor"].as_str().map(str::to_string);
+        if cursor.is_none() || calls == 10 {
+            break;
+        }
+    }
+    assert_eq!((calls, retried), (3, 5), "the sweep visits each entry once");
+    let (_, page) = get_json(&s, "/v2/dlq?label=sweep").await;
+    assert_eq!(
+        page["messages"].as_array().unwrap().len(),
+        5,
+        "all failed again"
+    );
+}

@@ -78,11 +78,8 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
         }
     };
     let cursor = match q.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
-        Some(c) => Some(DlqCursor::parse(c).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "invalid cursor {c:?}: pass the cursor of a previous page"
-            ))
-        })?),
+        // A bulk call's cursor carries its sweep's bound; a list ignores it.
+        Some(c) => Some(parse_cursor(c)?.0),
         None => None,
     };
     let dlq_ids = [q.all("dlqIds"), ids].concat();
@@ -112,6 +109,44 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
         count,
         order,
     })
+}
+
+fn parse_cursor(c: &str) -> Result<(DlqCursor, Option<i64>), ApiError> {
+    let bad = || {
+        ApiError::BadRequest(format!(
+            "invalid cursor {c:?}: pass the cursor of a previous page"
+        ))
+    };
+    let (id, bound) = match c.split_once('.') {
+        Some((id, bound)) => (id, Some(bound.parse().map_err(|_| bad())?)),
+        None => (c, None),
+    };
+    Ok((DlqCursor::parse(id).ok_or_else(bad)?, bound))
+}
+
+/// A bulk delete or retry pages through the entries that were in the DLQ
+/// when its first page was asked for. Its cursor carries that moment
+/// (`<dlqId>.<ms>`), so entries that arrive meanwhile, such as a retried
+/// message failing again, cannot keep a `while (cursor)` loop going forever.
+struct Sweep {
+    bound: i64,
+}
+
+impl Sweep {
+    /// Narrows `q` to the sweep's entries.
+    fn begin(raw: &Query, q: &mut DlqQuery, now: i64) -> Result<Self, ApiError> {
+        let from_cursor = match raw.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
+            Some(c) => parse_cursor(c)?.1,
+            None => None,
+        };
+        let bound = from_cursor.unwrap_or(now);
+        q.filter.to_date = Some(q.filter.to_date.map_or(bound, |t| t.min(bound)));
+        Ok(Sweep { bound })
+    }
+
+    fn cursor(&self, next: Option<String>) -> Option<String> {
+        next.map(|id| format!("{id}.{}", self.bound))
+    }
 }
 
 /// A DlqMessage (WIRE.md §4.2): the message, redacted as everywhere, plus
@@ -209,10 +244,12 @@ pub async fn delete_many(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
     };
-    let q = query(&Query::parse(uri.query()), true, legacy.dlq_ids)?;
+    let raw = Query::parse(uri.query());
+    let mut q = query(&raw, true, legacy.dlq_ids)?;
+    let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
     let result = state.engine.store().delete_dlq(&user.id, q).await?;
     let mut answer = json!({ "deleted": result.deleted });
-    if let Some(c) = result.cursor {
+    if let Some(c) = sweep.cursor(result.cursor) {
         answer["cursor"] = json!(c);
     }
     Ok(Json(answer))
@@ -279,7 +316,9 @@ pub async fn retry_many(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let legacy: IdsBody = serde_json::from_slice(&bytes).unwrap_or_default();
-    let q = query(&Query::parse(uri.query()), true, legacy.dlq_ids)?;
+    let raw = Query::parse(uri.query());
+    let mut q = query(&raw, true, legacy.dlq_ids)?;
+    let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
     let page = state.engine.store().list_dlq(&user.id, q).await?;
     let retried = state
         .engine
@@ -297,7 +336,7 @@ pub async fn retry_many(
         .map(|id| json!({ "messageId": id }))
         .collect();
     let mut answer = json!({ "responses": responses });
-    if let Some(c) = page.cursor {
+    if let Some(c) = sweep.cursor(page.cursor) {
         answer["cursor"] = json!(c);
     }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
