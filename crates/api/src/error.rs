@@ -14,6 +14,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     PayloadTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
@@ -33,6 +35,7 @@ impl ApiError {
             Self::BadRequest(m) => Self::BadRequest(add(m)),
             Self::Unauthorized(m) => Self::Unauthorized(add(m)),
             Self::NotFound(m) => Self::NotFound(add(m)),
+            Self::MethodNotAllowed(m) => Self::MethodNotAllowed(add(m)),
             Self::PayloadTooLarge(m) => Self::PayloadTooLarge(add(m)),
             Self::NotImplemented(m) => Self::NotImplemented(add(m)),
             Self::Internal(m) => Self::Internal(add(m)),
@@ -44,6 +47,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -144,6 +144,53 @@ async fn bulk_cancel_by_filters() {
         .contains("fromDate"));
 }
 
+/// A bulk cancel without a selection cancels everything, so a misspelt
+/// or empty filter is refused instead of widening the call.
+#[tokio::test]
+async fn bulk_cancel_refuses_unknown_and_empty_filters() {
+    let (s, sink) = (server(), Sink::start().await);
+    let id = publish_ok(&s, &sink.at("/keep"), &[("Upstash-Delay", "1h")], "x").await;
+    for (query, named) in [
+        ("labeel=x", "labeel"),
+        ("topicname=x&count=100", "topicname"),
+        ("messageIds=", "messageIds"),
+        ("label=%20", "label"),
+    ] {
+        let r = s
+            .delete(&format!("/v2/messages?{query}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let error = r.json::<Value>().await.unwrap()["error"].to_string();
+        assert!(error.contains(named), "{query}: {error}");
+    }
+    for body in [json!({"messageID": ["msg_x"]}), json!({"messageIds": []})] {
+        let r = s
+            .delete("/v2/messages")
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let answer: Value = r.json().await.unwrap();
+        assert!(
+            status == 400 || answer == json!({"cancelled": 0}),
+            "{body}: {status} {answer}"
+        );
+    }
+    let still: Value = s
+        .get(&format!("/v2/messages/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(still["messageId"], id.as_str(), "nothing was cancelled");
+}
+
 #[tokio::test]
 async fn auth_is_required_and_users_are_isolated() {
     let (s, sink) = (server(), Sink::start().await);
@@ -217,4 +264,19 @@ async fn unknown_endpoint_answers_json_404() {
     let r = s.get("/v2/nothing-here").send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert!(r.json::<Value>().await.unwrap()["error"].is_string());
+}
+
+#[tokio::test]
+async fn a_wrong_method_answers_json_405() {
+    let s = server();
+    for (method, path) in [(Method::PUT, "/v2/keys"), (Method::GET, "/v2/keys/rotate")] {
+        let r = s
+            .request(method.clone(), path, &dev_user(0))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 405, "{method} {path}");
+        let error = r.json::<Value>().await.unwrap()["error"].to_string();
+        assert!(error.contains(method.as_str()), "{error}");
+    }
 }

@@ -44,12 +44,54 @@ pub async fn cancel_one(
     Ok(Json(json!({ "cancelled": result.cancelled })))
 }
 
+/// The query keys a bulk cancel understands (WIRE.md §3.4).
+const CANCEL_KEYS: [&str; 16] = [
+    "messageIds",
+    "url",
+    "topicName",
+    "queueName",
+    "scheduleId",
+    "label",
+    "flowControlKey",
+    "callerIp",
+    "callerIP",
+    "host",
+    "path",
+    "fromDate",
+    "toDate",
+    "count",
+    "cursor",
+    "qstash_token",
+];
+
+/// No selection means "cancel everything", so a misspelt or empty filter
+/// must be an error rather than silently widen the call to every message.
+fn check_selection(q: &Query) -> Result<(), ApiError> {
+    if let Some(key) = q.keys().find(|k| !CANCEL_KEYS.contains(k)) {
+        return Err(ApiError::BadRequest(format!(
+            "unknown filter {key:?}; known filters: {}",
+            CANCEL_KEYS[..13].join(", ")
+        )));
+    }
+    let lists = &CANCEL_KEYS[..11];
+    if let Some(key) = lists
+        .iter()
+        .find(|k| q.get(k).is_some() && q.all(k).is_empty())
+    {
+        return Err(ApiError::BadRequest(format!(
+            "{key} is empty: give a value or leave it out"
+        )));
+    }
+    Ok(())
+}
+
 /// The legacy JSON body of a bulk cancel (the Python SDK sends it).
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CancelBody {
-    #[serde(default)]
-    message_ids: Vec<String>,
+    /// Absent cancels by the filters (or everything); an empty list
+    /// cancels nothing.
+    message_ids: Option<Vec<String>>,
     url: Option<String>,
     topic_name: Option<String>,
     queue_name: Option<String>,
@@ -60,8 +102,21 @@ struct CancelBody {
     to_date: Option<i64>,
 }
 
+impl CancelBody {
+    fn has_no_filter(&self) -> bool {
+        self.url.is_none()
+            && self.topic_name.is_none()
+            && self.queue_name.is_none()
+            && self.schedule_id.is_none()
+            && self.caller_ip.is_none()
+            && self.from_date.is_none()
+            && self.to_date.is_none()
+    }
+}
+
 /// Both forms: query (`messageIds=…` repeated, or filters with `count`) and
-/// the legacy JSON body. No ids and no filter cancel everything.
+/// the legacy JSON body. No ids and no filter cancel everything; unknown
+/// or empty filters are a 400.
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -69,6 +124,7 @@ pub async fn cancel_many(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let q = Query::parse(uri.query());
+    check_selection(&q)?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let legacy: CancelBody = if bytes.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
@@ -76,6 +132,13 @@ pub async fn cancel_many(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
     };
+    // `cancel_many([])` names no message: it cancels none, not all.
+    let names_none = legacy.message_ids.as_ref().is_some_and(Vec::is_empty)
+        && legacy.has_no_filter()
+        && q.keys().all(|k| k == "qstash_token");
+    if names_none {
+        return Ok(Json(json!({ "cancelled": 0 })));
+    }
     let one = |v: Option<String>| v.into_iter().collect::<Vec<_>>();
     let mut filter = MessageFilter {
         url: q.all("url"),
@@ -96,7 +159,7 @@ pub async fn cancel_many(
     filter.schedule_id.extend(one(legacy.schedule_id));
     filter.caller_ip.extend(one(legacy.caller_ip));
     let request = CancelRequest {
-        message_ids: [q.all("messageIds"), legacy.message_ids].concat(),
+        message_ids: [q.all("messageIds"), legacy.message_ids.unwrap_or_default()].concat(),
         filter,
         count: q.count(MAX_CANCEL_COUNT)?,
     };

@@ -71,7 +71,13 @@ pub fn router(state: AppState) -> Router {
                 .patch(schedules::patch),
         )
         .route_layer(from_fn_with_state(state.clone(), authenticate));
-    v2.fallback(not_found).with_state(state)
+    v2.method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
