@@ -263,6 +263,7 @@ async fn bad_input_answers_4xx_naming_the_problem_and_stores_nothing() {
             vec![("Upstash-Redact-Fields", "everything")],
             "Upstash-Redact-Fields",
         ),
+        (vec![("Upstash-Forward-", "nameless")], "Forward-"),
     ];
     for (headers, named) in cases {
         let (status, body) = publish(&s, &url, &headers, "x").await;
@@ -273,7 +274,12 @@ async fn bad_input_answers_4xx_naming_the_problem_and_stores_nothing() {
             "{headers:?}: error {error:?} should name {named}"
         );
     }
-    for dest in ["ftp://example.com/x", "http://", "not a group!"] {
+    for dest in [
+        "ftp://example.com/x",
+        "http://",
+        "http:///path",
+        "not a group!",
+    ] {
         let (status, body) = publish(&s, dest, &[], "x").await;
         assert_eq!(status, 400, "{dest}: {body}");
         assert!(
@@ -328,4 +334,50 @@ async fn query_settings_configure_webhook_publishes() {
     let got = sink.wait_for("/wh", 2, WAIT).await;
     assert_eq!(got[1].header("upstash-retried"), Some("1"));
     assert_eq!(got[0].path, "/wh?keep=1");
+}
+
+/// An early answer (a 400 on the destination, a 401) must still leave the
+/// keep-alive connection usable when the body arrives after the headers,
+/// as it does from clients that write them separately (httpx does).
+#[tokio::test]
+async fn an_early_rejection_keeps_the_connection_usable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = server();
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let token = dev_user(0).token;
+    for (path, auth) in [
+        ("/v2/publish/ftp://x", format!("Bearer {token}")),
+        ("/v2/publish/http://127.0.0.1:9/a", "Bearer wrong".into()),
+    ] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {auth}\r\nContent-Length: 1\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        conn.write_all(b"x").await.unwrap();
+    }
+    let keys = format!(
+        "GET /v2/keys HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    conn.write_all(keys.as_bytes()).await.unwrap();
+    let mut answers = String::new();
+    tokio::time::timeout(WAIT, conn.read_to_string(&mut answers))
+        .await
+        .expect("answers within the wait")
+        .unwrap();
+    // Bodies end without a newline, so a status line can follow one directly.
+    let statuses: Vec<&str> = answers
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| answers[at..].split("\r\n").next())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "HTTP/1.1 400 Bad Request",
+            "HTTP/1.1 401 Unauthorized",
+            "HTTP/1.1 200 OK"
+        ],
+        "{answers}"
+    );
 }

@@ -39,7 +39,13 @@ impl ParsedDestination {
         }
         let destination = match scheme_of(raw) {
             Some(scheme) => {
-                let rest = raw[scheme.len() + 1..].trim_start_matches('/');
+                // One slash is a proxy's merge of two; three leave no host.
+                let after = &raw[scheme.len() + 1..];
+                let rest = after
+                    .strip_prefix("//")
+                    .or_else(|| after.strip_prefix('/'))
+                    .filter(|rest| !rest.starts_with('/'))
+                    .ok_or_else(|| DestinationError::Invalid(raw.into()))?;
                 let mut url = format!("{scheme}://{rest}");
                 if !kept_query.is_empty() {
                     url.push(if url.contains('?') { '&' } else { '?' });
@@ -173,7 +179,15 @@ mod tests {
                 .destination,
             Destination::UrlGroup("my-group_1.a".into())
         );
-        for bad in ["ftp://x.com", "http://", "bad group", "a/b", ""] {
+        for bad in [
+            "ftp://x.com",
+            "http://",
+            "http:///path",
+            "https:example.com",
+            "bad group",
+            "a/b",
+            "",
+        ] {
             assert!(
                 ParsedDestination::parse(bad, None).is_err(),
                 "{bad} should be rejected"

@@ -76,6 +76,12 @@ impl PublishOptions {
             let Some(setting) = lower.strip_prefix("upstash-") else {
                 continue;
             };
+            if setting.ends_with("forward-") {
+                return Err(bad(
+                    "Upstash-*Forward-*",
+                    format!("{name} names no header to forward"),
+                ));
+            }
             if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
                 insert(&mut o.spec.header, fwd, value);
                 continue;
@@ -246,6 +252,18 @@ mod tests {
         assert_eq!(names, vec!["Content-Type", "Test-Header", "X-Api-Key"]);
         assert_eq!(o.spec.header["Test-Header"], vec!["a, b"]);
         assert_eq!(o.spec.method, "PUT");
+    }
+
+    #[test]
+    fn a_forward_prefix_without_a_name_is_refused() {
+        for name in [
+            "Upstash-Forward-",
+            "upstash-callback-forward-",
+            "Upstash-Failure-Callback-Forward-",
+        ] {
+            let e = parse(&[(name, "x")]).unwrap_err();
+            assert!(e.to_string().contains(name), "{e}");
+        }
     }
 
     #[test]

@@ -25,7 +25,8 @@ use crate::clock::Millis;
 use crate::message::{MessageSpec, MessageState};
 
 /// The time-zone prefix QStash documents: `CRON_TZ=America/New_York */5 * * * *`.
-const TZ_PREFIX: &str = "CRON_TZ=";
+/// `TZ=` is taken too, as Go's robfig/cron (and so QStash) takes it.
+const TZ_PREFIXES: [&str; 2] = ["CRON_TZ=", "TZ="];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CronError {
@@ -35,6 +36,8 @@ pub enum CronError {
     UnknownZone(String),
     #[error("invalid Upstash-Cron header: CRON_TZ= must be followed by a time zone and the 5 cron fields")]
     MissingFields,
+    #[error("invalid Upstash-Cron header: unknown prefix {0:?}; only CRON_TZ=<IANA zone> may come before the 5 fields")]
+    UnknownPrefix(String),
     #[error("invalid Upstash-Cron header {expr:?}: need exactly 5 fields (minute hour day-of-month month day-of-week), got {got}{hint}")]
     FieldCount {
         expr: String,
@@ -62,7 +65,8 @@ impl CronExpr {
         if text.is_empty() {
             return Err(CronError::Empty);
         }
-        let (zone, fields) = match text.strip_prefix(TZ_PREFIX) {
+        let prefixed = TZ_PREFIXES.iter().find_map(|p| text.strip_prefix(p));
+        let (zone, fields) = match prefixed {
             Some(rest) => {
                 let (name, fields) = rest
                     .trim_start()
@@ -74,6 +78,9 @@ impl CronExpr {
             }
             None => (Tz::UTC, text),
         };
+        if let Some(first) = fields.split_whitespace().next().filter(|f| f.contains('=')) {
+            return Err(CronError::UnknownPrefix(first.to_string()));
+        }
         // Counted here, so the answer says what is wrong in QStash's terms
         // rather than croner's (which would also take seconds and years).
         let got = fields.split_whitespace().count();
@@ -299,6 +306,12 @@ mod tests {
     fn trims_and_keeps_the_text() {
         let c = CronExpr::parse("  */10 * * * * ").unwrap();
         assert_eq!(c.as_str(), "*/10 * * * *");
+        let tz = CronExpr::parse("TZ=Europe/Istanbul 0 9 * * 1-5").unwrap();
+        assert_eq!(tz.zone, Tz::Europe__Istanbul);
+        for bad in ["cron_tz=UTC 0 9 * * *", "ZONE=UTC 0 9 * * *"] {
+            let e = CronExpr::parse(bad).unwrap_err();
+            assert!(matches!(e, CronError::UnknownPrefix(_)), "{bad}: {e}");
+        }
         let c = CronExpr::parse("CRON_TZ=Europe/Istanbul 0 9 * * 1-5").unwrap();
         assert_eq!(c.as_str(), "CRON_TZ=Europe/Istanbul 0 9 * * 1-5");
     }

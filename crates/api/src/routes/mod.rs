@@ -9,6 +9,7 @@ mod publish;
 mod queues;
 mod schedules;
 mod url_groups;
+mod whole_body;
 
 use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
@@ -73,6 +74,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(from_fn_with_state(
+            state.clone(),
+            whole_body::read_whole_body,
+        ))
         .with_state(state)
 }
 
