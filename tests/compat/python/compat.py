@@ -131,12 +131,14 @@ class QStashServer:
             raise RuntimeError(
                 f"qstash server binary not found at {self.bin_path} (set QSTASH_BIN or build it first)"
             )
-        self.port = free_port_pair()
-        self.tmp = tempfile.mkdtemp(prefix="qstash-compat-py-")
+        # A restart keeps the port and the data directory.
+        if not self.tmp:
+            self.port = free_port_pair()
+            self.tmp = tempfile.mkdtemp(prefix="qstash-compat-py-")
+            os.makedirs(os.path.join(self.tmp, "data"))
         data_dir = os.path.join(self.tmp, "data")
-        os.makedirs(data_dir)
         self.log_path = os.path.join(self.tmp, "server.log")
-        log = open(self.log_path, "wb")
+        log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         self.proc = subprocess.Popen(
@@ -168,6 +170,12 @@ class QStashServer:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"qstash dev did not answer GET /v2/keys with 200 within {timeout}s (last: {last})")
+
+    def kill9(self) -> None:
+        """Kills the server without warning, keeping its data for a restart."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

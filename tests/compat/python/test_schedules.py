@@ -168,3 +168,56 @@ def test_schedule_fires_and_paused_one_does_not(client, sink):
     assert sink.requests(paused_path) == [], "a paused schedule fired"
     client.schedule.delete(sid)
     client.schedule.delete(paused)
+
+
+def test_schedules_to_a_group_a_queue_and_a_key_fire_once_across_a_crash(sink):
+    """A private server is killed -9 just before a tick and restarted after it:
+    the missed tick fires once (catch-up) to a URL group, into a running queue
+    and under a flow-control key; nothing fires twice."""
+    from qstash import QStash
+
+    from compat import DEFAULT_TOKEN, QStashServer
+
+    srv = QStashServer().start()
+    try:
+        client = QStash(DEFAULT_TOKEN, base_url=srv.base_url, retry=False)
+        # Leave time to create everything before the kill at :58.5.
+        if now_ms() % 60_000 > 50_000:
+            time.sleep((61_000 - now_ms() % 60_000) / 1000)
+        tag = uid()
+        group = f"sched-grp-{tag}"
+        client.url_group.upsert_endpoints(
+            url_group=group,
+            endpoints=[{"name": "a", "url": sink.url(f"/crash/{tag}/a")}, {"url": sink.url(f"/crash/{tag}/b")}],
+        )
+        to_group = client.schedule.create(destination=group, cron="* * * * *", body="g")
+        to_queue = client.schedule.create(
+            destination=sink.url(f"/crash/{tag}/q"), cron="* * * * *", queue=f"sched-q-{tag}", body="q"
+        )
+        keyed = client.schedule.create(
+            destination=sink.url(f"/crash/{tag}/k"),
+            cron="* * * * *",
+            flow_control={"key": f"sched-k-{tag}", "parallelism": 1, "rate": 5},
+            body="k",
+        )
+        tick = client.schedule.get(to_group).next_schedule_time
+        time.sleep(max(0, tick - 1_500 - now_ms()) / 1000)
+        srv.kill9()
+        time.sleep(max(0, tick + 1_500 - now_ms()) / 1000)
+        srv.start()
+
+        expected = {"a": to_group, "b": to_group, "q": to_queue, "k": keyed}
+        for leaf, sid in expected.items():
+            (rec,) = sink.wait_for(f"/crash/{tag}/{leaf}", 1, timeout=15)
+            assert rec.header("Upstash-Schedule-Id") == sid
+        assert sink.requests(f"/crash/{tag}/a")[0].header("Upstash-Topic-Name") == group
+        time.sleep(3)
+        for leaf in expected:
+            assert len(sink.requests(f"/crash/{tag}/{leaf}")) == 1, f"{leaf} fired twice"
+        for sid in (to_group, to_queue, keyed):
+            s = client.schedule.get(sid)
+            assert s.last_schedule_time >= tick
+            assert s.next_schedule_time == tick + 60_000
+        assert client.queue.get(f"sched-q-{tag}").lag == 0
+    finally:
+        srv.stop()
