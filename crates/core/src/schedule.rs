@@ -34,9 +34,9 @@ pub enum CronError {
     Empty,
     #[error("invalid Upstash-Cron header: unknown time zone {0:?} in CRON_TZ (use an IANA name such as America/New_York)")]
     UnknownZone(String),
-    #[error("invalid Upstash-Cron header: CRON_TZ= must be followed by a time zone and the 5 cron fields")]
+    #[error("invalid Upstash-Cron header: CRON_TZ= (or TZ=) must be followed by a time zone and the 5 cron fields")]
     MissingFields,
-    #[error("invalid Upstash-Cron header: unknown prefix {0:?}; only CRON_TZ=<IANA zone> may come before the 5 fields")]
+    #[error("invalid Upstash-Cron header: unknown prefix {0:?}; only CRON_TZ=<IANA zone> (or TZ=<IANA zone>) may come before the 5 fields")]
     UnknownPrefix(String),
     #[error("invalid Upstash-Cron header {expr:?}: need exactly 5 fields (minute hour day-of-month month day-of-week), got {got}{hint}")]
     FieldCount {

@@ -68,9 +68,9 @@ impl FlowKeyInfo {
 pub struct KeyRuntime {
     pub in_flight: u32,
     /// Started but still pending in the store; subtract from its wait list.
-    pub claiming: u32,
+    pub(crate) claiming: u32,
     /// Moves whenever `claiming` does.
-    pub changes: u64,
+    pub(crate) changes: u64,
     /// Starts in the current rate window.
     pub rate_count: u32,
     pub period_start: Millis,

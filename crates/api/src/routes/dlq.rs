@@ -77,8 +77,8 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
             )))
         }
     };
-    let cursor = match q.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
-        // A bulk call's cursor carries its sweep's bound; a list ignores it.
+    // A bulk call's cursor carries its sweep's bound; a list ignores it.
+    let cursor = match cursor_param(q) {
         Some(c) => Some(parse_cursor(c)?.0),
         None => None,
     };
@@ -111,6 +111,10 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
     })
 }
 
+fn cursor_param(q: &Query) -> Option<&str> {
+    q.get("cursor").map(str::trim).filter(|c| !c.is_empty())
+}
+
 fn parse_cursor(c: &str) -> Result<(DlqCursor, Option<i64>), ApiError> {
     let bad = || {
         ApiError::BadRequest(format!(
@@ -135,7 +139,7 @@ struct Sweep {
 impl Sweep {
     /// Narrows `q` to the sweep's entries.
     fn begin(raw: &Query, q: &mut DlqQuery, now: i64) -> Result<Self, ApiError> {
-        let from_cursor = match raw.get("cursor").map(str::trim).filter(|c| !c.is_empty()) {
+        let from_cursor = match cursor_param(raw) {
             Some(c) => parse_cursor(c)?.1,
             None => None,
         };

@@ -44,8 +44,8 @@ pub async fn cancel_one(
     Ok(Json(json!({ "cancelled": result.cancelled })))
 }
 
-/// The query keys a bulk cancel understands (WIRE.md §3.4).
-const CANCEL_KEYS: [&str; 16] = [
+/// The query filters of a bulk cancel (WIRE.md §3.4) that take a list.
+const LIST_FILTERS: [&str; 11] = [
     "messageIds",
     "url",
     "topicName",
@@ -57,24 +57,23 @@ const CANCEL_KEYS: [&str; 16] = [
     "callerIP",
     "host",
     "path",
-    "fromDate",
-    "toDate",
-    "count",
-    "cursor",
-    "qstash_token",
 ];
+const DATE_FILTERS: [&str; 2] = ["fromDate", "toDate"];
+const PAGING_KEYS: [&str; 3] = ["count", "cursor", "qstash_token"];
 
 /// No selection means "cancel everything", so a misspelt or empty filter
 /// must be an error rather than silently widen the call to every message.
 fn check_selection(q: &Query) -> Result<(), ApiError> {
-    if let Some(key) = q.keys().find(|k| !CANCEL_KEYS.contains(k)) {
+    let filters = || LIST_FILTERS.iter().chain(&DATE_FILTERS);
+    let known = |k: &str| filters().chain(&PAGING_KEYS).any(|f| *f == k);
+    if let Some(key) = q.keys().find(|k| !known(k)) {
+        let names: Vec<&str> = filters().copied().collect();
         return Err(ApiError::BadRequest(format!(
             "unknown filter {key:?}; known filters: {}",
-            CANCEL_KEYS[..13].join(", ")
+            names.join(", ")
         )));
     }
-    let lists = &CANCEL_KEYS[..11];
-    if let Some(key) = lists
+    if let Some(key) = LIST_FILTERS
         .iter()
         .find(|k| q.get(k).is_some() && q.all(k).is_empty())
     {
