@@ -91,31 +91,33 @@ async fn a_started_message_is_not_counted_as_waiting() {
 async fn rate_is_never_exceeded_in_any_period() {
     let sink = Sink::start().await;
     let s = server();
-    for i in 0..10 {
+    for i in 0..7 {
         publish_fc(
             &s,
             &sink.at("/r"),
             "rate-key",
-            "rate=3, period=1s",
+            "rate=3, period=2s",
             &i.to_string(),
         )
         .await;
     }
-    let got = sink.wait_for("/r", 10, Duration::from_secs(15)).await;
-    // 10 at 3 per second take at least three full periods.
+    let got = sink.wait_for("/r", 7, Duration::from_secs(20)).await;
+    // 7 at 3 per 2 s start in three groups, two full periods apart.
     let mut at: Vec<_> = got.iter().map(|r| r.at).collect();
     at.sort();
     assert!(
-        at[9] - at[0] >= Duration::from_millis(2900),
+        at[6] - at[0] >= Duration::from_millis(3600),
         "{:?}",
-        at[9] - at[0]
+        at[6] - at[0]
     );
-    // Allow a little network jitter between the start and the arrival.
-    assert_eq!(max_in_window(&got, Duration::from_millis(950)), 3);
+    // The server limits starts; the sink sees arrivals, which lag a start
+    // by the claim commit and the request. A busy CI machine stretches that
+    // lag past 50 ms, so allow 300 ms of it.
+    assert_eq!(max_in_window(&got, Duration::from_millis(1700)), 3);
     let info = ok(&s, "GET", "/v2/flowControl/rate-key", None).await;
     assert_eq!(
         (info["rateMax"].as_u64(), info["ratePeriod"].as_u64()),
-        (Some(3), Some(1)),
+        (Some(3), Some(2)),
         "{info}"
     );
 }

@@ -35,14 +35,16 @@ def test_parallelism_and_info_while_messages_wait(client, sink):
 
 def test_rate_per_period(client, sink):
     key, path = f"rate-{uid()}", f"/fc-rate/{uid()}"
-    for i in range(6):
-        client.message.publish(url=sink.url(path), body=str(i), flow_control={"key": key, "rate": 2, "period": 1})
-    recs = sink.wait_for(path, 6, timeout=15)
+    for i in range(5):
+        client.message.publish(url=sink.url(path), body=str(i), flow_control={"key": key, "rate": 2, "period": 2})
+    recs = sink.wait_for(path, 5, timeout=20)
     ts = sorted(r.t for r in recs)
-    assert ts[-1] - ts[0] >= 1.9
-    assert max(sum(1 for t in ts[i:] if t < ts[i] + 0.95) for i in range(len(ts))) == 2
+    assert ts[-1] - ts[0] >= 3.6
+    # Starts are limited; arrivals lag them by a commit and a request, which a
+    # busy machine stretches, so the window allows 300 ms of that lag.
+    assert max(sum(1 for t in ts[i:] if t < ts[i] + 1.7) for i in range(len(ts))) == 2
     info = client.flow_control.get(key)
-    assert (info.rate_max, info.rate_period) == (2, 1)
+    assert (info.rate_max, info.rate_period) == (2, 2)
 
 
 def test_pause_resume(client, sink):
