@@ -19,6 +19,12 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
+    /// The storage cannot take the request now (a database restarting);
+    /// nothing was stored, so the caller may send it again.
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,6 +44,8 @@ impl ApiError {
             Self::MethodNotAllowed(m) => Self::MethodNotAllowed(add(m)),
             Self::PayloadTooLarge(m) => Self::PayloadTooLarge(add(m)),
             Self::NotImplemented(m) => Self::NotImplemented(add(m)),
+            Self::Unavailable(m) => Self::Unavailable(add(m)),
+            Self::InsufficientStorage(m) => Self::InsufficientStorage(add(m)),
             Self::Internal(m) => Self::Internal(add(m)),
         }
     }
@@ -50,6 +58,8 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -57,8 +67,17 @@ impl ApiError {
 
 impl From<qstash_store::StoreError> for ApiError {
     fn from(e: qstash_store::StoreError) -> Self {
+        use qstash_store::StoreError as E;
         tracing::error!(error = %e, "store error");
-        Self::Internal(e.to_string())
+        match e {
+            E::Unavailable(_) | E::Closed => Self::Unavailable(format!(
+                "storage unavailable, nothing was stored; try again: {e}"
+            )),
+            E::Full(_) => {
+                Self::InsufficientStorage(format!("storage full, nothing was stored: {e}"))
+            }
+            _ => Self::Internal(e.to_string()),
+        }
     }
 }
 

@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use qstash_core::destination::{Destination, ParsedDestination};
+use qstash_core::message::{Inserted, NewMessage};
 use qstash_core::publish::PublishOptions;
 use qstash_core::queue::validate_queue_name;
 use qstash_engine::PublishRequest;
-use qstash_store::{Inserted, NewMessage};
 use serde::Deserialize;
 use serde_json::Value;
 

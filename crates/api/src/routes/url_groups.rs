@@ -4,8 +4,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::Json;
 use qstash_core::destination::validate_group_name;
+use qstash_core::url_group::UrlGroup;
 use qstash_core::url_group::{validate_endpoints, validate_refs, Endpoint, EndpointRef};
-use qstash_store::UrlGroup;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -54,8 +54,7 @@ pub async fn upsert_endpoints(
     let endpoints = validate_endpoints(req.endpoints).map_err(ApiError::bad)?;
     state
         .engine
-        .store()
-        .upsert_endpoints(&user.id, name, endpoints, state.engine.now())
+        .upsert_endpoints(&user.id, name, endpoints)
         .await?;
     Ok(Json(json!({})))
 }
@@ -71,8 +70,7 @@ pub async fn remove_endpoints(
     validate_refs(&req.endpoints).map_err(ApiError::bad)?;
     let found = state
         .engine
-        .store()
-        .remove_endpoints(&user.id, name, req.endpoints, state.engine.now())
+        .remove_endpoints(&user.id, name, req.endpoints)
         .await?;
     if !found {
         return Err(not_found(name));
@@ -89,7 +87,7 @@ pub async fn get(
     Caller(user): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.engine.store().url_group(&user.id, &name).await? {
+    match state.engine.reads().url_group(&user.id, &name).await? {
         Some(g) => Ok(Json(view(&g))),
         None => Err(not_found(&name)),
     }
@@ -99,7 +97,7 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let groups = state.engine.store().url_groups(&user.id).await?;
+    let groups = state.engine.reads().url_groups(&user.id).await?;
     Ok(Json(Value::Array(groups.iter().map(view).collect())))
 }
 
@@ -110,10 +108,6 @@ pub async fn delete(
     Caller(user): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .engine
-        .store()
-        .delete_url_group(&user.id, &name)
-        .await?;
+    state.engine.delete_url_group(&user.id, &name).await?;
     Ok(Json(json!({})))
 }

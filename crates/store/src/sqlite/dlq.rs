@@ -107,7 +107,7 @@ pub fn delete(conn: &Connection, user_id: &str, q: &DlqQuery) -> Result<DlqDelet
 }
 
 pub fn retry(
-    conn: &Connection,
+    conn: &super::Tx,
     user_id: &str,
     retries: &[DlqRetry],
     now: Millis,

@@ -19,24 +19,6 @@ use super::filters::Where;
 use super::messages::{decode, RawRow};
 use crate::{AttemptResponse, LogCursor, LogEntry, LogFilter, LogPage, Result, StoreError};
 
-pub const LOGS_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS event_keys (
-    user_id TEXT NOT NULL,
-    -- "<attribute>:<value>", e.g. "url:http://a/b", "label:billing".
-    key     TEXT NOT NULL,
-    time    INTEGER NOT NULL,
-    seq     INTEGER NOT NULL,
-    PRIMARY KEY (user_id, key, time, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_keys_time ON event_keys(time);
-CREATE INDEX IF NOT EXISTS events_user_time ON events(user_id, time, seq);
-CREATE INDEX IF NOT EXISTS events_user_state ON events(user_id, state, time, seq);
-CREATE INDEX IF NOT EXISTS dlq_order ON dlq(user_id, created_at, dlq_id);
-CREATE INDEX IF NOT EXISTS dlq_message ON dlq(message_id);
-CREATE INDEX IF NOT EXISTS dlq_created ON dlq(created_at);
-CREATE INDEX IF NOT EXISTS messages_failed ON messages(updated_at) WHERE state = 'failed';
-"#;
-
 /// The attribute keys of `m`'s events.
 pub fn keys(m: &Message) -> Vec<String> {
     let s = &m.spec;

@@ -3,11 +3,12 @@
 
 use qstash_core::clock::Millis;
 use qstash_core::dedup::WINDOW_MS;
-use qstash_core::message::LogState;
+use qstash_core::message::{Arrival, LogState};
 use qstash_core::{Message, MessageSpec, MessageState};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::Tx;
 use crate::{
     AttemptResponse, CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, Outcome,
     OutcomeKind, PurgeCounts, Result, StoreError,
@@ -39,13 +40,15 @@ pub fn encode(messages: &[NewMessage]) -> Result<Vec<Encoded>> {
         .collect()
 }
 
-pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
+pub fn insert(conn: &Tx, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
     insert_encoded(conn, messages, &encode(messages)?, now)
 }
 
 /// Inserts `messages`, whose columns `encoded` holds in the same order.
+/// The one function that stores messages: each pending one is noted as an
+/// arrival, announced after the commit.
 pub fn insert_encoded(
-    conn: &Connection,
+    conn: &Tx,
     messages: &[NewMessage],
     encoded: &[Encoded],
     now: Millis,
@@ -95,6 +98,9 @@ pub fn insert_encoded(
             log_keyed(conn, user, id, keys, now, LogState::Active, &none)?;
         }
         super::gates::on_insert(conn, m, now)?;
+        if let Some(arrival) = Arrival::of(m) {
+            conn.arrived(arrival);
+        }
         out.push(Inserted::New(m.id.clone()));
     }
     Ok(out)
@@ -153,6 +159,8 @@ struct Head {
     state: String,
     due_at: Millis,
     retried: u32,
+    queue: Option<String>,
+    flow_control_key: Option<String>,
     keys: Vec<String>,
 }
 
@@ -192,6 +200,8 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
                 state: r.get(1)?,
                 due_at: r.get(2)?,
                 retried: r.get(3)?,
+                queue: r.get(6)?,
+                flow_control_key: r.get(8)?,
                 keys: read_keys(r, 4)?,
             })
         })
@@ -201,11 +211,7 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
 /// Records outcomes; `callbacks[i]` holds the encoded columns of
 /// `outcomes[i].callbacks`. Reads only the columns it needs of each
 /// message: decoding whole messages here cost the writer thread dearly.
-pub fn record_outcomes(
-    conn: &Connection,
-    outcomes: &[Outcome],
-    callbacks: &[Vec<Encoded>],
-) -> Result<()> {
+pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded>]) -> Result<()> {
     for (o, encoded) in outcomes.iter().zip(callbacks) {
         let Some(m) = get_head(conn, &o.message_id)? else {
             continue;
@@ -227,6 +233,12 @@ pub fn record_outcomes(
             OutcomeKind::Retry { next_due, error } => {
                 let (next, retried) = (*next_due, m.retried + 1);
                 set_state(conn, id, MessageState::Pending, next, retried, o.at)?;
+                conn.arrived(Arrival {
+                    user_id: m.user_id.clone(),
+                    due_at: next,
+                    queue: m.queue.clone(),
+                    flow_control_key: m.flow_control_key.clone(),
+                });
                 let failed = EventDetail {
                     error: Some(error.clone()),
                     ..response.clone()

@@ -6,8 +6,8 @@ mod filters;
 mod gates;
 pub mod logs;
 mod messages;
+mod migrations;
 mod schedules;
-mod schema;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -18,18 +18,32 @@ use qstash_core::clock::Millis;
 use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::Message;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::{
-    CancelRequest, CancelResult, DlqDeleted, DlqEntry, DlqPage, DlqQuery, DlqRetry, Inserted,
-    LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, Result, Store, StoreError,
+    Announcer, CancelRequest, CancelResult, DlqDeleted, DlqEntry, DlqPage, DlqQuery, DlqRetry,
+    Inserted, LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, Reads, Result,
+    Store, StoreError,
 };
 use crate::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
 use crate::{
     FlowKey, FlowKeyChange, GateClaim, GateLook, GateSnapshot, GateView, QueueInfo, UrlGroup,
 };
 use qstash_core::url_group::{Endpoint, EndpointRef};
+pub use writer::Tx;
 use writer::Writer;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::SystemIoFailure) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
 /// every commit; `Normal` survives a process crash but may lose the last
@@ -48,6 +62,7 @@ const STATEMENT_CACHE: usize = 256;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReaderPool>,
+    announcer: Arc<Announcer>,
 }
 
 struct ReaderPool {
@@ -73,16 +88,15 @@ impl SqliteStore {
         // The writer runs a few dozen distinct statements; with the default
         // cache of 16 they evicted each other and were parsed again per job.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        conn.execute_batch(schema::SCHEMA)?;
-        conn.execute_batch(gates::GATES_SCHEMA)?;
-        conn.execute_batch(logs::LOGS_SCHEMA)?;
-        conn.execute_batch(schedules::SCHEDULES_SCHEMA)?;
+        migrations::migrate(&conn)?;
+        let announcer = Arc::new(Announcer::default());
         Ok(Self {
-            writer: Writer::start(conn),
+            writer: Writer::start(conn, announcer.clone()),
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            announcer,
         })
     }
 
@@ -128,7 +142,92 @@ impl ReaderPool {
 }
 
 #[async_trait]
+impl Reads for SqliteStore {
+    async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.read(move |conn| {
+            let m = messages::get(conn, &id)?;
+            Ok(m.filter(|m| m.user_id == user_id && m.state.is_live()))
+        })
+        .await
+    }
+
+    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| gates::url_group(c, &u, &n)).await
+    }
+
+    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::url_groups(c, &u)).await
+    }
+
+    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| gates::queue(c, &u, &n)).await
+    }
+
+    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::queues(c, &u)).await
+    }
+
+    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>> {
+        let (u, k) = (user_id.to_string(), key.to_string());
+        self.read(move |c| gates::flow_key(c, &u, &k)).await
+    }
+
+    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::flow_keys(c, &u)).await
+    }
+
+    async fn list_logs(
+        &self,
+        user_id: &str,
+        filter: LogFilter,
+        cursor: Option<LogCursor>,
+        count: usize,
+    ) -> Result<LogPage> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| logs::list(conn, &user_id, &filter, cursor, count))
+            .await
+    }
+
+    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| dlq::list(conn, &user_id, &query))
+            .await
+    }
+
+    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>> {
+        let (user_id, dlq_id) = (user_id.to_string(), dlq_id.to_string());
+        self.read(move |conn| dlq::get(conn, &user_id, &dlq_id))
+            .await
+    }
+
+    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.read(move |conn| {
+            schedules::get(conn, &user_id, &id)?
+                .map(|d| schedules::info(conn, d.schedule))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| schedules::list(conn, &user_id)).await
+    }
+}
+
+#[async_trait]
 impl Store for SqliteStore {
+    fn announcer(&self) -> &Announcer {
+        &self.announcer
+    }
+
     async fn insert_messages(
         &self,
         messages: Vec<NewMessage>,
@@ -138,15 +237,6 @@ impl Store for SqliteStore {
         self.writer
             .write(move |conn| messages::insert_encoded(conn, &messages, &encoded, now))
             .await
-    }
-
-    async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>> {
-        let (user_id, id) = (user_id.to_string(), id.to_string());
-        self.read(move |conn| {
-            let m = messages::get(conn, &id)?;
-            Ok(m.filter(|m| m.user_id == user_id && m.state.is_live()))
-        })
-        .await
     }
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
@@ -253,18 +343,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    // --- URL groups, queues and flow control (issue 4) ---
-
-    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>> {
-        let (u, n) = (user_id.to_string(), name.to_string());
-        self.read(move |c| gates::url_group(c, &u, &n)).await
-    }
-
-    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
-        let u = user_id.to_string();
-        self.read(move |c| gates::url_groups(c, &u)).await
-    }
-
     async fn upsert_endpoints(
         &self,
         user_id: &str,
@@ -296,16 +374,6 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| gates::delete_group(c, &u, &n))
             .await
-    }
-
-    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
-        let (u, n) = (user_id.to_string(), name.to_string());
-        self.read(move |c| gates::queue(c, &u, &n)).await
-    }
-
-    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>> {
-        let u = user_id.to_string();
-        self.read(move |c| gates::queues(c, &u)).await
     }
 
     async fn upsert_queue(
@@ -342,16 +410,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>> {
-        let (u, k) = (user_id.to_string(), key.to_string());
-        self.read(move |c| gates::flow_key(c, &u, &k)).await
-    }
-
-    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>> {
-        let u = user_id.to_string();
-        self.read(move |c| gates::flow_keys(c, &u)).await
-    }
-
     async fn change_flow_key(
         &self,
         user_id: &str,
@@ -376,32 +434,6 @@ impl Store for SqliteStore {
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>> {
         self.writer
             .write(move |c| gates::claim_gated(c, &claims, now))
-            .await
-    }
-
-    // --- Logs and the dead-letter queue (callbacks, DLQ, logs) ---
-
-    async fn list_logs(
-        &self,
-        user_id: &str,
-        filter: LogFilter,
-        cursor: Option<LogCursor>,
-        count: usize,
-    ) -> Result<LogPage> {
-        let user_id = user_id.to_string();
-        self.read(move |conn| logs::list(conn, &user_id, &filter, cursor, count))
-            .await
-    }
-
-    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage> {
-        let user_id = user_id.to_string();
-        self.read(move |conn| dlq::list(conn, &user_id, &query))
-            .await
-    }
-
-    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>> {
-        let (user_id, dlq_id) = (user_id.to_string(), dlq_id.to_string());
-        self.read(move |conn| dlq::get(conn, &user_id, &dlq_id))
             .await
     }
 
@@ -432,27 +464,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    // --- Schedules (issue 5: cron schedules) ---
-
     async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule> {
         self.writer
             .write(move |conn| schedules::put(conn, &schedule, now))
             .await
-    }
-
-    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>> {
-        let (user_id, id) = (user_id.to_string(), id.to_string());
-        self.read(move |conn| {
-            schedules::get(conn, &user_id, &id)?
-                .map(|d| schedules::info(conn, d.schedule))
-                .transpose()
-        })
-        .await
-    }
-
-    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
-        let user_id = user_id.to_string();
-        self.read(move |conn| schedules::list(conn, &user_id)).await
     }
 
     async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool> {

@@ -12,37 +12,6 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use crate::sqlite::messages;
 use crate::{CatchUp, DueCursor, DueSchedule, Result, ScheduleFire, ScheduleInfo, StoreError};
 
-pub const SCHEDULES_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS schedules (
-    user_id       TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    cron          TEXT NOT NULL,
-    destination   TEXT NOT NULL,
-    spec          TEXT NOT NULL,
-    body          BLOB NOT NULL,
-    queue_name    TEXT,
-    delay_secs    INTEGER,
-    caller_ip     TEXT,
-    created_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL,
-    -- Bumped by every replace, pause and resume; a fire commits only at
-    -- the version it read.
-    version       INTEGER NOT NULL,
-    paused        INTEGER NOT NULL,
-    -- NULL while paused, so the due index holds only live schedules.
-    next_fire     INTEGER,
-    last_fire     INTEGER,
-    -- JSON array of the message ids of the last fire.
-    last_messages TEXT NOT NULL,
-    last_error    TEXT,
-    PRIMARY KEY (user_id, id)
-);
--- (user_id, id) too, so a pass over many schedules due at the same tick
--- pages through the index.
-CREATE INDEX IF NOT EXISTS schedules_due ON schedules(next_fire, user_id, id) WHERE next_fire IS NOT NULL;
-CREATE INDEX IF NOT EXISTS schedules_user ON schedules(user_id, created_at);
-"#;
-
 const COLUMNS: &str =
     "user_id, id, cron, destination, spec, body, queue_name, delay_secs, caller_ip,
     created_at, paused, next_fire, last_fire, last_messages, last_error, version";
@@ -193,7 +162,7 @@ pub fn due(
 /// Commits one tick: advances the schedule and inserts the tick's messages,
 /// only if the schedule is still at the version and tick that were read.
 /// Answers whether it fired.
-pub fn fire(conn: &Connection, f: &ScheduleFire) -> Result<bool> {
+pub fn fire(conn: &super::Tx, f: &ScheduleFire) -> Result<bool> {
     let ids: Vec<&str> = f.messages.iter().map(|m| m.message.id.as_str()).collect();
     let last = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let advanced = conn
