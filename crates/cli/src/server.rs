@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use qstash_api::{ApiConfig, AppState};
 use qstash_core::clock::SystemClock;
 use qstash_engine::{Engine, EngineConfig, KeyRing};
+use qstash_store::postgres::{masked, PgOptions, PgStore};
 use qstash_store::sqlite::{Durability, SqliteStore};
 use qstash_store::Store;
 
@@ -14,14 +15,7 @@ use crate::config::{DurabilityArg, Plan};
 
 pub async fn run(plan: Plan) -> Result<()> {
     let c = &plan.common;
-    let durability = match c.durability {
-        DurabilityArg::Full => Durability::Full,
-        DurabilityArg::Normal => Durability::Normal,
-    };
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&plan.data_dir, durability)
-            .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?,
-    );
+    let store = open_store(&plan).await?;
     let keys = Arc::new(KeyRing::load(store.clone(), &plan.users).await?);
     let engine_config = EngineConfig {
         max_in_flight: c.max_in_flight.max(1),
@@ -61,12 +55,42 @@ pub async fn run(plan: Plan) -> Result<()> {
     Ok(())
 }
 
+/// PostgreSQL when a database URL is given, else SQLite in the data dir.
+async fn open_store(plan: &Plan) -> Result<Arc<dyn Store>> {
+    let c = &plan.common;
+    if let Some(url) = &c.database_url {
+        let options = PgOptions {
+            pool_size: c.database_pool.max(4),
+            ..PgOptions::new(url.clone())
+        };
+        let store = PgStore::connect(&options)
+            .await
+            .with_context(|| format!("opening the PostgreSQL store at {}", masked(url)))?;
+        return Ok(Arc::new(store));
+    }
+    let durability = match c.durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Normal => Durability::Normal,
+    };
+    let store = SqliteStore::open(&plan.data_dir, durability)
+        .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// Where the data lives, for the start-up banner.
+fn storage(plan: &Plan) -> String {
+    match &plan.common.database_url {
+        Some(url) => format!("PostgreSQL {}", masked(url)),
+        None => plan.data_dir.display().to_string(),
+    }
+}
+
 fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
     let url = format!("http://{addr}");
     if !plan.dev {
         println!(
             "QStash server is running at {url} (data in {})",
-            plan.data_dir.display()
+            storage(plan)
         );
         return;
     }
@@ -80,7 +104,7 @@ fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
         println!("QSTASH_CURRENT_SIGNING_KEY=\"{}\"", k.current);
         println!("QSTASH_NEXT_SIGNING_KEY=\"{}\"", k.next);
     }
-    println!("\nData directory: {}", plan.data_dir.display());
+    println!("\nData: {}", storage(plan));
 }
 
 async fn stop_signal() {

@@ -2,7 +2,7 @@
 //! driver's errors into these, so the engine and the API can tell a full
 //! disk or a lost database (try again later) from a damaged record.
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database refused a statement.
     #[error("database error: {0}")]
@@ -11,6 +11,10 @@ pub enum StoreError {
     /// request may succeed later.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Two transactions conflicted (a deadlock or serialization failure);
+    /// running the same work again succeeds.
+    #[error("the database aborted a conflicting transaction: {0}")]
+    Conflict(String),
     /// No space left to write.
     #[error("the storage is full: {0}")]
     Full(String),
@@ -27,7 +31,10 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same call may succeed later without any change to it.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Full(_) | Self::Closed)
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Full(_) | Self::Closed | Self::Conflict(_)
+        )
     }
 }
 

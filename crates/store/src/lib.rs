@@ -10,6 +10,8 @@
 
 mod announce;
 mod error;
+pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
 pub use announce::{Announcer, Listener};

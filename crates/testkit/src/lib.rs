@@ -2,6 +2,7 @@
 //! and a local HTTP sink that records what it receives and answers as a
 //! test scripts it.
 
+pub mod backend;
 mod server;
 mod sink;
 

@@ -59,10 +59,16 @@ impl Server {
 
     /// `qstash dev` on `data_dir`, which outlives the server.
     pub fn start_in(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> Server {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(["dev", "--port", "0", "--data-dir"])
             .arg(data_dir)
-            .args(extra_args)
+            .args(extra_args);
+        if let Some(url) = crate::backend::database_url_for(data_dir) {
+            // Few connections each: many test servers share one database.
+            command.args(["--database-url", &url, "--database-pool", "6"]);
+        }
+        let mut child = command
             .env(
                 "RUST_LOG",
                 std::env::var("QSTASH_TEST_LOG").unwrap_or_else(|_| "warn".into()),

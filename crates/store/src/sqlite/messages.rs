@@ -4,41 +4,18 @@
 use qstash_core::clock::Millis;
 use qstash_core::dedup::WINDOW_MS;
 use qstash_core::message::{Arrival, LogState};
-use qstash_core::{Message, MessageSpec, MessageState};
+use qstash_core::{Message, MessageState};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::Tx;
+use crate::rows::{self, encode, DlqRow, Encoded, EventDetail, Head};
 use crate::{
-    AttemptResponse, CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, Outcome,
-    OutcomeKind, PurgeCounts, Result, StoreError,
+    CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, Outcome, PurgeCounts, Result,
 };
 
 pub(super) const COLUMNS: &str =
     "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
-
-/// The columns of a new message that cost CPU to build (JSON, label and
-/// log keys). They are built before the write job, on the caller's thread,
-/// so the single writer thread only binds them.
-pub struct Encoded {
-    spec: String,
-    labels: Option<String>,
-    keys: Vec<String>,
-}
-
-pub fn encode(messages: &[NewMessage]) -> Result<Vec<Encoded>> {
-    messages
-        .iter()
-        .map(|new| {
-            let s = &new.message.spec;
-            Ok(Encoded {
-                spec: serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                labels: (!s.labels.is_empty()).then(|| format!(",{},", s.labels.join(","))),
-                keys: super::logs::keys(&new.message),
-            })
-        })
-        .collect()
-}
 
 pub fn insert(conn: &Tx, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
     insert_encoded(conn, messages, &encode(messages)?, now)
@@ -153,17 +130,6 @@ pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<Raw
     Ok(out)
 }
 
-/// What the log needs of a stored message, read without decoding it.
-struct Head {
-    user_id: String,
-    state: String,
-    due_at: Millis,
-    retried: u32,
-    queue: Option<String>,
-    flow_control_key: Option<String>,
-    keys: Vec<String>,
-}
-
 /// The message columns the log keys are built from (see `logs::keys_of`).
 const HEAD_COLUMNS: &str = "url, topic_name, queue_name, schedule_id, flow_control_key, labels";
 
@@ -172,19 +138,13 @@ fn read_keys(r: &Row, at: usize) -> rusqlite::Result<Vec<String>> {
     let url: String = r.get(at)?;
     let opt = |i: usize| r.get::<_, Option<String>>(at + i);
     let (topic, queue, schedule, flow, labels) = (opt(1)?, opt(2)?, opt(3)?, opt(4)?, opt(5)?);
-    Ok(super::logs::keys_of(
+    Ok(rows::keys_of_columns(
         &url,
-        [
-            ("topic", topic.as_deref()),
-            ("queue", queue.as_deref()),
-            ("schedule", schedule.as_deref()),
-            ("flow", flow.as_deref()),
-        ],
-        labels
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|l| !l.is_empty()),
+        topic.as_deref(),
+        queue.as_deref(),
+        schedule.as_deref(),
+        flow.as_deref(),
+        labels.as_deref(),
     ))
 }
 
@@ -196,6 +156,7 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
         .prepare_cached(&sql)?
         .query_row([id], |r| {
             Ok(Head {
+                id: id.to_string(),
                 user_id: r.get(0)?,
                 state: r.get(1)?,
                 due_at: r.get(2)?,
@@ -217,49 +178,18 @@ pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded
             continue;
         };
         // A message cancelled while in flight keeps its cancellation.
-        if m.state != MessageState::Active.as_str() {
+        let Some(t) = rows::transition(&m, o) else {
             continue;
-        }
-        let id = &o.message_id;
-        let log = |state: LogState, d: &EventDetail| {
-            log_keyed(conn, &m.user_id, id, &m.keys, o.at, state, d)
         };
-        let response = EventDetail::response(&o.response);
-        match &o.kind {
-            OutcomeKind::Delivered => {
-                set_state(conn, id, MessageState::Delivered, m.due_at, m.retried, o.at)?;
-                log(LogState::Delivered, &response)?;
-            }
-            OutcomeKind::Retry { next_due, error } => {
-                let (next, retried) = (*next_due, m.retried + 1);
-                set_state(conn, id, MessageState::Pending, next, retried, o.at)?;
-                conn.arrived(Arrival {
-                    user_id: m.user_id.clone(),
-                    due_at: next,
-                    queue: m.queue.clone(),
-                    flow_control_key: m.flow_control_key.clone(),
-                });
-                let failed = EventDetail {
-                    error: Some(error.clone()),
-                    ..response.clone()
-                };
-                log(LogState::Error, &failed)?;
-                let retry = EventDetail {
-                    next_delivery_time: Some(next),
-                    ..Default::default()
-                };
-                log(LogState::Retry, &retry)?;
-            }
-            OutcomeKind::Failed { error } => {
-                set_state(conn, id, MessageState::Failed, m.due_at, m.retried, o.at)?;
-                let failed = EventDetail {
-                    error: Some(error.clone()),
-                    ..response
-                };
-                log(LogState::Error, &failed)?;
-                log(LogState::Failed, &failed)?;
-                insert_dlq(conn, &m.user_id, id, o, error)?;
-            }
+        set_state(conn, &m.id, t.state, t.due_at, t.retried, o.at)?;
+        for (state, detail) in &t.events {
+            log_keyed(conn, &m.user_id, &m.id, &m.keys, o.at, *state, detail)?;
+        }
+        if let Some(dlq) = &t.dlq {
+            insert_dlq(conn, &m.user_id, &m.id, o.at, dlq)?;
+        }
+        if let Some(arrival) = t.arrival {
+            conn.arrived(arrival);
         }
         if !o.callbacks.is_empty() {
             insert_encoded(conn, &o.callbacks, encoded, o.at)?;
@@ -268,26 +198,12 @@ pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded
     Ok(())
 }
 
-fn insert_dlq(conn: &Connection, user_id: &str, id: &str, o: &Outcome, error: &str) -> Result<()> {
-    let rowid: i64 = conn.query_row("SELECT rowid FROM messages WHERE id = ?1", [id], |r| {
-        r.get(0)
-    })?;
-    let header = serde_json::to_string(&o.response.header)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn insert_dlq(conn: &Connection, user_id: &str, id: &str, at: Millis, d: &DlqRow) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO dlq (dlq_id, user_id, message_id, created_at, response_status, response_header, response_body, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![
-        o.dlq_id.clone().unwrap_or_else(|| format!("{}-{}", o.at, rowid)),
-        user_id,
-        id,
-        o.at,
-        o.response.status,
-        header,
-        o.response.body,
-        error
-    ])?;
+    .execute(params![d.dlq_id, user_id, id, at, d.status, d.header, d.body, d.error])?;
     Ok(())
 }
 
@@ -408,23 +324,11 @@ fn matching_live_ids(conn: &Connection, user_id: &str, f: &MessageFilter) -> Res
     let mut ids = Vec::new();
     for row in rows {
         let (id, url) = row?;
-        if url_matches(&url, &f.host, &f.path) {
+        if rows::url_matches(&url, &f.host, &f.path) {
             ids.push(id);
         }
     }
     Ok(ids)
-}
-
-fn url_matches(url: &str, hosts: &[String], paths: &[String]) -> bool {
-    if hosts.is_empty() && paths.is_empty() {
-        return true;
-    }
-    let Ok(u) = url::Url::parse(url) else {
-        return false;
-    };
-    let host_ok = hosts.is_empty() || hosts.iter().any(|h| Some(h.as_str()) == u.host_str());
-    let path_ok = paths.is_empty() || paths.iter().any(|p| p == u.path());
-    host_ok && path_ok
 }
 
 pub fn purge(conn: &Connection, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
@@ -456,34 +360,13 @@ fn purge_events(conn: &Connection, before: Millis) -> Result<u64> {
     Ok(purged)
 }
 
-/// Per-event details beyond the message itself.
-#[derive(Debug, Clone, Default)]
-struct EventDetail {
-    error: Option<String>,
-    next_delivery_time: Option<Millis>,
-    response_status: Option<u16>,
-    response_header: Option<String>,
-    response_body: Option<Vec<u8>>,
-}
-
-impl EventDetail {
-    fn response(r: &AttemptResponse) -> Self {
-        EventDetail {
-            response_status: Some(r.status),
-            response_header: serde_json::to_string(&r.header).ok(),
-            response_body: Some(r.body.clone()),
-            ..Default::default()
-        }
-    }
-}
-
 /// A log entry with no details beyond the message (such as ACTIVE).
 pub fn log_state(conn: &Connection, m: &Message, at: Millis, state: LogState) -> Result<()> {
     log(conn, m, at, state, &EventDetail::default())
 }
 
 fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDetail) -> Result<()> {
-    let keys = super::logs::keys(m);
+    let keys = rows::keys(m);
     log_keyed(conn, &m.user_id, &m.id, &keys, at, state, d)
 }
 
@@ -533,19 +416,7 @@ fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
 
 pub(super) fn decode(row: RawRow) -> Result<Message> {
     let (id, user_id, state, due_at, created_at, not_before, retried, spec, body) = row;
-    let spec: MessageSpec =
-        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
-    let state = MessageState::parse(&state)
-        .ok_or_else(|| StoreError::Corrupt(format!("{id}: state {state}")))?;
-    Ok(Message {
-        id,
-        user_id,
-        spec,
-        body,
-        created_at,
-        not_before,
-        due_at,
-        retried,
-        state,
-    })
+    rows::decode_message(
+        id, user_id, &state, due_at, created_at, not_before, retried, &spec, body,
+    )
 }

@@ -233,7 +233,7 @@ impl Store for SqliteStore {
         messages: Vec<NewMessage>,
         now: Millis,
     ) -> Result<Vec<Inserted>> {
-        let encoded = messages::encode(&messages)?;
+        let encoded = crate::rows::encode(&messages)?;
         self.writer
             .write(move |conn| messages::insert_encoded(conn, &messages, &encoded, now))
             .await
@@ -266,7 +266,7 @@ impl Store for SqliteStore {
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()> {
         let callbacks = outcomes
             .iter()
-            .map(|o| messages::encode(&o.callbacks))
+            .map(|o| crate::rows::encode(&o.callbacks))
             .collect::<Result<Vec<_>>>()?;
         self.writer
             .write(move |conn| messages::record_outcomes(conn, &outcomes, &callbacks))
