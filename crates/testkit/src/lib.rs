@@ -3,6 +3,7 @@
 //! test scripts it.
 
 pub mod backend;
+pub mod cluster;
 mod server;
 mod sink;
 

@@ -64,7 +64,8 @@ impl Server {
             .args(["dev", "--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(extra_args);
-        if let Some(url) = crate::backend::database_url_for(data_dir) {
+        let own_database = extra_args.contains(&"--database-url");
+        if let Some(url) = crate::backend::database_url_for(data_dir).filter(|_| !own_database) {
             // Few connections each: many test servers share one database.
             command.args(["--database-url", &url, "--database-pool", "6"]);
         }

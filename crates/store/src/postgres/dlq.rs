@@ -38,7 +38,10 @@ fn entry(r: &Row) -> Result<DlqEntry> {
     })
 }
 
-pub async fn list<C: GenericClient>(c: &C, user_id: &str, q: &DlqQuery) -> Result<DlqPage> {
+/// The SQL of a DLQ page and its parameters; public for the plan test.
+/// The user's entries are walked in order and each joined to its message
+/// in a fenced `LATERAL` subquery, as the log listing does (`logs.rs`).
+pub fn page_sql(user_id: &str, q: &DlqQuery) -> (String, Where) {
     let f = &q.filter;
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
@@ -61,6 +64,10 @@ pub async fn list<C: GenericClient>(c: &C, user_id: &str, q: &DlqQuery) -> Resul
         let to = w.arg(to);
         w.push(format!("d.created_at <= {to}"));
     }
+    let statuses: Vec<i32> = f.response_status.iter().map(|s| i32::from(*s)).collect();
+    w.any_of("d.response_status", &statuses);
+    let outer = w.take_sql();
+    w.push("m.id = d.message_id".into());
     w.any_of("m.url", &f.url);
     w.any_of("m.topic_name", &f.topic_name);
     w.any_of("m.queue_name", &f.queue_name);
@@ -68,15 +75,22 @@ pub async fn list<C: GenericClient>(c: &C, user_id: &str, q: &DlqQuery) -> Resul
     w.any_of("m.flow_control_key", &f.flow_control_key);
     w.any_of("m.caller_ip", &f.caller_ip);
     w.any_label("m.labels", &f.label);
-    let statuses: Vec<i32> = f.response_status.iter().map(|s| i32::from(*s)).collect();
-    w.any_of("d.response_status", &statuses);
+    let inner = w.take_sql();
     let sql = format!(
-        "{} FROM dlq d JOIN messages m ON m.id = d.message_id WHERE {}
+        "SELECT d.dlq_id, d.created_at, d.response_status, d.response_header, d.response_body,
+            d.error, x.*
+         FROM dlq d CROSS JOIN LATERAL (
+            SELECT {} FROM messages m WHERE {inner} OFFSET 0) x
+         WHERE {outer}
          ORDER BY d.created_at {dir}, d.dlq_id {dir} LIMIT {}",
-        select(),
-        w.sql(),
+        prefixed("m", COLUMNS),
         q.count + 1
     );
+    (sql, w)
+}
+
+pub async fn list<C: GenericClient>(c: &C, user_id: &str, q: &DlqQuery) -> Result<DlqPage> {
+    let (sql, w) = page_sql(user_id, q);
     let rows = sql::query(c, &sql, &w.params()).await?;
     let more = rows.len() > q.count;
     let entries = rows

@@ -527,6 +527,18 @@ pub async fn gate_snapshot<C: GenericClient>(c: &C, now: Millis) -> Result<GateS
     Ok(GateSnapshot { queues, keys })
 }
 
+/// The head of a queue's line ($1 user, $2 queue, $3 parallelism): its
+/// first undelivered messages in enqueue order.
+pub const QUEUE_LINE: &str = "SELECT id, state, due_at, flow_control_key FROM messages
+    WHERE user_id = $1 AND queue_name = $2 AND state IN ('pending', 'active')
+    ORDER BY seq LIMIT $3";
+
+/// The head of a key's line ($1 user, $2 key, $3 room): its waiting
+/// messages by due time.
+pub const KEY_LINE: &str = "SELECT id, due_at FROM messages
+    WHERE user_id = $1 AND flow_control_key = $2 AND queue_name IS NULL AND state = 'pending'
+    ORDER BY due_at, seq LIMIT $3";
+
 /// The head of every line looked at, each read concurrently on the same
 /// connection (the driver pipelines them: one round trip in all).
 pub async fn gate_views<C: GenericClient>(c: &C, looks: &[GateLook]) -> Result<Vec<GateView>> {
@@ -550,24 +562,18 @@ async fn gate_view<C: GenericClient>(c: &C, look: &GateLook) -> Result<GateView>
             let candidates = if paused {
                 vec![]
             } else {
-                sql::query(
-                    c,
-                    "SELECT id, state, due_at, flow_control_key FROM messages
-                     WHERE user_id = $1 AND queue_name = $2 AND state IN ('pending', 'active')
-                     ORDER BY seq LIMIT $3",
-                    &[user_id, name, &i64::from(parallelism)],
-                )
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(Candidate {
-                        id: r.try_get(0)?,
-                        active: r.try_get::<_, &str>(1)? == MessageState::Active.as_str(),
-                        due_at: r.try_get(2)?,
-                        flow_control_key: r.try_get(3)?,
+                sql::query(c, QUEUE_LINE, &[user_id, name, &i64::from(parallelism)])
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(Candidate {
+                            id: r.try_get(0)?,
+                            active: r.try_get::<_, &str>(1)? == MessageState::Active.as_str(),
+                            due_at: r.try_get(2)?,
+                            flow_control_key: r.try_get(3)?,
+                        })
                     })
-                })
-                .collect::<Result<_>>()?
+                    .collect::<Result<_>>()?
             };
             Ok(GateView {
                 gate: look.gate.clone(),
@@ -594,25 +600,18 @@ async fn gate_view<C: GenericClient>(c: &C, look: &GateLook) -> Result<GateView>
             let candidates = if k.paused || room == 0 {
                 vec![]
             } else {
-                sql::query(
-                    c,
-                    "SELECT id, due_at FROM messages
-                     WHERE user_id = $1 AND flow_control_key = $2 AND queue_name IS NULL
-                       AND state = 'pending'
-                     ORDER BY due_at, seq LIMIT $3",
-                    &[user_id, key, &i64::from(room)],
-                )
-                .await?
-                .iter()
-                .map(|r| {
-                    Ok(Candidate {
-                        id: r.try_get(0)?,
-                        active: false,
-                        due_at: r.try_get(1)?,
-                        flow_control_key: None,
+                sql::query(c, KEY_LINE, &[user_id, key, &i64::from(room)])
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(Candidate {
+                            id: r.try_get(0)?,
+                            active: false,
+                            due_at: r.try_get(1)?,
+                            flow_control_key: None,
+                        })
                     })
-                })
-                .collect::<Result<_>>()?
+                    .collect::<Result<_>>()?
             };
             Ok(GateView {
                 gate: look.gate.clone(),

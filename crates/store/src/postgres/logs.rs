@@ -14,6 +14,13 @@ use crate::rows;
 use crate::Result;
 
 /// The SQL of a page query and its parameters; public for the plan test.
+///
+/// The driving index is walked from the cursor in the outer query, and each
+/// row it meets is joined to its entry and message in a `LATERAL` subquery
+/// fenced with `OFFSET 0`. The fence keeps the planner from flattening the
+/// join and driving it from a filter on `messages` that looks selective in
+/// its statistics (a whole-table scan and sort on a large server). SQLite
+/// gets the same walk from `CROSS JOIN` and `INDEXED BY`.
 pub fn page_sql(
     user_id: &str,
     f: &LogFilter,
@@ -23,25 +30,20 @@ pub fn page_sql(
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
     let upper = rows::upper_bound(cursor, f.to_date);
-    let (from, driver) = if !f.message_ids.is_empty() {
+    let by_key = rows::driving_key(f).filter(|_| f.message_ids.is_empty());
+    let driver = if by_key.is_some() { "k" } else { "e" };
+    if !f.message_ids.is_empty() {
         let ids = w.arg(f.message_ids.clone());
         w.push(format!("e.message_id = ANY({ids}) AND e.user_id = {user}"));
-        ("events e".to_string(), "e")
-    } else if let Some(key) = rows::driving_key(f) {
+    } else if let Some(key) = by_key.clone() {
         let key = w.arg(key);
         w.push(format!("k.user_id = {user} AND k.key = {key}"));
-        (
-            "event_keys k JOIN events e ON e.seq = k.seq".to_string(),
-            "k",
-        )
     } else if let [state] = f.states.as_slice() {
         let state = w.arg(state.as_str().to_string());
         w.push(format!("e.user_id = {user} AND e.state = {state}"));
-        ("events e".to_string(), "e")
     } else {
         w.push(format!("e.user_id = {user}"));
-        ("events e".to_string(), "e")
-    };
+    }
     if let Some(c) = upper {
         let (t, s) = (w.arg(c.time), w.arg(c.seq));
         w.push(format!("({driver}.time, {driver}.seq) < ({t}, {s})"));
@@ -51,7 +53,16 @@ pub fn page_sql(
         w.push(format!("{driver}.time >= {from}"));
     }
     let states: Vec<String> = f.states.iter().map(|s| s.as_str().to_string()).collect();
-    w.any_of("e.state", &states);
+    if by_key.is_none() {
+        w.any_of("e.state", &states);
+    }
+    let outer = w.take_sql();
+    if by_key.is_some() {
+        w.push("e.seq = k.seq".into());
+        w.any_of("e.state", &states);
+    } else {
+        w.push("m.id = e.message_id".into());
+    }
     w.any_of("m.url", &f.url);
     w.any_of("m.topic_name", &f.topic_name);
     w.any_of("m.queue_name", &f.queue_name);
@@ -61,16 +72,27 @@ pub fn page_sql(
     w.any_label("m.labels", &f.label);
     w.any_of("qstash_url_host(m.url)", &f.host);
     w.any_of("qstash_url_path(m.url)", &f.path);
-    let sql = format!(
-        "SELECT e.seq, e.time, e.state, e.error, e.next_delivery_time, e.response_status,
-                e.response_header, e.response_body, {}
-         FROM {from} JOIN messages m ON m.id = e.message_id
-         WHERE {}
-         ORDER BY {driver}.time DESC, {driver}.seq DESC
-         LIMIT {limit}",
-        prefixed("m", COLUMNS),
-        w.sql(),
-    );
+    let inner = w.take_sql();
+    let entry = "seq, time, state, error, next_delivery_time, response_status, response_header, response_body";
+    let message = prefixed("m", COLUMNS);
+    let sql = if by_key.is_some() {
+        format!(
+            "SELECT x.* FROM event_keys k CROSS JOIN LATERAL (
+                SELECT {}, {message} FROM events e JOIN messages m ON m.id = e.message_id
+                WHERE {inner} OFFSET 0) x
+             WHERE {outer}
+             ORDER BY k.time DESC, k.seq DESC LIMIT {limit}",
+            prefixed("e", entry)
+        )
+    } else {
+        format!(
+            "SELECT {}, x.* FROM events e CROSS JOIN LATERAL (
+                SELECT {message} FROM messages m WHERE {inner} OFFSET 0) x
+             WHERE {outer}
+             ORDER BY e.time DESC, e.seq DESC LIMIT {limit}",
+            prefixed("e", entry)
+        )
+    };
     (sql, w)
 }
 

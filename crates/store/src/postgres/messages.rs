@@ -404,6 +404,24 @@ pub async fn get<C: GenericClient>(c: &C, id: &str) -> Result<Option<Message>> {
         .transpose()
 }
 
+/// When the earliest plain pending message is due: one step of the plain
+/// due index.
+pub const NEXT_DUE: &str = "SELECT MIN(due_at) FROM messages
+    WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL";
+
+/// The claim of due plain messages ($1 now, $2 limit), earliest first,
+/// skipping rows another claim holds.
+pub fn claim_due_sql() -> String {
+    format!(
+        "UPDATE messages SET state = 'active', updated_at = $1
+         WHERE id IN (SELECT id FROM messages
+             WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL
+               AND due_at <= $1
+             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING {COLUMNS}, {KEY_COLUMNS}"
+    )
+}
+
 /// Marks up to `limit` plain messages due by `now` in flight, earliest
 /// first, skipping rows another claim holds, and logs them ACTIVE.
 pub async fn claim_due<C: GenericClient>(
@@ -412,15 +430,7 @@ pub async fn claim_due<C: GenericClient>(
     limit: usize,
     events: &mut Events,
 ) -> Result<Vec<Message>> {
-    let sql = format!(
-        "UPDATE messages SET state = 'active', updated_at = $1
-         WHERE id IN (SELECT id FROM messages
-             WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL
-               AND due_at <= $1
-             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-         RETURNING {COLUMNS}, {KEY_COLUMNS}"
-    );
-    let rows = sql::query(c, &sql, &[&now, &(limit as i64)]).await?;
+    let rows = sql::query(c, &claim_due_sql(), &[&now, &(limit as i64)]).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for r in &rows {
         let m = message_at(r, 0)?;

@@ -8,11 +8,11 @@
 
 mod batch;
 mod connect;
-mod dlq;
+pub mod dlq;
 mod events;
-mod gates;
+pub mod gates;
 pub mod logs;
-mod messages;
+pub mod messages;
 mod migrations;
 mod schedules;
 pub mod sql;
@@ -178,14 +178,11 @@ impl Store for PgStore {
     }
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
-        Ok(sql::query_one(
-            &self.client().await?,
-            "SELECT MIN(due_at) FROM messages
-             WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL",
-            &[],
+        Ok(
+            sql::query_one(&self.client().await?, messages::NEXT_DUE, &[])
+                .await?
+                .try_get(0)?,
         )
-        .await?
-        .try_get(0)?)
     }
 
     async fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<Message>> {

@@ -90,6 +90,14 @@ impl Where {
         self.clauses.push(format!("{column} LIKE ANY({mark})"));
     }
 
+    /// The clauses so far as SQL, leaving the builder empty of clauses
+    /// (its parameters stay, so numbering continues across both parts).
+    pub fn take_sql(&mut self) -> String {
+        let sql = self.sql();
+        self.clauses.clear();
+        sql
+    }
+
     pub fn sql(&self) -> String {
         if self.clauses.is_empty() {
             "TRUE".into()
