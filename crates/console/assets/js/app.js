@@ -40,10 +40,17 @@ function route() {
   return { page, rest, params: Object.fromEntries(new URLSearchParams(search || '')) };
 }
 
+let shown = 0;
+
 async function show() {
   if (leave) { leave(); leave = null; }
   main.replaceChildren();
-  if (!session.token) return signIn();
+  // A page renders into its own box; one still loading when another is
+  // shown fills a box that is no longer in the page.
+  const view = document.createElement('div');
+  main.append(view);
+  const mine = ++shown;
+  if (!session.token) return signIn(view);
   nav.hidden = false;
   who.hidden = false;
   document.getElementById('who-name').textContent = session.label;
@@ -56,10 +63,12 @@ async function show() {
   }
   document.title = `${module.title} · QStash console`;
   try {
-    leave = (await module.render(main, { rest, params })) || null;
+    const stop = (await module.render(view, { rest, params })) || null;
+    if (mine === shown) leave = stop;
+    else if (stop) stop();
   } catch (e) {
     if (!(e instanceof ApiError && e.status === 401)) {
-      main.append(h('div', { class: 'notice error', role: 'alert' }, e.message || String(e)));
+      view.append(h('div', { class: 'notice error', role: 'alert' }, e.message || String(e)));
     }
   }
 }
@@ -87,7 +96,7 @@ async function start(token, label, region) {
   else show();
 }
 
-async function signIn() {
+async function signIn(view) {
   nav.hidden = true;
   who.hidden = true;
   document.title = 'Sign in · QStash console';
@@ -110,7 +119,7 @@ async function signIn() {
         h('h2', {}, 'Or use a token'))
       : null,
     form);
-  main.replaceChildren(box);
+  view.replaceChildren(box);
   if (signInReason) notice(region, 'error', `Signed out: ${signInReason}`);
   (users.length ? box.querySelector('.users button') : token).focus();
 }

@@ -108,9 +108,18 @@ export function confirmDialog({ title, body, confirm = 'Confirm', danger = false
   });
 }
 
-/** A labelled form control. */
+/**
+ * A labelled form control. The hint is outside the label (linked with
+ * aria-describedby), so the control's name is the label alone.
+ */
 export function field(label, control, hint) {
-  return h('label', { class: 'field' }, label, hint ? h('small', {}, hint) : null, control);
+  if (!control.id) control.id = uid('f');
+  let help = null;
+  if (hint) {
+    help = h('small', { id: uid('hint') }, hint);
+    control.setAttribute('aria-describedby', help.id);
+  }
+  return h('div', { class: 'field' }, h('label', { for: control.id }, label), control, help);
 }
 
 /** A scrollable table region that keyboard users can scroll too. */
@@ -170,7 +179,7 @@ export function headersTable(caption, map) {
 /** A body as text, or base64 when it is not UTF-8. */
 export function bodyBlock(label, text, binary) {
   return h('div', {},
-    h('h3', {}, label, binary ? ' (binary, base64)' : ''),
+    h('p', { class: 'label' }, h('strong', {}, label), binary ? ' (binary, base64)' : ''),
     text ? h('pre', { tabindex: '0', 'aria-label': label }, text) : h('p', { class: 'hint' }, 'Empty.'));
 }
 

@@ -18,8 +18,8 @@ export async function render(main) {
 
   // --- queues ---
   const queueRow = (q) => {
-    const par = h('input', { type: 'number', min: '1', value: String(q.parallelism), 'aria-label': `Parallelism of ${q.name}`, style: 'width:5rem' });
-    const save = h('button', { type: 'button', class: 'secondary small' }, 'Set');
+    const par = h('input', { type: 'number', min: '1', value: String(q.parallelism), 'aria-label': `Parallelism of ${q.name}`, class: 'narrow' });
+    const save = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Set parallelism of ${q.name}` }, 'Set');
     save.addEventListener('click', () => act(() => api('POST', '/v2/queues', { json: { queueName: q.name, parallelism: Number(par.value), paused: q.paused } }), `Queue ${q.name}: parallelism ${par.value}.`));
     const pause = h('button', { type: 'button', class: 'secondary small', 'aria-label': `${q.paused ? 'Resume' : 'Pause'} queue ${q.name}` }, q.paused ? 'Resume' : 'Pause');
     pause.addEventListener('click', () => act(() => api('POST', `/v2/queues/${seg(q.name)}/${q.paused ? 'resume' : 'pause'}`), `Queue ${q.name} ${q.paused ? 'resumed' : 'paused'}.`));
@@ -75,15 +75,15 @@ export async function render(main) {
     const name = k.flowControlKey;
     const pause = h('button', { type: 'button', class: 'secondary small', 'aria-label': `${k.isPaused ? 'Resume' : 'Pause'} key ${name}` }, k.isPaused ? 'Resume' : 'Pause');
     pause.addEventListener('click', () => act(() => api('POST', `/v2/flowControl/${seg(name)}/${k.isPaused ? 'resume' : 'pause'}`), `Key ${name} ${k.isPaused ? 'resumed' : 'paused'}.`));
-    const reset = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Reset the rate of ${name}` }, 'Reset rate');
+    const reset = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Reset rate of ${name}` }, 'Reset rate');
     reset.addEventListener('click', () => act(() => api('POST', `/v2/flowControl/${seg(name)}/resetRate`), `Rate window of ${name} reset.`));
     const pinned = k.isPinnedParallelism || k.isPinnedRate;
     const unpin = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Unpin ${name}`, disabled: !pinned }, 'Unpin');
     unpin.addEventListener('click', () => act(() => api('POST', `/v2/flowControl/${seg(name)}/unpin`, { params: { parallelism: true, rate: true } }), `Key ${name} unpinned.`));
-    const pinPar = h('input', { type: 'number', min: '1', placeholder: 'parallelism', 'aria-label': `Pin parallelism of ${name}`, style: 'width:7rem' });
-    const pinRate = h('input', { type: 'number', min: '1', placeholder: 'rate', 'aria-label': `Pin rate of ${name}`, style: 'width:5rem' });
-    const pinPeriod = h('input', { type: 'number', min: '1', placeholder: 'period s', 'aria-label': `Pin period (seconds) of ${name}`, style: 'width:6rem' });
-    const pin = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Pin the limits of ${name}` }, 'Pin');
+    const pinPar = h('input', { type: 'number', min: '1', placeholder: 'parallelism', 'aria-label': `Pin parallelism of ${name}`, class: 'medium' });
+    const pinRate = h('input', { type: 'number', min: '1', placeholder: 'rate', 'aria-label': `Pin rate of ${name}`, class: 'narrow' });
+    const pinPeriod = h('input', { type: 'number', min: '1', placeholder: 'period s', 'aria-label': `Pin period (seconds) of ${name}`, class: 'narrow' });
+    const pin = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Pin limits of ${name}` }, 'Pin');
     pin.addEventListener('click', () => act(() => api('POST', `/v2/flowControl/${seg(name)}/pin`, { params: { parallelism: pinPar.value, rate: pinRate.value, period: pinPeriod.value } }), `Key ${name} pinned.`));
     const limits = `${k.parallelismCount}/${k.parallelismMax || '∞'} in flight; ${k.rateCount}/${k.rateMax || '∞'} per ${k.ratePeriod} s`;
     return [h('span', { class: 'mono' }, name),
@@ -104,8 +104,9 @@ export async function render(main) {
   };
 
   main.append(h('h1', {}, 'Queues, URL groups and flow control'), region,
-    h('section', { 'aria-labelledby': 'q-h' }, h('h2', { id: 'q-h' }, 'Queues'), queueForm, queues),
-    h('section', { 'aria-labelledby': 'g-h' }, h('h2', { id: 'g-h' }, 'URL groups'), groupForm, groups),
-    h('section', { 'aria-labelledby': 'k-h' }, h('h2', { id: 'k-h' }, 'Flow control'), global, keys));
+    // Plain sections: the tables inside are the named regions.
+    h('section', {}, h('h2', {}, 'Queues'), queueForm, queues),
+    h('section', {}, h('h2', {}, 'URL groups'), groupForm, groups),
+    h('section', {}, h('h2', {}, 'Flow control'), global, keys));
   await load().catch((e) => failed(region, e));
 }
