@@ -137,8 +137,11 @@ describe('console (qstash dev)', () => {
 
   test('a failed message lands in the DLQ and is retried from there', async () => {
     sink.failing.add('dlq');
-    const id = await publishFromBuilder({ Destination: `${sink.url}/flaky/dlq`, Retries: '0' });
+    const id = await publishFromBuilder({ Destination: `${sink.url}/flaky/dlq`, Retries: '1', 'Retry delay': '100' });
     await waitTimeline('FAILED');
+    // The timeline shows each attempt's answer and the retry's delay.
+    await page.getByText('Next attempt after 100 ms').waitFor();
+    assert.equal(await page.locator('.timeline .badge:text-is("ERROR")').count(), 2);
 
     await open('dlq', 'Dead-letter queue');
     const row = page.locator('tr', { has: page.locator(`a:text-is("${id}")`) });
@@ -153,8 +156,8 @@ describe('console (qstash dev)', () => {
     await page.getByText(/Retried as msg_/).waitFor();
     await page.getByText('The DLQ is empty').waitFor();
     const deadline = Date.now() + WAIT;
-    while (sink.hits('/flaky/dlq') < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    assert.equal(sink.hits('/flaky/dlq'), 2, 'the retried message arrives');
+    while (sink.hits('/flaky/dlq') < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sink.hits('/flaky/dlq'), 3, 'the retried message arrives');
   });
 
   test('a delayed message is listed in flight and cancelled after a confirmation', async () => {

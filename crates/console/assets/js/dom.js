@@ -37,12 +37,18 @@ export function fmtTime(ms) {
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
+/** A length of time: `950 ms`, `12 s`, `3 min`, `2 h`, `4 d`. */
+export function span(ms) {
+  const abs = Math.abs(Number(ms));
+  if (abs < 1000) return `${Math.round(abs)} ms`;
+  const s = Math.round(abs / 1000);
+  return s < 90 ? `${s} s` : s < 5400 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} d`;
+}
+
 /** `in 5 s`, `3 min ago`. */
 export function relative(ms, now = Date.now()) {
-  const diff = Math.round((Number(ms) - now) / 1000);
-  const abs = Math.abs(diff);
-  const span = abs < 90 ? `${abs} s` : abs < 5400 ? `${Math.round(abs / 60)} min` : abs < 172800 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86400)} d`;
-  return diff >= 0 ? `in ${span}` : `${span} ago`;
+  const diff = Number(ms) - now;
+  return diff >= 0 ? `in ${span(diff)}` : `${span(diff)} ago`;
 }
 
 export const fmtCount = (n, capped) => `${Number(n).toLocaleString('en-US')}${capped ? '+' : ''}`;

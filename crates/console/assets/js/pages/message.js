@@ -4,7 +4,7 @@
 // them). Follows the message live until it is finished.
 
 import { api, seg } from '../api.js';
-import { h, badge, fmtTime, relative, decodeBase64, kv, headersTable, bodyBlock, confirmDialog, notice, statusRegion, failed } from '../dom.js';
+import { h, badge, fmtTime, relative, span, decodeBase64, kv, headersTable, bodyBlock, confirmDialog, notice, statusRegion, failed } from '../dom.js';
 
 export const title = 'Message';
 
@@ -32,7 +32,8 @@ function step(e, now) {
   const detail = [];
   if (e.error) detail.push(h('p', {}, e.error));
   if (e.state === 'RETRY' && e.nextDeliveryTime) {
-    detail.push(h('p', {}, `Next attempt at ${fmtTime(e.nextDeliveryTime)} (${relative(e.nextDeliveryTime, now)}).`));
+    const delay = span(e.nextDeliveryTime - e.time);
+    detail.push(h('p', {}, `Next attempt after ${delay}, at ${fmtTime(e.nextDeliveryTime)} (${relative(e.nextDeliveryTime, now)}).`));
   }
   if (e.responseStatus !== undefined) {
     const { text, binary } = decodeBase64(e.responseBody);

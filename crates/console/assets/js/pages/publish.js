@@ -15,6 +15,7 @@ export function optionFields() {
     field('Content-Type', h('input', { name: 'contentType', value: 'application/json', autocomplete: 'off' })),
     field('Delay', h('input', { name: 'delay', autocomplete: 'off', placeholder: '10s, 5m, 1h' }), 'optional'),
     field('Retries', h('input', { name: 'retries', type: 'number', min: '0', max: '100', autocomplete: 'off' }), 'default 3'),
+    field('Retry delay', h('input', { name: 'retryDelay', autocomplete: 'off', placeholder: 'pow(2, retried) * 1000' }), 'optional: ms expression'),
     field('Timeout', h('input', { name: 'timeout', autocomplete: 'off', placeholder: '30s' }), 'optional'),
     field('Callback URL', h('input', { name: 'callback', type: 'url', autocomplete: 'off' }), 'optional'),
     field('Failure callback URL', h('input', { name: 'failureCallback', type: 'url', autocomplete: 'off' }), 'optional'),
@@ -32,6 +33,7 @@ export function optionHeaders(v, forward) {
   set('Upstash-Method', v.method);
   set('Upstash-Delay', v.delay);
   set('Upstash-Retries', v.retries);
+  set('Upstash-Retry-Delay', v.retryDelay);
   set('Upstash-Timeout', v.timeout);
   set('Upstash-Callback', v.callback);
   set('Upstash-Failure-Callback', v.failureCallback);
