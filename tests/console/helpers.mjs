@@ -23,9 +23,21 @@ export const DEV_TOKENS = {
 };
 
 /** Starts `qstash <mode> --port 0 --data-dir <tmp>`; resolves when it prints its URL. */
+/**
+ * With QSTASH_TEST_BACKEND=postgres (as the Rust suites), the server keeps
+ * its data in a schema of its own at QSTASH_TEST_DATABASE_URL.
+ */
+function backendArgs(dataDir) {
+  if ((process.env.QSTASH_TEST_BACKEND || '').toLowerCase() !== 'postgres') return [];
+  const base = process.env.QSTASH_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const schema = `qc_${dataDir.replace(/[^A-Za-z0-9]/g, '').slice(-12).toLowerCase()}`;
+  return ['--database-url', `${base}${base.includes('?') ? '&' : '?'}options=-csearch_path%3D${schema}`];
+}
+
 export function startServer(mode = 'dev', { env = {}, args = [] } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'qstash-console-'));
-  const child = spawn(BIN, [mode, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...args], {
+  const argv = [mode, '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir, ...backendArgs(dataDir), ...args];
+  const child = spawn(BIN, argv, {
     env: { ...process.env, RUST_LOG: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

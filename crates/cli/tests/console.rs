@@ -147,12 +147,13 @@ async fn stats_count_the_last_hour_per_user() {
     let id = publish_ok(&s, &sink.at("/fail"), &failing, "c").await;
     sink.wait_for("/ok", 2, WAIT).await;
     sink.wait_for("/fail", 2, WAIT).await;
-    // The failure is recorded after the second attempt's answer.
+    // The failure is recorded after the second attempt's answer. The live
+    // and DLQ counts are two reads, so wait until both show it.
     let deadline = tokio::time::Instant::now() + WAIT;
     let stats = loop {
         let (status, stats) = get_json(&s, "/v2/stats", 0).await;
         assert_eq!(status, 200, "{stats}");
-        if stats["dlq"]["all"] == 1 {
+        if stats["dlq"]["all"] == 1 && stats["messages"]["all"] == 0 {
             break stats;
         }
         assert!(
