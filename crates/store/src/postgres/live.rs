@@ -1,7 +1,8 @@
 //! Live messages (pending or in flight) of one user, for the console, as in
-//! `sqlite/live.rs`: a page newest first and counts, both along
-//! `messages_live`, a partial index that holds only live rows, in `seq`
-//! (= insert) order.
+//! `sqlite/live.rs`: a page newest first and counts, from two walks in
+//! `seq` (= insert) order: pending messages along `messages_pending_user`,
+//! in-flight ones along the existing `messages_in_flight` (at most
+//! `--max-in-flight` rows for all users).
 
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;
@@ -13,18 +14,18 @@ use super::sql::{self, Where};
 use crate::Result;
 
 pub const LIVE_INDEX: &str = r#"
-CREATE INDEX messages_live ON messages (user_id, seq) WHERE state IN ('pending', 'active');
+CREATE INDEX messages_pending_user ON messages (user_id, seq) WHERE state = 'pending';
 "#;
 
-/// The WHERE of a walk over the user's live messages matching `f`, before
-/// `cursor`.
-fn selection(user_id: &str, f: &MessageFilter, cursor: Option<LiveCursor>) -> Where {
+/// The two walks over the user's live messages matching `f`, before
+/// `cursor`: (pending part, in-flight part) with shared parameters.
+fn selection(
+    user_id: &str,
+    f: &MessageFilter,
+    cursor: Option<LiveCursor>,
+) -> (String, String, Where) {
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
-    // Written as the index's WHERE, so the planner can use it.
-    w.push(format!(
-        "user_id = {user} AND state IN ('pending', 'active')"
-    ));
     if let Some(c) = cursor {
         let c = w.arg(c.0);
         w.push(format!("seq < {c}"));
@@ -46,7 +47,11 @@ fn selection(user_id: &str, f: &MessageFilter, cursor: Option<LiveCursor>) -> Wh
         let to = w.arg(to);
         w.push(format!("created_at <= {to}"));
     }
-    w
+    let rest = w.sql();
+    // Each written as its index's WHERE, so the planner can use it.
+    let pending = format!("FROM messages WHERE user_id = {user} AND state = 'pending' AND {rest}");
+    let active = format!("FROM messages WHERE state = 'active' AND user_id = {user} AND {rest}");
+    (pending, active, w)
 }
 
 /// The SQL of a page query, with its arguments; exposed for plan tests.
@@ -56,10 +61,12 @@ pub fn page_sql(
     cursor: Option<LiveCursor>,
     limit: usize,
 ) -> (String, Where) {
-    let w = selection(user_id, f, cursor);
+    let (pending, active, w) = selection(user_id, f, cursor);
     let sql = format!(
-        "SELECT {COLUMNS}, seq FROM messages WHERE {} ORDER BY seq DESC LIMIT {limit}",
-        w.sql()
+        "(SELECT {COLUMNS}, seq {pending} ORDER BY seq DESC LIMIT {limit})
+         UNION ALL
+         (SELECT {COLUMNS}, seq {active})
+         ORDER BY seq DESC LIMIT {limit}"
     );
     (sql, w)
 }
@@ -87,7 +94,7 @@ pub async fn list<C: GenericClient>(
 }
 
 /// Counts the matching live messages by kind, reading at most `cap` + 1
-/// rows (see `sqlite::live::count`).
+/// pending rows and the user's in-flight ones (see `sqlite::live::count`).
 pub async fn count<C: GenericClient>(
     c: &C,
     user_id: &str,
@@ -95,7 +102,7 @@ pub async fn count<C: GenericClient>(
     now: Millis,
     cap: u64,
 ) -> Result<LiveCounts> {
-    let mut w = selection(user_id, f, None);
+    let (pending, active, mut w) = selection(user_id, f, None);
     let now = w.arg(now);
     let limit = w.arg(cap as i64 + 1);
     let sql = format!(
@@ -103,19 +110,20 @@ pub async fn count<C: GenericClient>(
             COUNT(*) FILTER (WHERE state = 'pending' AND retried = 0 AND due_at <= {now}),
             COUNT(*) FILTER (WHERE state = 'pending' AND retried = 0 AND due_at > {now}),
             COUNT(*) FILTER (WHERE state = 'pending' AND retried > 0),
-            COUNT(*) FILTER (WHERE state = 'active'),
-            COUNT(*)
-         FROM (SELECT state, due_at, retried FROM messages WHERE {} LIMIT {limit}) live",
-        w.sql()
+            COUNT(*) FILTER (WHERE state = 'active')
+         FROM ((SELECT state, due_at, retried {pending} LIMIT {limit})
+               UNION ALL
+               (SELECT state, due_at, retried {active})) live"
     );
     let r = sql::query_one(c, &sql, &w.params()).await?;
     let n = |i: usize| -> Result<u64> { Ok(r.try_get::<_, i64>(i)? as u64) };
+    let (waiting, delayed, retrying) = (n(0)?, n(1)?, n(2)?);
     Ok(LiveCounts {
-        waiting: n(0)?,
-        delayed: n(1)?,
-        retrying: n(2)?,
+        waiting,
+        delayed,
+        retrying,
         in_flight: n(3)?,
-        capped: n(4)? > cap,
+        capped: waiting + delayed + retrying > cap,
     })
 }
 

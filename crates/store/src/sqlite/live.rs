@@ -1,7 +1,14 @@
 //! Live messages (pending or in flight) of one user, for the console: a
-//! page newest first, and counts. Both walk `messages_live`, a partial
-//! index that holds only live rows, so delivered, failed and cancelled
-//! messages kept for the logs are never read.
+//! page newest first, and counts. Delivered, failed and cancelled messages
+//! kept for the logs are never read. Two walks, merged in rowid order
+//! (rowids grow with every insert: the order messages were stored in):
+//!
+//! - pending messages along `messages_pending_user (user_id) WHERE state =
+//!   'pending'`: a row enters it when a message is stored or comes back for
+//!   a retry and leaves when it is claimed. A publish that starts at once
+//!   (stored already in flight) never touches it.
+//! - in-flight messages along the existing `messages_in_flight`, which
+//!   holds at most `--max-in-flight` rows for all users together.
 
 use qstash_core::clock::Millis;
 use rusqlite::{params, params_from_iter, Connection};
@@ -10,22 +17,19 @@ use super::filters::Where;
 use super::messages::{decode, read_row, COLUMNS};
 use crate::{LiveCounts, LiveCursor, LivePage, MessageFilter, Result};
 
-/// One row per live message, ordered by (user, rowid): rowids grow with
-/// every insert, so this is the order messages were stored in. A row
-/// enters it on insert and leaves when the message is finished.
 pub const LIVE_INDEX: &str = r#"
-CREATE INDEX IF NOT EXISTS messages_live ON messages(user_id) WHERE state IN ('pending', 'active');
+CREATE INDEX IF NOT EXISTS messages_pending_user ON messages(user_id) WHERE state = 'pending';
 "#;
 
-/// The FROM and WHERE of a walk over the user's live messages matching
-/// `f`, before `cursor`.
-fn selection(user_id: &str, f: &MessageFilter, cursor: Option<LiveCursor>) -> (String, Where) {
+/// The two walks over the user's live messages matching `f`, before
+/// `cursor`: (pending part, in-flight part) with shared parameters.
+fn selection(
+    user_id: &str,
+    f: &MessageFilter,
+    cursor: Option<LiveCursor>,
+) -> (String, String, Where) {
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
-    // Written exactly as the index's WHERE, so SQLite can use it.
-    w.push(format!(
-        "user_id = {user} AND state IN ('pending', 'active')"
-    ));
     if let Some(c) = cursor {
         let c = w.arg(c.0);
         w.push(format!("rowid < {c}"));
@@ -47,8 +51,17 @@ fn selection(user_id: &str, f: &MessageFilter, cursor: Option<LiveCursor>) -> (S
         let to = w.arg(to);
         w.push(format!("created_at <= {to}"));
     }
-    let from = "messages INDEXED BY messages_live".to_string();
-    (from, w)
+    let rest = w.sql();
+    // Each written as its index's WHERE, so SQLite can use it.
+    let pending = format!(
+        "FROM messages INDEXED BY messages_pending_user
+         WHERE user_id = {user} AND state = 'pending' AND {rest}"
+    );
+    let active = format!(
+        "FROM messages INDEXED BY messages_in_flight
+         WHERE state = 'active' AND user_id = {user} AND {rest}"
+    );
+    (pending, active, w)
 }
 
 /// The SQL of a page query, with its arguments; exposed for the plan test.
@@ -58,10 +71,12 @@ pub fn page_sql(
     cursor: Option<LiveCursor>,
     limit: usize,
 ) -> (String, Vec<rusqlite::types::Value>) {
-    let (from, w) = selection(user_id, f, cursor);
+    let (pending, active, w) = selection(user_id, f, cursor);
     let sql = format!(
-        "SELECT {COLUMNS}, rowid FROM {from} WHERE {} ORDER BY rowid DESC LIMIT {limit}",
-        w.sql()
+        "SELECT {COLUMNS}, rowid AS rid {pending}
+         UNION ALL
+         SELECT {COLUMNS}, rowid AS rid {active}
+         ORDER BY rid DESC LIMIT {limit}"
     );
     (sql, w.args)
 }
@@ -97,8 +112,8 @@ pub fn list(
 }
 
 /// Counts the matching live messages by kind, reading at most `cap` + 1
-/// rows: when there are more than `cap`, `capped` is set and the counts
-/// are those of the first `cap` + 1 (a lower bound).
+/// pending rows (and the user's in-flight ones, at most `--max-in-flight`):
+/// past `cap`, `capped` is set and the counts are a lower bound.
 pub fn count(
     conn: &Connection,
     user_id: &str,
@@ -106,7 +121,7 @@ pub fn count(
     now: Millis,
     cap: u64,
 ) -> Result<LiveCounts> {
-    let (from, mut w) = selection(user_id, f, None);
+    let (pending, active, mut w) = selection(user_id, f, None);
     let now = w.arg(now);
     let limit = w.arg(cap as i64 + 1);
     let sql = format!(
@@ -116,21 +131,22 @@ pub fn count(
             COALESCE(SUM(state = 'pending' AND retried > 0), 0),
             COALESCE(SUM(state = 'active'), 0),
             COUNT(*)
-         FROM (SELECT state, due_at, retried FROM {from} WHERE {} LIMIT {limit})",
-        w.sql()
+         FROM (SELECT * FROM (SELECT state, due_at, retried {pending} LIMIT {limit})
+               UNION ALL
+               SELECT state, due_at, retried {active})"
     );
     let row = conn
         .prepare_cached(&sql)?
         .query_row(params_from_iter(w.args), |r| {
             Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
         })?;
-    let [waiting, delayed, retrying, in_flight, all]: [i64; 5] = row;
+    let [waiting, delayed, retrying, in_flight, _]: [i64; 5] = row;
     Ok(LiveCounts {
         waiting: waiting as u64,
         delayed: delayed as u64,
         retrying: retrying as u64,
         in_flight: in_flight as u64,
-        capped: all as u64 > cap,
+        capped: (waiting + delayed + retrying) as u64 > cap,
     })
 }
 
