@@ -109,6 +109,9 @@ pub struct CommonArgs {
     /// Most connections to PostgreSQL.
     #[arg(long, env = "QSTASH_DATABASE_POOL", default_value_t = 16)]
     pub database_pool: usize,
+    /// Serve the web console at `/` (`--console=false` turns it off).
+    #[arg(long, env = "QSTASH_CONSOLE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub console: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

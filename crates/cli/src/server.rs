@@ -36,7 +36,10 @@ pub async fn run(plan: Plan) -> Result<()> {
             max_body_bytes: c.max_body_bytes,
         },
     );
-    let app = qstash_api::router(state);
+    let mut app = qstash_api::router(state);
+    if c.console {
+        app = app.merge(qstash_console::router(console_config(&plan)));
+    }
     let listener = tokio::net::TcpListener::bind((plan.host.as_str(), plan.port))
         .await
         .with_context(|| format!("binding {}:{}", plan.host, plan.port))?;
@@ -85,6 +88,23 @@ fn storage(plan: &Plan) -> String {
     }
 }
 
+/// The dev server's sign-in page offers its users (public dev tokens);
+/// `serve` asks for a token.
+fn console_config(plan: &Plan) -> qstash_console::ConsoleConfig {
+    let dev_users = match plan.dev {
+        true => plan
+            .users
+            .iter()
+            .map(|u| qstash_console::DevUser {
+                id: u.id.clone(),
+                token: u.token.clone(),
+            })
+            .collect(),
+        false => Vec::new(),
+    };
+    qstash_console::ConsoleConfig { dev_users }
+}
+
 fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
     let url = format!("http://{addr}");
     if !plan.dev {
@@ -92,9 +112,15 @@ fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
             "QStash server is running at {url} (data in {})",
             storage(plan)
         );
+        if plan.common.console {
+            println!("Console: {url}/ (sign in with a user's token)");
+        }
         return;
     }
     println!("QStash dev server is running at {url}\n");
+    if plan.common.console {
+        println!("Console: {url}/\n");
+    }
     println!("A default user has been created for you to authorize your requests.");
     for u in &plan.users {
         let k = keys.get(&u.id).unwrap_or_else(|| u.initial_keys.clone());

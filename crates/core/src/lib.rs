@@ -14,6 +14,7 @@ pub mod flow_control;
 pub mod gate;
 pub mod headers;
 pub mod ids;
+pub mod live;
 pub mod log;
 pub mod message;
 pub mod outcome;

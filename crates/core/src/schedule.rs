@@ -142,6 +142,25 @@ impl CronExpr {
             .single()
             .map(|t| t.with_timezone(&self.zone))
     }
+
+    /// The IANA name of the zone the fields are read in (`UTC` if none).
+    pub fn zone_name(&self) -> &'static str {
+        self.zone.name()
+    }
+
+    /// Up to `n` ticks after `at`, earliest first (fewer if it stops firing).
+    pub fn upcoming(&self, at: Millis, n: usize) -> Vec<Millis> {
+        std::iter::successors(self.next_after(at), |t| self.next_after(*t))
+            .take(n)
+            .collect()
+    }
+
+    /// `at` as wall-clock time in the expression's zone, with the zone's
+    /// abbreviation: `2025-03-30 03:00 CEST`.
+    pub fn local_time(&self, at: Millis) -> Option<String> {
+        self.zoned(at)
+            .map(|t| t.format("%Y-%m-%d %H:%M %Z").to_string())
+    }
 }
 
 fn parser() -> CronParser {
@@ -351,6 +370,35 @@ mod tests {
     }
 
     const MIN: Millis = 60_000;
+
+    #[test]
+    fn upcoming_ticks_read_in_the_zone_across_spring_forward() {
+        let c = CronExpr::parse("CRON_TZ=Europe/Berlin 30 2 * * *").unwrap();
+        assert_eq!(c.zone_name(), "Europe/Berlin");
+        let from = local("Europe/Berlin", 2025, 3, 28, 12, 0);
+        let shown: Vec<String> = c
+            .upcoming(from, 4)
+            .into_iter()
+            .map(|t| c.local_time(t).unwrap())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "2025-03-29 02:30 CET",
+                "2025-03-30 03:00 CEST",
+                "2025-03-31 02:30 CEST",
+                "2025-04-01 02:30 CEST",
+            ]
+        );
+        let utc_every = CronExpr::parse("*/15 * * * *").unwrap();
+        assert_eq!(utc_every.zone_name(), "UTC");
+        let t = utc(2025, 1, 1, 0, 0);
+        assert_eq!(
+            utc_every.upcoming(t, 3),
+            vec![t + 15 * MIN, t + 30 * MIN, t + 45 * MIN]
+        );
+        assert_eq!(utc_every.local_time(t).unwrap(), "2025-01-01 00:00 UTC");
+    }
 
     #[test]
     fn every_minute_next_is_the_next_whole_minute() {

@@ -46,6 +46,10 @@ impl Engine {
             dlq_id,
             callbacks,
         };
+        // Counted as decided: the commit below retries until it lands (or
+        // the message is delivered again after a restart).
+        let event = crate::stats::Event::of(&outcome.kind);
+        self.stats.add(&message.user_id, at, event, 1);
         // The retry and the callbacks it creates are announced by the
         // store's commit.
         self.record(outcome).await;

@@ -68,6 +68,9 @@ impl Engine {
         }
         let dlq_ids: Vec<_> = retries.iter().map(|r| r.dlq_id.clone()).collect();
         let answers = self.store.retry_dlq(user_id, retries, now).await?;
+        let created = answers.iter().filter(|a| a.is_some()).count() as u64;
+        self.stats
+            .add(user_id, now, crate::stats::Event::Published, created);
         Ok(dlq_ids
             .into_iter()
             .zip(answers)

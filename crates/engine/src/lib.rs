@@ -11,10 +11,12 @@ mod delivery;
 pub mod dlq;
 mod gate;
 pub mod keys;
+mod live;
 pub mod outcome;
 pub mod publish;
 mod scheduler;
 pub mod schedules;
+pub mod stats;
 mod url_groups;
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -89,6 +91,9 @@ pub struct Engine {
     /// Queues and flow-control keys: when their messages may start.
     gate: gate::Gate,
     schedule_timer: schedules::ScheduleTimer,
+    /// Per-user, per-minute counts for the console's overview.
+    stats: stats::Stats,
+    started_at: Millis,
 }
 
 impl Engine {
@@ -99,6 +104,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Arc<Self>, EngineError> {
         let http = delivery::client(&config).map_err(|e| EngineError::Client(e.to_string()))?;
+        let started_at = clock.now_ms();
         let engine = Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             gate: gate::Gate::new(config.global_parallelism),
@@ -111,6 +117,8 @@ impl Engine {
             sleeping_until: AtomicI64::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
             schedule_timer: schedules::ScheduleTimer::default(),
+            stats: stats::Stats::default(),
+            started_at,
         });
         // Every commit that makes messages pending, on whatever path,
         // wakes the scheduler or the gate through this (see `arrived`).
@@ -156,7 +164,14 @@ impl Engine {
             .iter()
             .map(|m| (m.message.state == MessageState::Active).then(|| m.message.clone()))
             .collect();
+        // Every caller submits one user's messages (a publish, a batch).
+        let user = messages.first().map(|m| m.message.user_id.clone());
         let inserted = self.store.insert_messages(messages, now).await?;
+        if let Some(user) = user {
+            let new = inserted.iter().filter(|i| matches!(i, Inserted::New(_)));
+            self.stats
+                .add(&user, now, stats::Event::Published, new.count() as u64);
+        }
         let mut permits = permits.into_iter();
         for (answer, message) in inserted.iter().zip(started) {
             let Some(message) = message else { continue };

@@ -214,6 +214,7 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
     if let Some(e) = &error {
         tracing::warn!(schedule = %s.id, error = %e, "schedule tick created no message");
     }
+    let created = messages.len() as u64;
     let fired = engine
         .store
         .fire_schedule(ScheduleFire {
@@ -232,6 +233,8 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
         )?;
     if fired {
         tracing::debug!(schedule = %s.id, tick, ?next_fire, "schedule fired");
+        let event = crate::stats::Event::Published;
+        engine.stats.add(&s.user_id, now, event, created);
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ pub use qstash_core::flow_control::{FlowKey, FlowKeyChange};
 pub use qstash_core::gate::{
     Candidate, GateClaim, GateConfig, GateLook, GateRef, GateSnapshot, GateView,
 };
+pub use qstash_core::live::{LiveCounts, LiveCursor, LivePage};
 pub use qstash_core::log::{LogCursor, LogEntry, LogFilter, LogPage};
 pub use qstash_core::message::{
     Arrival, CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, PurgeCounts,
@@ -73,6 +74,32 @@ pub trait Reads: Send + Sync {
     async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>>;
     /// The user's schedules, oldest first.
     async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>>;
+
+    // --- The console's reads (issue 16: web console) ---
+
+    /// A page of the user's live messages (pending or in flight) matching
+    /// `filter`, newest first, after `cursor`. Walks an index of live
+    /// messages only, never the finished ones.
+    async fn list_live_messages(
+        &self,
+        user_id: &str,
+        filter: MessageFilter,
+        cursor: Option<LiveCursor>,
+        count: usize,
+    ) -> Result<LivePage>;
+
+    /// How many of the user's live messages match `filter`, by kind, as of
+    /// `now`; stops counting past `cap` (then `capped` is set).
+    async fn count_live_messages(
+        &self,
+        user_id: &str,
+        filter: MessageFilter,
+        now: Millis,
+        cap: u64,
+    ) -> Result<LiveCounts>;
+
+    /// How many entries the user's DLQ holds, counting at most `cap` + 1.
+    async fn count_dlq(&self, user_id: &str, cap: u64) -> Result<u64>;
 }
 
 /// The whole store: the reads, the engine's own reads and every write.

@@ -1,18 +1,21 @@
 //! The route table.
 
+mod cron;
 mod dlq;
 mod flow_control;
 mod keys;
+mod live;
 mod logs;
 mod messages;
 mod publish;
 mod queues;
 mod schedules;
+mod stats;
 mod url_groups;
 mod whole_body;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::auth::authenticate;
@@ -22,7 +25,10 @@ pub fn router(state: AppState) -> Router {
     let v2 = Router::new()
         .route("/v2/publish/{*destination}", post(publish::publish))
         .route("/v2/batch", post(publish::batch))
-        .route("/v2/messages", delete(messages::cancel_many))
+        .route(
+            "/v2/messages",
+            get(live::list).delete(messages::cancel_many),
+        )
         .route(
             "/v2/messages/{id}",
             get(messages::get).delete(messages::cancel_one),
@@ -71,6 +77,9 @@ pub fn router(state: AppState) -> Router {
                 .delete(schedules::delete)
                 .patch(schedules::patch),
         )
+        // Extensions of this server, for the console (docs/ARCHITECTURE.md).
+        .route("/v2/stats", get(stats::get))
+        .route("/v2/cron/next", get(cron::next))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)

@@ -14,7 +14,10 @@ use tokio_postgres::Client;
 use crate::{Result, StoreError};
 
 /// (version, what it does, SQL). Versions are 1, 2, 3, ... in order.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "initial schema", INITIAL)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "initial schema", INITIAL),
+    (2, "live-message index (console)", super::live::LIVE_INDEX),
+];
 
 /// First key of the advisory lock: "qs" (the second is the schema's hash).
 const LOCK: i32 = 0x7173;

@@ -11,6 +11,7 @@ mod connect;
 pub mod dlq;
 mod events;
 pub mod gates;
+pub mod live;
 pub mod logs;
 pub mod messages;
 mod migrations;
@@ -23,6 +24,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use qstash_core::clock::Millis;
+use qstash_core::live::{LiveCounts, LiveCursor, LivePage};
+use qstash_core::message::MessageFilter;
 use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::url_group::{Endpoint, EndpointRef};
@@ -160,6 +163,32 @@ impl Reads for PgStore {
 
     async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
         schedules::list(&self.client().await?, user_id).await
+    }
+
+    // --- The console's reads (issue 16: web console) ---
+
+    async fn list_live_messages(
+        &self,
+        user_id: &str,
+        filter: MessageFilter,
+        cursor: Option<LiveCursor>,
+        count: usize,
+    ) -> Result<LivePage> {
+        live::list(&self.client().await?, user_id, &filter, cursor, count).await
+    }
+
+    async fn count_live_messages(
+        &self,
+        user_id: &str,
+        filter: MessageFilter,
+        now: Millis,
+        cap: u64,
+    ) -> Result<LiveCounts> {
+        live::count(&self.client().await?, user_id, &filter, now, cap).await
+    }
+
+    async fn count_dlq(&self, user_id: &str, cap: u64) -> Result<u64> {
+        live::count_dlq(&self.client().await?, user_id, cap).await
     }
 }
 

@@ -400,7 +400,7 @@ fn log_keyed(
 
 pub(super) type RawRow = (String, String, String, i64, i64, i64, u32, String, Vec<u8>);
 
-fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
+pub(super) fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,

@@ -12,7 +12,10 @@ use rusqlite::Connection;
 use crate::Result;
 
 /// (version, what it does, SQL). Versions are 1, 2, 3, ... in order.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(1, "initial schema", INITIAL)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (1, "initial schema", INITIAL),
+    (2, "live-message index (console)", super::live::LIVE_INDEX),
+];
 
 /// Applies the migrations the database has not seen yet; answers the
 /// version it is at afterwards. Migration 1 uses `IF NOT EXISTS`

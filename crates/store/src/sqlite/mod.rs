@@ -4,6 +4,7 @@
 mod dlq;
 mod filters;
 mod gates;
+pub mod live;
 pub mod logs;
 mod messages;
 mod migrations;
@@ -219,6 +220,37 @@ impl Reads for SqliteStore {
     async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
         let user_id = user_id.to_string();
         self.read(move |conn| schedules::list(conn, &user_id)).await
+    }
+
+    // --- The console's reads (issue 16: web console) ---
+
+    async fn list_live_messages(
+        &self,
+        user_id: &str,
+        filter: crate::MessageFilter,
+        cursor: Option<crate::LiveCursor>,
+        count: usize,
+    ) -> Result<crate::LivePage> {
+        let u = user_id.to_string();
+        self.read(move |c| live::list(c, &u, &filter, cursor, count))
+            .await
+    }
+
+    async fn count_live_messages(
+        &self,
+        user_id: &str,
+        filter: crate::MessageFilter,
+        now: Millis,
+        cap: u64,
+    ) -> Result<crate::LiveCounts> {
+        let u = user_id.to_string();
+        self.read(move |c| live::count(c, &u, &filter, now, cap))
+            .await
+    }
+
+    async fn count_dlq(&self, user_id: &str, cap: u64) -> Result<u64> {
+        let u = user_id.to_string();
+        self.read(move |c| live::count_dlq(c, &u, cap)).await
     }
 }
 
