@@ -25,44 +25,23 @@
 //! gated deliveries in flight never exceed the global parallelism.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
 
 use qstash_core::clock::Millis;
-use qstash_core::flow_control::{FlowKey, FlowKeyChange};
+use qstash_core::flow_control::FlowKey;
 use qstash_core::gate::{key_capacity, KeyLimits, RateWindow};
 use qstash_core::gate::{GateClaim, GateConfig, GateLook, GateRef, GateView};
 use qstash_core::message::Arrival;
-use qstash_core::message::{CancelRequest, CancelResult};
-use qstash_core::Message;
-use qstash_store::StoreError;
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::Notify;
 
-use crate::Engine;
+mod admin;
+mod task;
+
+pub use admin::FlowKeyInfo;
+pub(crate) use task::run;
 
 /// Most gates looked at, and most messages started, in one round.
 const ROUND: usize = 256;
-/// Back-off after a store error.
-const ERROR_PAUSE: Duration = Duration::from_millis(500);
-
-/// What `GET /v2/flowControl` shows of a key.
-#[derive(Debug, Clone)]
-pub struct FlowKeyInfo {
-    pub key: FlowKey,
-    /// Messages waiting for the key, not counting those already started.
-    pub waiting: u64,
-    pub runtime: KeyRuntime,
-}
-
-impl FlowKeyInfo {
-    fn new(key: FlowKey, stored_waiting: u64, runtime: KeyRuntime) -> Self {
-        Self {
-            waiting: stored_waiting.saturating_sub(runtime.claiming.into()),
-            key,
-            runtime,
-        }
-    }
-}
 
 /// A key's counters that live in memory, for `GET /v2/flowControl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -371,169 +350,6 @@ impl Gate {
     }
 }
 
-/// The gate task: load every queue and key, then look at lines as they
-/// are marked, until shutdown.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let mut shutdown = engine.shutdown.subscribe();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match engine.store.gate_snapshot(engine.now()).await {
-            Ok(snapshot) => {
-                let mut book = engine.gate.book();
-                for (user_id, name) in snapshot.queues {
-                    book.queue(&user_id, &name);
-                    book.mark(GateRef::Queue { user_id, name });
-                }
-                for (key, starts) in snapshot.keys {
-                    let k = book.key(&key.user_id, &key.key);
-                    k.limits = key.limits;
-                    k.paused = key.paused;
-                    k.fresh = true;
-                    k.window = RateWindow::from_starts(starts, key.rate_reset_at);
-                    book.mark(GateRef::Key {
-                        user_id: key.user_id,
-                        key: key.key,
-                    });
-                }
-                break;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "loading queues and flow-control keys failed");
-                tokio::time::sleep(ERROR_PAUSE).await;
-            }
-        }
-    }
-    // A slot waited for in the semaphore's FIFO line, kept for the next
-    // round: dropping it and taking it again later would let due publishes,
-    // which take free slots too, starve queued messages.
-    let mut reserved: Option<OwnedSemaphorePermit> = None;
-    while !*shutdown.borrow() {
-        // Register for a wake-up before looking, so a mark made during
-        // the round is not missed.
-        let notified = engine.gate.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let next_timer = match round(&engine, reserved.take()).await {
-            Ok(Next::More) => continue,
-            Ok(Next::Idle) => engine.gate.book().timers.first().map(|(at, _)| *at),
-            Ok(Next::NoSlot) => {
-                // Every delivery slot is busy: wait for one, keeping the marks.
-                tokio::select! {
-                    permit = engine.in_flight.clone().acquire_owned() => reserved = permit.ok(),
-                    _ = shutdown.changed() => {}
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "dispatching queued and flow-controlled messages failed");
-                tokio::time::sleep(ERROR_PAUSE).await;
-                continue;
-            }
-        };
-        let wait = next_timer
-            .map(|at| Duration::from_millis((at - engine.now()).clamp(0, 3_600_000) as u64));
-        if wait == Some(Duration::ZERO) {
-            continue;
-        }
-        let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600)));
-        tokio::select! {
-            _ = sleep => {}
-            _ = &mut notified => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-enum Next {
-    /// Marked lines remain: go again.
-    More,
-    /// Nothing marked: sleep until the next timer or mark.
-    Idle,
-    /// Lines are marked but every delivery slot is busy.
-    NoSlot,
-}
-
-impl Next {
-    fn after(gate: &Gate) -> Self {
-        if gate.book().dirty.is_empty() {
-            Next::Idle
-        } else {
-            Next::More
-        }
-    }
-}
-
-/// One round: look at marked lines, start what their limits allow, in the
-/// `reserved` slot and the free ones.
-async fn round(
-    engine: &Arc<Engine>,
-    reserved: Option<OwnedSemaphorePermit>,
-) -> Result<Next, StoreError> {
-    let gate = &engine.gate;
-    let now = engine.now();
-    let mut permits: Vec<OwnedSemaphorePermit> = reserved.into_iter().collect();
-    let free = (permits.len() + engine.in_flight.available_permits()).min(ROUND);
-    if free == 0 {
-        return Ok(if gate.book().dirty.is_empty() {
-            Next::Idle
-        } else {
-            Next::NoSlot
-        });
-    }
-    let looks = pick(gate, now, free as u32);
-    if looks.is_empty() {
-        return Ok(Next::Idle);
-    }
-    let picked: Vec<GateRef> = looks.iter().map(|l| l.gate.clone()).collect();
-    let views = match engine.store.gate_views(looks).await {
-        Ok(v) => v,
-        Err(e) => {
-            let mut book = gate.book();
-            picked.into_iter().for_each(|g| book.mark(g));
-            return Err(e);
-        }
-    };
-    permits.extend(
-        (permits.len()..free).map_while(|_| engine.in_flight.clone().try_acquire_owned().ok()),
-    );
-    let now = engine.now();
-    let admitted = decide(gate, views, now, permits.len());
-    if admitted.is_empty() {
-        return Ok(Next::after(gate));
-    }
-    let claims: Vec<GateClaim> = admitted.iter().map(|(c, _)| c.clone()).collect();
-    let claimed = engine.store.claim_gated(claims, now).await;
-    gate.claimed(&admitted);
-    let claimed = match claimed {
-        Ok(c) => c,
-        Err(e) => {
-            for (_, slots) in &admitted {
-                gate.release(slots);
-            }
-            return Err(e);
-        }
-    };
-    let mut by_id: HashMap<String, Message> =
-        claimed.into_iter().map(|m| (m.id.clone(), m)).collect();
-    for (claim, slots) in admitted {
-        let Some(message) = by_id.remove(&claim.message_id) else {
-            // Cancelled or deleted between the look and the claim.
-            gate.release(&slots);
-            continue;
-        };
-        let permit = permits.pop().expect("one permit per admitted message");
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine.deliver(message).await;
-            drop(permit);
-            engine.gate.release(&slots);
-        });
-    }
-    Ok(Next::after(gate))
-}
-
 /// Takes marked lines that could start something now; lines that cannot
 /// (paused, full, rate-limited, user at the global limit) are left
 /// unmarked until whatever blocks them changes.
@@ -764,119 +580,5 @@ fn start_on_key(
     GateClaim {
         message_id,
         rate_start,
-    }
-}
-
-/// What the API asks of queues and keys: change the store, then tell the
-/// gate, so the change takes effect at once.
-impl Engine {
-    pub async fn upsert_queue(
-        &self,
-        user_id: &str,
-        name: &str,
-        parallelism: u32,
-        paused: bool,
-    ) -> Result<(), StoreError> {
-        self.store
-            .upsert_queue(user_id, name, parallelism, paused, self.now())
-            .await?;
-        self.gate.queue_changed(user_id, name);
-        Ok(())
-    }
-
-    /// False when the queue does not exist.
-    pub async fn set_queue_paused(
-        &self,
-        user_id: &str,
-        name: &str,
-        paused: bool,
-    ) -> Result<bool, StoreError> {
-        let found = self
-            .store
-            .set_queue_paused(user_id, name, paused, self.now())
-            .await?;
-        self.gate.queue_changed(user_id, name);
-        Ok(found)
-    }
-
-    /// Deletes the queue and cancels its undelivered messages.
-    pub async fn delete_queue(&self, user_id: &str, name: &str) -> Result<Option<u64>, StoreError> {
-        let cancelled = self.store.delete_queue(user_id, name, self.now()).await?;
-        self.gate.queue_changed(user_id, name);
-        Ok(cancelled)
-    }
-
-    pub async fn change_flow_key(
-        &self,
-        user_id: &str,
-        key: &str,
-        change: FlowKeyChange,
-    ) -> Result<FlowKey, StoreError> {
-        let reset = matches!(change, FlowKeyChange::Pin { .. } | FlowKeyChange::ResetRate);
-        let now = self.now();
-        let k = self
-            .store
-            .change_flow_key(user_id, key, change, now)
-            .await?;
-        self.gate.key_changed(&k, reset, now);
-        Ok(k)
-    }
-
-    /// A key, its wait list and its counters, as one consistent picture:
-    /// the wait list is read from the store while starts are counted in
-    /// memory, so a start committed during the read would otherwise show
-    /// the message both in flight and waiting. Re-reads when that happened.
-    pub async fn flow_key_info(
-        &self,
-        user_id: &str,
-        key: &str,
-    ) -> Result<Option<FlowKeyInfo>, StoreError> {
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let before = self.gate.key_changes(user_id, key);
-            let Some((k, waiting)) = self.store.flow_key(user_id, key).await? else {
-                return Ok(None);
-            };
-            let runtime = self.gate.key_runtime(&k, self.now());
-            // Under a steady stream of starts, settle for a near picture.
-            if runtime.changes == before || tries == 3 {
-                return Ok(Some(FlowKeyInfo::new(k, waiting, runtime)));
-            }
-        }
-    }
-
-    /// Every key of the user; a key whose starts moved during the read is
-    /// read again on its own.
-    pub async fn flow_keys_info(&self, user_id: &str) -> Result<Vec<FlowKeyInfo>, StoreError> {
-        let before = self.gate.user_key_changes(user_id);
-        let mut infos = Vec::new();
-        for (k, waiting) in self.store.flow_keys(user_id).await? {
-            let runtime = self.gate.key_runtime(&k, self.now());
-            if runtime.changes == before.get(&k.key).copied().unwrap_or(0) {
-                infos.push(FlowKeyInfo::new(k, waiting, runtime));
-            } else if let Some(info) = self.flow_key_info(user_id, &k.key).await? {
-                infos.push(info);
-            }
-        }
-        Ok(infos)
-    }
-
-    /// (max, in flight) of the user's queued and flow-controlled deliveries.
-    pub fn global_parallelism(&self, user_id: &str) -> (u32, u32) {
-        self.gate.global_parallelism(user_id)
-    }
-
-    /// Cancels messages; a cancelled message may have held a queue's head.
-    pub async fn cancel(
-        &self,
-        user_id: &str,
-        request: CancelRequest,
-    ) -> Result<CancelResult, StoreError> {
-        let result = self.store.cancel(user_id, request, self.now()).await?;
-        if result.cancelled > 0 {
-            self.gate.user_changed(user_id);
-        }
-        Ok(result)
     }
 }
