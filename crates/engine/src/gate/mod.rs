@@ -24,154 +24,50 @@
 //! `period`; every attempt, retries included, passes the key. A user's
 //! gated deliveries in flight never exceed the global parallelism.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use qstash_core::clock::Millis;
 use qstash_core::flow_control::FlowKey;
-use qstash_core::gate::{key_capacity, KeyLimits, RateWindow};
-use qstash_core::gate::{GateClaim, GateConfig, GateLook, GateRef, GateView};
+use qstash_core::gate::{GateClaim, GateLook, GateRef, GateSnapshot, GateView};
 use qstash_core::message::Arrival;
 use tokio::sync::Notify;
 
 mod admin;
+mod book;
+mod rules;
 mod task;
 
 pub use admin::FlowKeyInfo;
+pub use book::KeyRuntime;
 pub(crate) use task::run;
 
-/// Most gates looked at, and most messages started, in one round.
-const ROUND: usize = 256;
+use book::{Book, Slots};
 
-/// A key's counters that live in memory, for `GET /v2/flowControl`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyRuntime {
-    pub in_flight: u32,
-    /// Started but still pending in the store; subtract from its wait list.
-    pub(crate) claiming: u32,
-    /// Moves whenever `claiming` does.
-    pub(crate) changes: u64,
-    /// Starts in the current rate window.
-    pub rate_count: u32,
-    pub period_start: Millis,
-}
-
-#[derive(Debug, Default)]
-struct KeyState {
-    limits: KeyLimits,
-    paused: bool,
-    /// False until the store's configuration was read since the last
-    /// change (a new message may have raised the limits).
-    fresh: bool,
-    in_flight: u32,
-    /// Of `in_flight`, unqueued starts whose claim is not committed yet:
-    /// the store still counts them as waiting.
-    claiming: u32,
-    /// Counts starts and committed claims, so a reader can tell whether
-    /// `claiming` moved while it read the store.
-    changes: u64,
-    window: RateWindow,
-    /// Queues whose head waits for this key.
-    waiters: HashSet<GateRef>,
-}
-
-#[derive(Debug, Default)]
-struct QueueState {
-    /// None until read; reset when the queue is changed.
-    parallelism: Option<u32>,
-    paused: bool,
-    in_flight: u32,
-}
-
-#[derive(Debug, Default)]
-struct UserState {
-    in_flight: u32,
-    /// Gates held back by the global parallelism.
-    blocked: HashSet<GateRef>,
-}
-
-#[derive(Debug, Default)]
-struct Book {
-    keys: HashMap<(String, String), KeyState>,
-    queues: HashMap<(String, String), QueueState>,
-    users: HashMap<String, UserState>,
-    dirty: VecDeque<GateRef>,
-    dirty_set: HashSet<GateRef>,
-    timers: BTreeSet<(Millis, GateRef)>,
-    timer_of: HashMap<GateRef, Millis>,
-}
-
-impl Book {
-    fn mark(&mut self, gate: GateRef) {
-        if self.dirty_set.insert(gate.clone()) {
-            self.dirty.push_back(gate);
-        }
-    }
-
-    fn set_timer(&mut self, gate: &GateRef, at: Millis) {
-        if let Some(old) = self.timer_of.get(gate).copied() {
-            if old <= at {
-                return;
-            }
-            self.timers.remove(&(old, gate.clone()));
-        }
-        self.timer_of.insert(gate.clone(), at);
-        self.timers.insert((at, gate.clone()));
-    }
-
-    fn fire_timers(&mut self, now: Millis) {
-        while let Some((at, gate)) = self.timers.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.timers.pop_first();
-            self.timer_of.remove(&gate);
-            self.mark(gate);
-        }
-    }
-
-    fn key(&mut self, user_id: &str, key: &str) -> &mut KeyState {
-        self.keys
-            .entry((user_id.to_string(), key.to_string()))
-            .or_default()
-    }
-
-    fn queue(&mut self, user_id: &str, name: &str) -> &mut QueueState {
-        self.queues
-            .entry((user_id.to_string(), name.to_string()))
-            .or_default()
-    }
-
-    fn user(&mut self, user_id: &str) -> &mut UserState {
-        self.users.entry(user_id.to_string()).or_default()
-    }
-}
-
-/// What a delivery holds, to give back when its attempt is over.
-#[derive(Debug, Clone)]
-struct Slots {
-    user_id: String,
-    queue: Option<String>,
-    key: Option<String>,
-}
-
+/// The book behind a lock, and the task's wake-up. The lock is a std
+/// `Mutex`: every method takes it, changes the book and lets go, never
+/// across an await.
 pub(crate) struct Gate {
     book: Mutex<Book>,
     wake: Notify,
-    global_max: u32,
 }
 
 impl Gate {
     pub fn new(global_max: u32) -> Self {
         Self {
-            book: Mutex::new(Book::default()),
+            book: Mutex::new(Book::new(global_max)),
             wake: Notify::new(),
-            global_max: global_max.max(1),
         }
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
         self.book.lock().expect("gate book lock")
+    }
+
+    /// Changes the book, then wakes the task to look at what was marked.
+    fn update(&self, change: impl FnOnce(&mut Book)) {
+        change(&mut self.book());
+        self.wake.notify_one();
     }
 
     /// Messages joined the lines of their queues and keys (plain arrivals
@@ -180,405 +76,79 @@ impl Gate {
         if arrivals.iter().all(Arrival::is_plain) {
             return;
         }
-        let mut book = self.book();
-        for a in arrivals {
-            if let Some(q) = &a.queue {
-                book.mark(GateRef::Queue {
-                    user_id: a.user_id.clone(),
-                    name: q.clone(),
-                });
-            }
-            if let Some(key) = &a.flow_control_key {
-                book.key(&a.user_id, key).fresh = false;
-                book.mark(GateRef::Key {
-                    user_id: a.user_id.clone(),
-                    key: key.clone(),
-                });
-            }
-        }
-        drop(book);
-        self.wake.notify_one();
+        self.update(|book| book.joined(arrivals));
     }
 
     /// A queue's configuration changed (upsert, pause, resume, delete).
     pub fn queue_changed(&self, user_id: &str, name: &str) {
-        let mut book = self.book();
-        book.queue(user_id, name).parallelism = None;
-        book.mark(GateRef::Queue {
-            user_id: user_id.into(),
-            name: name.into(),
-        });
-        drop(book);
-        self.wake.notify_one();
+        self.update(|book| book.queue_changed(user_id, name));
     }
 
     /// A key was changed through the API; `reset` restarts its rate window.
     pub fn key_changed(&self, key: &FlowKey, reset: bool, now: Millis) {
-        let mut book = self.book();
-        let k = book.key(&key.user_id, &key.key);
-        k.limits = key.limits;
-        k.paused = key.paused;
-        k.fresh = true;
-        if reset {
-            k.window.reset(now);
-        }
-        let waiters: Vec<_> = k.waiters.drain().collect();
-        book.mark(GateRef::Key {
-            user_id: key.user_id.clone(),
-            key: key.key.clone(),
-        });
-        waiters.into_iter().for_each(|w| book.mark(w));
-        drop(book);
-        self.wake.notify_one();
+        self.update(|book| book.key_changed(key, reset, now));
     }
 
     /// Messages of `user_id` may have been cancelled: every line of the
     /// user gets another look (a cancelled head frees its place).
     pub fn user_changed(&self, user_id: &str) {
-        let mut book = self.book();
-        let gates: Vec<GateRef> = book
-            .queues
-            .keys()
-            .filter(|(u, _)| u == user_id)
-            .map(|(u, n)| GateRef::Queue {
-                user_id: u.clone(),
-                name: n.clone(),
-            })
-            .chain(
-                book.keys
-                    .keys()
-                    .filter(|(u, _)| u == user_id)
-                    .map(|(u, k)| GateRef::Key {
-                        user_id: u.clone(),
-                        key: k.clone(),
-                    }),
-            )
-            .collect();
-        gates.into_iter().for_each(|g| book.mark(g));
-        drop(book);
-        self.wake.notify_one();
+        self.update(|book| book.user_changed(user_id));
+    }
+
+    /// An attempt is over: free its slots and look at what waited on them.
+    fn release(&self, slots: &Slots) {
+        self.update(|book| rules::release(book, slots));
     }
 
     /// A key's live counters: deliveries in flight, starts in the current
     /// rate window, and when that window started (ms).
     fn key_runtime(&self, key: &FlowKey, now: Millis) -> KeyRuntime {
-        let mut book = self.book();
-        let period = key.limits.period_ms();
-        match book.keys.get_mut(&(key.user_id.clone(), key.key.clone())) {
-            Some(k) => KeyRuntime {
-                in_flight: k.in_flight,
-                claiming: k.claiming,
-                changes: k.changes,
-                rate_count: k.window.count(now, period),
-                period_start: k.window.period_start(now, period),
-            },
-            None => KeyRuntime {
-                in_flight: 0,
-                claiming: 0,
-                changes: 0,
-                rate_count: 0,
-                period_start: key.rate_reset_at,
-            },
-        }
+        self.book().key_runtime(key, now)
     }
 
     fn key_changes(&self, user_id: &str, key: &str) -> u64 {
-        self.book()
-            .keys
-            .get(&(user_id.to_string(), key.to_string()))
-            .map_or(0, |k| k.changes)
+        self.book().key_changes(user_id, key)
     }
 
     fn user_key_changes(&self, user_id: &str) -> HashMap<String, u64> {
-        self.book()
-            .keys
-            .iter()
-            .filter(|((u, _), _)| u == user_id)
-            .map(|((_, key), k)| (key.clone(), k.changes))
-            .collect()
-    }
-
-    /// The claims of `admitted` are committed (or failed): their unqueued
-    /// key starts no longer wait in the store.
-    fn claimed(&self, admitted: &[(GateClaim, Slots)]) {
-        let mut book = self.book();
-        for (_, slots) in admitted {
-            if let (None, Some(key)) = (&slots.queue, &slots.key) {
-                let k = book.key(&slots.user_id, key);
-                k.claiming = k.claiming.saturating_sub(1);
-                k.changes += 1;
-            }
-        }
+        self.book().user_key_changes(user_id)
     }
 
     /// (max, in flight) of the user's gated deliveries.
     pub fn global_parallelism(&self, user_id: &str) -> (u32, u32) {
-        let in_flight = self.book().users.get(user_id).map_or(0, |u| u.in_flight);
-        (self.global_max, in_flight)
+        let book = self.book();
+        (book.global_max, book.user_in_flight(user_id))
     }
 
-    /// An attempt is over: free its slots and look at what waited on them.
-    fn release(&self, slots: &Slots) {
+    /// Every queue and key of the store, each marked for a look.
+    fn load(&self, snapshot: GateSnapshot) {
+        self.book().load(snapshot);
+    }
+
+    fn pick(&self, now: Millis, free: u32) -> Vec<GateLook> {
+        rules::pick(&mut self.book(), now, free)
+    }
+
+    fn decide(&self, views: Vec<GateView>, now: Millis, budget: usize) -> Vec<(GateClaim, Slots)> {
+        rules::decide(&mut self.book(), views, now, budget)
+    }
+
+    /// The claims of `admitted` are committed (or failed).
+    fn claimed(&self, admitted: &[(GateClaim, Slots)]) {
+        self.book().claimed(admitted.iter().map(|(_, slots)| slots));
+    }
+
+    /// Marks lines again (their look failed).
+    fn remark(&self, gates: Vec<GateRef>) {
         let mut book = self.book();
-        let mut wake = Vec::new();
-        if let Some(q) = &slots.queue {
-            let s = book.queue(&slots.user_id, q);
-            s.in_flight = s.in_flight.saturating_sub(1);
-            wake.push(GateRef::Queue {
-                user_id: slots.user_id.clone(),
-                name: q.clone(),
-            });
-        }
-        if let Some(key) = &slots.key {
-            let k = book.key(&slots.user_id, key);
-            k.in_flight = k.in_flight.saturating_sub(1);
-            wake.extend(k.waiters.drain());
-            wake.push(GateRef::Key {
-                user_id: slots.user_id.clone(),
-                key: key.clone(),
-            });
-        }
-        let global_max = self.global_max;
-        let user = book.user(&slots.user_id);
-        user.in_flight = user.in_flight.saturating_sub(1);
-        if user.in_flight < global_max {
-            wake.extend(user.blocked.drain());
-        }
-        wake.into_iter().for_each(|g| book.mark(g));
-        drop(book);
-        self.wake.notify_one();
+        gates.into_iter().for_each(|g| book.mark(g));
     }
-}
 
-/// Takes marked lines that could start something now; lines that cannot
-/// (paused, full, rate-limited, user at the global limit) are left
-/// unmarked until whatever blocks them changes.
-fn pick(gate: &Gate, now: Millis, free: u32) -> Vec<GateLook> {
-    let mut book = gate.book();
-    book.fire_timers(now);
-    let mut looks = Vec::new();
-    while looks.len() < ROUND {
-        let Some(g) = book.dirty.pop_front() else {
-            break;
-        };
-        book.dirty_set.remove(&g);
-        let global_max = gate.global_max;
-        let user = book.user(g.user_id());
-        if user.in_flight >= global_max {
-            user.blocked.insert(g);
-            continue;
-        }
-        let in_flight = match &g {
-            GateRef::Queue { user_id, name } => {
-                let q = book.queue(user_id, name);
-                if q.parallelism.is_some_and(|p| q.paused || q.in_flight >= p) {
-                    continue;
-                }
-                0
-            }
-            GateRef::Key { user_id, key } => {
-                let k = book.key(user_id, key);
-                if k.fresh {
-                    let cap = key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now);
-                    if cap.take == 0 {
-                        if let Some(at) = cap.reopens_at {
-                            book.set_timer(&g, at);
-                        }
-                        continue;
-                    }
-                }
-                k.in_flight
-            }
-        };
-        looks.push(GateLook {
-            gate: g,
-            in_flight,
-            cap: free,
-        });
+    fn has_marks(&self) -> bool {
+        self.book().has_marks()
     }
-    looks
-}
 
-/// Chooses which candidates start, updating the counters; at most
-/// `budget` in all.
-fn decide(
-    gate: &Gate,
-    views: Vec<GateView>,
-    now: Millis,
-    mut budget: usize,
-) -> Vec<(GateClaim, Slots)> {
-    let mut book = gate.book();
-    let mut out = Vec::new();
-    // Keys first: a queue's head may wait on a key read in this round.
-    let (keys, queues): (Vec<_>, Vec<_>) = views
-        .into_iter()
-        .partition(|v| matches!(v.gate, GateRef::Key { .. }));
-    for view in keys.into_iter().chain(queues) {
-        let user_id = view.gate.user_id().to_string();
-        match (&view.gate, view.config) {
-            (GateRef::Key { key, .. }, Some(GateConfig::Key(config))) => {
-                let k = book.key(&user_id, key);
-                k.limits = config.limits;
-                k.paused = config.paused;
-                k.fresh = true;
-                let mut waiting = view.candidates.iter().peekable();
-                let mut started = 0;
-                while let Some(c) = waiting.peek() {
-                    if c.due_at > now {
-                        book.set_timer(&view.gate, c.due_at);
-                        break;
-                    }
-                    if budget == 0 {
-                        book.mark(view.gate.clone());
-                        break;
-                    }
-                    if !user_has_room(&mut book, gate.global_max, &view.gate) {
-                        break;
-                    }
-                    let k = book.key(&user_id, key);
-                    let cap = key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now);
-                    if cap.take == 0 {
-                        if let Some(at) = cap.reopens_at {
-                            book.set_timer(&view.gate, at);
-                        }
-                        break;
-                    }
-                    let claim = start_on_key(&mut book, &user_id, key, c.id.clone(), now);
-                    let k = book.key(&user_id, key);
-                    k.claiming += 1;
-                    k.changes += 1;
-                    book.user(&user_id).in_flight += 1;
-                    out.push((
-                        claim,
-                        Slots {
-                            user_id: user_id.clone(),
-                            queue: None,
-                            key: Some(key.clone()),
-                        },
-                    ));
-                    budget -= 1;
-                    started += 1;
-                    waiting.next();
-                }
-                // The look read as many as there was room for: there may
-                // be more behind them.
-                if started > 0 && started == view.candidates.len() {
-                    book.mark(view.gate.clone());
-                }
-                // Queues whose head waits on this key get a look if the
-                // key has room left.
-                let k = book.key(&user_id, key);
-                if key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now).take > 0 {
-                    let waiters: Vec<_> = k.waiters.drain().collect();
-                    waiters.into_iter().for_each(|w| book.mark(w));
-                }
-            }
-            (
-                GateRef::Queue { name, .. },
-                Some(GateConfig::Queue {
-                    parallelism,
-                    paused,
-                }),
-            ) => {
-                let q = book.queue(&user_id, name);
-                q.parallelism = Some(parallelism);
-                q.paused = paused;
-                if paused {
-                    continue;
-                }
-                for c in view.candidates.iter().filter(|c| !c.active) {
-                    if book.queue(&user_id, name).in_flight >= parallelism {
-                        break;
-                    }
-                    if c.due_at > now {
-                        book.set_timer(&view.gate, c.due_at);
-                        continue;
-                    }
-                    if budget == 0 {
-                        book.mark(view.gate.clone());
-                        break;
-                    }
-                    if !user_has_room(&mut book, gate.global_max, &view.gate) {
-                        break;
-                    }
-                    // A queued message with a flow-control key passes the
-                    // key too; if the key is full, the queue waits on it.
-                    if let Some(key) = &c.flow_control_key {
-                        let key_gate = GateRef::Key {
-                            user_id: user_id.clone(),
-                            key: key.clone(),
-                        };
-                        let k = book.key(&user_id, key);
-                        let cap =
-                            key_capacity(&k.limits, k.paused, k.in_flight, &mut k.window, now);
-                        if !k.fresh || cap.take == 0 {
-                            let stale = !k.fresh;
-                            k.waiters.insert(view.gate.clone());
-                            if stale {
-                                book.mark(key_gate);
-                            } else if let Some(at) = cap.reopens_at {
-                                book.set_timer(&key_gate, at);
-                            }
-                            continue;
-                        }
-                    }
-                    let claim = match &c.flow_control_key {
-                        Some(key) => start_on_key(&mut book, &user_id, key, c.id.clone(), now),
-                        None => GateClaim {
-                            message_id: c.id.clone(),
-                            rate_start: None,
-                        },
-                    };
-                    book.queue(&user_id, name).in_flight += 1;
-                    book.user(&user_id).in_flight += 1;
-                    out.push((
-                        claim,
-                        Slots {
-                            user_id: user_id.clone(),
-                            queue: Some(name.clone()),
-                            key: c.flow_control_key.clone(),
-                        },
-                    ));
-                    budget -= 1;
-                }
-            }
-            // A key whose row is gone: nothing waits on it.
-            _ => {}
-        }
-    }
-    out
-}
-
-fn user_has_room(book: &mut Book, global_max: u32, gate: &GateRef) -> bool {
-    let user = book.user(gate.user_id());
-    if user.in_flight >= global_max {
-        user.blocked.insert(gate.clone());
-        return false;
-    }
-    true
-}
-
-/// Counts a start on a key: one more in flight and, if it has a rate, one
-/// more start in its window (persisted, so a restart keeps the window).
-fn start_on_key(
-    book: &mut Book,
-    user_id: &str,
-    key: &str,
-    message_id: String,
-    now: Millis,
-) -> GateClaim {
-    let k = book.key(user_id, key);
-    k.in_flight += 1;
-    let rate_start = k.limits.rate.map(|rate| {
-        k.window.record(now, rate);
-        (
-            user_id.to_string(),
-            key.to_string(),
-            now - k.limits.period_ms(),
-        )
-    });
-    GateClaim {
-        message_id,
-        rate_start,
+    fn next_timer(&self) -> Option<Millis> {
+        self.book().next_timer()
     }
 }

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use qstash_core::gate::{GateClaim, GateRef, RateWindow};
+use qstash_core::gate::{GateClaim, GateRef};
 use qstash_core::Message;
 use qstash_store::StoreError;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use super::{decide, pick, Gate, ROUND};
+use super::rules::ROUND;
+use super::{Gate, Slots};
 use crate::Engine;
 
 /// Back-off after a store error.
@@ -20,35 +21,8 @@ const ERROR_PAUSE: Duration = Duration::from_millis(500);
 /// are marked, until shutdown.
 pub(crate) async fn run(engine: Arc<Engine>) {
     let mut shutdown = engine.shutdown.subscribe();
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        match engine.store.gate_snapshot(engine.now()).await {
-            Ok(snapshot) => {
-                let mut book = engine.gate.book();
-                for (user_id, name) in snapshot.queues {
-                    book.queue(&user_id, &name);
-                    book.mark(GateRef::Queue { user_id, name });
-                }
-                for (key, starts) in snapshot.keys {
-                    let k = book.key(&key.user_id, &key.key);
-                    k.limits = key.limits;
-                    k.paused = key.paused;
-                    k.fresh = true;
-                    k.window = RateWindow::from_starts(starts, key.rate_reset_at);
-                    book.mark(GateRef::Key {
-                        user_id: key.user_id,
-                        key: key.key,
-                    });
-                }
-                break;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "loading queues and flow-control keys failed");
-                tokio::time::sleep(ERROR_PAUSE).await;
-            }
-        }
+    if !load(&engine, &mut shutdown).await {
+        return;
     }
     // A slot waited for in the semaphore's FIFO line, kept for the next
     // round: dropping it and taking it again later would let due publishes,
@@ -62,7 +36,7 @@ pub(crate) async fn run(engine: Arc<Engine>) {
         notified.as_mut().enable();
         let next_timer = match round(&engine, reserved.take()).await {
             Ok(Next::More) => continue,
-            Ok(Next::Idle) => engine.gate.book().timers.first().map(|(at, _)| *at),
+            Ok(Next::Idle) => engine.gate.next_timer(),
             Ok(Next::NoSlot) => {
                 // Every delivery slot is busy: wait for one, keeping the marks.
                 tokio::select! {
@@ -91,6 +65,26 @@ pub(crate) async fn run(engine: Arc<Engine>) {
     }
 }
 
+/// Loads every queue and key into the book, retrying store errors; false
+/// when shutdown came first.
+async fn load(engine: &Engine, shutdown: &mut watch::Receiver<bool>) -> bool {
+    loop {
+        if *shutdown.borrow() {
+            return false;
+        }
+        match engine.store.gate_snapshot(engine.now()).await {
+            Ok(snapshot) => {
+                engine.gate.load(snapshot);
+                return true;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "loading queues and flow-control keys failed");
+                tokio::time::sleep(ERROR_PAUSE).await;
+            }
+        }
+    }
+}
+
 enum Next {
     /// Marked lines remain: go again.
     More,
@@ -102,10 +96,10 @@ enum Next {
 
 impl Next {
     fn after(gate: &Gate) -> Self {
-        if gate.book().dirty.is_empty() {
-            Next::Idle
-        } else {
+        if gate.has_marks() {
             Next::More
+        } else {
+            Next::Idle
         }
     }
 }
@@ -121,13 +115,13 @@ async fn round(
     let mut permits: Vec<OwnedSemaphorePermit> = reserved.into_iter().collect();
     let free = (permits.len() + engine.in_flight.available_permits()).min(ROUND);
     if free == 0 {
-        return Ok(if gate.book().dirty.is_empty() {
-            Next::Idle
-        } else {
+        return Ok(if gate.has_marks() {
             Next::NoSlot
+        } else {
+            Next::Idle
         });
     }
-    let looks = pick(gate, now, free as u32);
+    let looks = gate.pick(now, free as u32);
     if looks.is_empty() {
         return Ok(Next::Idle);
     }
@@ -135,8 +129,7 @@ async fn round(
     let views = match engine.store.gate_views(looks).await {
         Ok(v) => v,
         Err(e) => {
-            let mut book = gate.book();
-            picked.into_iter().for_each(|g| book.mark(g));
+            gate.remark(picked);
             return Err(e);
         }
     };
@@ -144,7 +137,7 @@ async fn round(
         (permits.len()..free).map_while(|_| engine.in_flight.clone().try_acquire_owned().ok()),
     );
     let now = engine.now();
-    let admitted = decide(gate, views, now, permits.len());
+    let admitted = gate.decide(views, now, permits.len());
     if admitted.is_empty() {
         return Ok(Next::after(gate));
     }
@@ -160,12 +153,24 @@ async fn round(
             return Err(e);
         }
     };
+    deliver(engine, admitted, claimed, permits);
+    Ok(Next::after(gate))
+}
+
+/// Delivers each claimed message in one of the `permits`, releasing its
+/// gate slots when the attempt is over; admitted messages the claim did
+/// not find (cancelled or deleted since the look) release theirs at once.
+fn deliver(
+    engine: &Arc<Engine>,
+    admitted: Vec<(GateClaim, Slots)>,
+    claimed: Vec<Message>,
+    mut permits: Vec<OwnedSemaphorePermit>,
+) {
     let mut by_id: HashMap<String, Message> =
         claimed.into_iter().map(|m| (m.id.clone(), m)).collect();
     for (claim, slots) in admitted {
         let Some(message) = by_id.remove(&claim.message_id) else {
-            // Cancelled or deleted between the look and the claim.
-            gate.release(&slots);
+            engine.gate.release(&slots);
             continue;
         };
         let permit = permits.pop().expect("one permit per admitted message");
@@ -176,5 +181,4 @@ async fn round(
             engine.gate.release(&slots);
         });
     }
-    Ok(Next::after(gate))
 }
