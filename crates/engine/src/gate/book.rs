@@ -385,3 +385,175 @@ impl Book {
         self.users.get(user_id).map_or(0, |u| u.in_flight)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow_key(key: &str, rate: Option<u32>, rate_reset_at: Millis) -> FlowKey {
+        FlowKey {
+            user_id: "u".into(),
+            key: key.into(),
+            limits: KeyLimits {
+                rate,
+                ..Default::default()
+            },
+            paused: false,
+            rate_reset_at,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn marks(book: &mut Book) -> Vec<GateRef> {
+        std::iter::from_fn(|| book.next_mark()).collect()
+    }
+
+    fn arrival(user_id: &str, queue: Option<&str>, key: Option<&str>) -> Arrival {
+        Arrival {
+            user_id: user_id.into(),
+            due_at: 0,
+            queue: queue.map(Into::into),
+            flow_control_key: key.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_line_marked_twice_is_looked_at_once_in_mark_order() {
+        let mut book = Book::new(1);
+        book.mark(queue_gate("u", "b"));
+        book.mark(queue_gate("u", "a"));
+        book.mark(queue_gate("u", "b"));
+        assert!(book.has_marks());
+        assert_eq!(
+            marks(&mut book),
+            [queue_gate("u", "b"), queue_gate("u", "a")]
+        );
+        assert!(!book.has_marks());
+    }
+
+    #[test]
+    fn a_line_keeps_only_its_earliest_timer() {
+        let mut book = Book::new(1);
+        let (a, b) = (queue_gate("u", "a"), key_gate("u", "b"));
+        book.set_timer(&a, 500);
+        book.set_timer(&a, 300);
+        book.set_timer(&a, 400);
+        book.set_timer(&b, 350);
+        assert_eq!(book.next_timer(), Some(300));
+        book.fire_timers(299);
+        assert!(!book.has_marks());
+        book.fire_timers(300);
+        assert_eq!(marks(&mut book), [a]);
+        assert_eq!(book.next_timer(), Some(350));
+        book.fire_timers(1_000);
+        assert_eq!(marks(&mut book), [b]);
+        assert_eq!(book.next_timer(), None);
+    }
+
+    #[test]
+    fn loading_a_snapshot_marks_every_line_and_restores_rate_windows() {
+        let mut book = Book::new(1);
+        let key = flow_key("k", Some(5), 150);
+        book.load(GateSnapshot {
+            queues: vec![("u".into(), "q".into())],
+            keys: vec![(key.clone(), vec![100, 200, 300])],
+        });
+        assert_eq!(marks(&mut book), [queue_gate("u", "q"), key_gate("u", "k")]);
+        assert!(book.key("u", "k").fresh);
+        // The start before the last reset does not count.
+        let runtime = book.key_runtime(&key, 400);
+        assert_eq!((runtime.rate_count, runtime.period_start), (2, 200));
+    }
+
+    #[test]
+    fn joining_messages_mark_their_lines_and_make_their_keys_stale() {
+        let mut book = Book::new(1);
+        book.key("u", "k").fresh = true;
+        book.joined(&[arrival("u", Some("q"), Some("k")), arrival("u", None, None)]);
+        assert_eq!(marks(&mut book), [queue_gate("u", "q"), key_gate("u", "k")]);
+        assert!(!book.key("u", "k").fresh);
+    }
+
+    #[test]
+    fn changing_a_queue_forgets_its_settings_and_marks_it() {
+        let mut book = Book::new(1);
+        book.queue("u", "q").parallelism = Some(1);
+        book.queue("u", "q").paused = true;
+        assert!(book.queue("u", "q").is_shut());
+        book.queue_changed("u", "q");
+        assert!(!book.queue("u", "q").is_shut());
+        assert_eq!(marks(&mut book), [queue_gate("u", "q")]);
+    }
+
+    #[test]
+    fn changing_a_key_takes_its_settings_resets_its_window_and_wakes_its_waiters() {
+        let mut book = Book::new(1);
+        let key = flow_key("k", Some(2), 0);
+        book.key("u", "k").window.record(100, 2);
+        book.key("u", "k").waiters.insert(queue_gate("u", "q"));
+        book.key_changed(&key, false, 200);
+        assert_eq!(book.key_runtime(&key, 200).rate_count, 1);
+        assert_eq!(marks(&mut book), [key_gate("u", "k"), queue_gate("u", "q")]);
+        assert!(book.key("u", "k").waiters.is_empty());
+        let k = book.key("u", "k");
+        assert_eq!((k.limits.rate, k.fresh), (Some(2), true));
+        book.key_changed(&key, true, 300);
+        let runtime = book.key_runtime(&key, 300);
+        assert_eq!((runtime.rate_count, runtime.period_start), (0, 300));
+    }
+
+    #[test]
+    fn a_users_change_marks_only_that_users_lines() {
+        let mut book = Book::new(1);
+        book.queue("u", "q");
+        book.key("u", "k");
+        book.queue("v", "q");
+        book.user_changed("u");
+        let mut marked = marks(&mut book);
+        marked.sort();
+        assert_eq!(marked, [queue_gate("u", "q"), key_gate("u", "k")]);
+    }
+
+    #[test]
+    fn hold_and_free_count_every_slot_of_a_delivery() {
+        let mut book = Book::new(1);
+        let slots = Slots {
+            user_id: "u".into(),
+            queue: Some("q".into()),
+            key: Some("k".into()),
+        };
+        book.hold(&slots);
+        book.hold(&slots);
+        let counts = |b: &mut Book| {
+            (
+                b.queue("u", "q").in_flight,
+                b.key("u", "k").in_flight,
+                b.user_in_flight("u"),
+            )
+        };
+        assert_eq!(counts(&mut book), (2, 2, 2));
+        book.free(&slots);
+        book.free(&slots);
+        book.free(&slots);
+        assert_eq!(counts(&mut book), (0, 0, 0));
+    }
+
+    #[test]
+    fn an_unknown_key_reports_no_starts_since_its_last_reset() {
+        let mut book = Book::new(1);
+        let runtime = book.key_runtime(&flow_key("k", Some(1), 700), 1_000);
+        assert_eq!(
+            runtime,
+            KeyRuntime {
+                in_flight: 0,
+                claiming: 0,
+                changes: 0,
+                rate_count: 0,
+                period_start: 700,
+            }
+        );
+        assert_eq!(book.key_changes("u", "k"), 0);
+        assert!(book.user_key_changes("u").is_empty());
+    }
+}
