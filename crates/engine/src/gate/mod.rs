@@ -23,6 +23,12 @@
 //! most `parallelism` deliveries run and at most `rate` start in any
 //! `period`; every attempt, retries included, passes the key. A user's
 //! gated deliveries in flight never exceed the global parallelism.
+//!
+//! Layout: `book` holds the counters, marks and timers (no IO); `rules`
+//! decides over the book and what the store showed (pure, unit-tested);
+//! `task` is the loop that reads and claims in the store around the rules;
+//! `admin` is the queue and key API. `Gate` keeps the book behind a std
+//! `Mutex` that every method takes and lets go of before any await.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
