@@ -109,6 +109,15 @@ pub struct CommonArgs {
     /// Most connections to PostgreSQL.
     #[arg(long, env = "QSTASH_DATABASE_POOL", default_value_t = 16)]
     pub database_pool: usize,
+    /// This node's name in a cluster (default: one made up at the first
+    /// start and kept in the data directory, so a restarted node takes its
+    /// own unfinished deliveries back at once).
+    #[arg(long, env = "QSTASH_NODE_ID")]
+    pub node_id: Option<String>,
+    /// In a cluster, how long a node's claims on deliveries outlive its last
+    /// heartbeat: after that, another node delivers them.
+    #[arg(long, env = "QSTASH_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
