@@ -112,6 +112,15 @@ pub struct CommonArgs {
     /// Serve the web console at `/` (`--console=false` turns it off).
     #[arg(long, env = "QSTASH_CONSOLE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub console: bool,
+    /// This node's name in a cluster (default: one made up at the first
+    /// start and kept in the data directory, so a restarted node takes its
+    /// own unfinished deliveries back at once).
+    #[arg(long, env = "QSTASH_NODE_ID")]
+    pub node_id: Option<String>,
+    /// In a cluster, how long a node's claims on deliveries outlive its last
+    /// heartbeat: after that, another node delivers them.
+    #[arg(long, env = "QSTASH_LEASE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub lease: Duration,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -15,7 +15,8 @@ use crate::config::{DurabilityArg, Plan};
 
 pub async fn run(plan: Plan) -> Result<()> {
     let c = &plan.common;
-    let store = open_store(&plan).await?;
+    let node_id = node_id(&plan)?;
+    let store = open_store(&plan, &node_id).await?;
     let keys = Arc::new(KeyRing::load(store.clone(), &plan.users).await?);
     let engine_config = EngineConfig {
         max_in_flight: c.max_in_flight.max(1),
@@ -59,11 +60,12 @@ pub async fn run(plan: Plan) -> Result<()> {
 }
 
 /// PostgreSQL when a database URL is given, else SQLite in the data dir.
-async fn open_store(plan: &Plan) -> Result<Arc<dyn Store>> {
+async fn open_store(plan: &Plan, node_id: &str) -> Result<Arc<dyn Store>> {
     let c = &plan.common;
     if let Some(url) = &c.database_url {
         let options = PgOptions {
             pool_size: c.database_pool.max(4),
+            node_id: node_id.to_string(),
             ..PgOptions::new(url.clone())
         };
         let store = PgStore::connect(&options)
@@ -78,6 +80,26 @@ async fn open_store(plan: &Plan) -> Result<Arc<dyn Store>> {
     let store = SqliteStore::open(&plan.data_dir, durability)
         .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?;
     Ok(Arc::new(store))
+}
+
+/// `--node-id`, else the id kept in the data directory (made up and kept
+/// there at the first start).
+fn node_id(plan: &Plan) -> Result<String> {
+    if let Some(id) = &plan.common.node_id {
+        return Ok(id.clone());
+    }
+    let file = plan.data_dir.join("node-id");
+    if let Ok(id) = std::fs::read_to_string(&file) {
+        let id = id.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let id = qstash_core::ids::node_id();
+    std::fs::create_dir_all(&plan.data_dir)
+        .and_then(|_| std::fs::write(&file, &id))
+        .with_context(|| format!("keeping the node id in {}", file.display()))?;
+    Ok(id)
 }
 
 /// Where the data lives, for the start-up banner.

@@ -22,6 +22,16 @@ pub fn signing_key() -> String {
     format!("sig_{tail}")
 }
 
+/// A cluster node's id when none is given: `node-` and 10 base58
+/// characters.
+pub fn node_id() -> String {
+    let mut rng = rand::rng();
+    let tail: String = (0..10)
+        .map(|_| BASE58[rng.random_range(0..BASE58.len())] as char)
+        .collect();
+    format!("node-{tail}")
+}
+
 /// A DLQ entry id, `<ms>-<n>` as QStash shows them (`1725323658779-0`).
 /// Chosen before the commit, so the failure callback can carry it.
 pub fn dlq_id(at_ms: i64) -> String {

@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod callback;
 pub mod clock;
+pub mod cluster;
 pub mod dedup;
 pub mod destination;
 pub mod dlq;

@@ -161,7 +161,7 @@ impl LogState {
 /// A message that became pending in a commit: what the scheduler (a plain
 /// message, by its due time) or the gate (the lines of its queue and key)
 /// must hear of to deliver it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Arrival {
     pub user_id: String,
     pub due_at: Millis,

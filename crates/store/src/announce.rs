@@ -9,11 +9,16 @@
 
 use std::sync::{RwLock, Weak};
 
+use qstash_core::cluster::Signal;
 use qstash_core::message::Arrival;
 
-/// Hears of messages that became pending in a commit.
+/// Hears of messages that became pending in a commit (this node's or, in a
+/// cluster, another's), and of other nodes' changes.
 pub trait Listener: Send + Sync {
     fn arrived(&self, arrivals: &[Arrival]);
+
+    /// Another node committed a change this node may have to act on.
+    fn signalled(&self, _signal: &Signal) {}
 }
 
 #[derive(Default)]
@@ -36,9 +41,21 @@ impl Announcer {
         if arrivals.is_empty() {
             return;
         }
+        self.each(|l| l.arrived(arrivals));
+    }
+
+    /// Passes on what another node signalled.
+    pub fn signal(&self, signal: &Signal) {
+        match signal {
+            Signal::Arrivals { arrivals } => self.announce(arrivals),
+            other => self.each(|l| l.signalled(other)),
+        }
+    }
+
+    fn each(&self, f: impl Fn(&dyn Listener)) {
         for listener in self.listeners.read().expect("announcer lock").iter() {
             if let Some(l) = listener.upgrade() {
-                l.arrived(arrivals);
+                f(l.as_ref());
             }
         }
     }

@@ -9,12 +9,14 @@
 //! read-only facade; every write goes through the engine.
 
 mod announce;
+mod cluster;
 mod error;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
 
 pub use announce::{Announcer, Listener};
+pub use cluster::{Cluster, ForeignClaims};
 pub use error::{Result, StoreError};
 
 pub use qstash_core::dlq::{
@@ -112,6 +114,12 @@ pub trait Reads: Send + Sync {
 pub trait Store: Reads + 'static {
     /// Where committed arrivals are announced.
     fn announcer(&self) -> &Announcer;
+
+    /// The cluster this store is shared by, when several nodes can share
+    /// it (PostgreSQL); None for an embedded store.
+    fn cluster(&self) -> Option<&dyn Cluster> {
+        None
+    }
 
     /// Commits new messages (and their CREATED log entries) atomically,
     /// answering the id of an earlier message for each deduplicated one.

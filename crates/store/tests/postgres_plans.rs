@@ -99,12 +99,13 @@ async fn the_timer_and_the_lines_walk_their_indexes() {
     let Some(c) = filled().await else { return };
     let limit = 256i64;
     let now = 300_000i64;
+    let node = "node-a".to_string();
     for (what, sql, params) in [
         ("next due", messages::NEXT_DUE.to_string(), vec![]),
         (
             "claim",
             messages::claim_due_sql(),
-            vec![&now as &(dyn ToSql + Sync), &limit],
+            vec![&now as &(dyn ToSql + Sync), &limit, &node],
         ),
     ] {
         let p = plan(&c, &sql, &params).await;

@@ -17,11 +17,13 @@ use std::sync::Arc;
 
 use deadpool_postgres::Pool;
 use qstash_core::clock::Millis;
+use qstash_core::cluster::Signal;
 use qstash_core::message::{Arrival, Inserted, NewMessage};
 use qstash_core::outcome::Outcome;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::events::Events;
+use super::listen::Channel;
 use super::messages;
 use crate::{Announcer, Result, StoreError};
 
@@ -63,13 +65,13 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts `writers` writer tasks on connections from `pool`; after each
-    /// commit they announce its arrivals through `announcer`.
-    pub fn start(pool: Pool, announcer: Arc<Announcer>, writers: usize) -> Self {
+    /// Starts `writers` writer tasks; each commit signals its arrivals to
+    /// the other nodes (once per batch) and then announces them here.
+    pub fn start(writes: Writes, writers: usize) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..writers.max(1) {
-            tokio::spawn(writer(pool.clone(), rx.clone(), announcer.clone()));
+            tokio::spawn(writer(writes.clone(), rx.clone()));
         }
         Self { ops: tx }
     }
@@ -96,7 +98,7 @@ impl Batcher {
 /// Takes whatever is queued (waiting for the first request), commits it,
 /// answers, and again. The queue's lock is held only while taking, so
 /// another writer takes the next batch while this one commits.
-async fn writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Op>>>, announcer: Arc<Announcer>) {
+async fn writer(writes: Writes, rx: Arc<Mutex<mpsc::Receiver<Op>>>) {
     loop {
         let ops = {
             let mut rx = rx.lock().await;
@@ -112,22 +114,22 @@ async fn writer(pool: Pool, rx: Arc<Mutex<mpsc::Receiver<Op>>>, announcer: Arc<A
             }
             ops
         };
-        run(&pool, ops, &announcer).await;
+        run(&writes, ops).await;
     }
 }
 
-async fn run(pool: &Pool, ops: Vec<Op>, announcer: &Announcer) {
+async fn run(writes: &Writes, ops: Vec<Op>) {
     let mut tries = 0;
     let result = loop {
         tries += 1;
-        match commit(pool, &ops).await {
+        match commit(writes, &ops).await {
             Err(StoreError::Conflict(_)) if tries <= CONFLICT_RETRIES => continue,
             other => break other,
         }
     };
     match result {
         Ok((answers, arrivals)) => {
-            announcer.announce(&arrivals);
+            writes.announcer.announce(&arrivals);
             for (op, answer) in ops.into_iter().zip(answers) {
                 match op {
                     Op::Insert { reply, .. } => {
@@ -144,7 +146,7 @@ async fn run(pool: &Pool, ops: Vec<Op>, announcer: &Announcer) {
         Err(e) if ops.len() > 1 && !e.is_transient() => {
             tracing::warn!(error = %e, requests = ops.len(), "store: a batch failed; committing its requests one by one");
             for op in ops {
-                Box::pin(run(pool, vec![op], announcer)).await;
+                Box::pin(run(writes, vec![op])).await;
             }
         }
         Err(e) => {
@@ -157,8 +159,8 @@ async fn run(pool: &Pool, ops: Vec<Op>, announcer: &Announcer) {
 
 /// Commits `ops` in one transaction; answers each request's inserted
 /// messages (empty for outcomes) and the arrivals to announce.
-async fn commit(pool: &Pool, ops: &[Op]) -> Result<(Vec<Vec<Inserted>>, Vec<Arrival>)> {
-    let mut client = pool.get().await?;
+async fn commit(writes: &Writes, ops: &[Op]) -> Result<(Vec<Vec<Inserted>>, Vec<Arrival>)> {
+    let mut client = writes.pool.get().await?;
     let tx = client.transaction().await?;
     let mut events = Events::default();
     let mut arrivals = Vec::new();
@@ -189,36 +191,62 @@ async fn commit(pool: &Pool, ops: &[Op]) -> Result<(Vec<Vec<Inserted>>, Vec<Arri
     let inserted = if items.is_empty() {
         Vec::new()
     } else {
-        messages::insert(&tx, &items, &mut events, &mut arrivals).await?
+        let node = &writes.channel.node;
+        messages::insert(&tx, &items, node, &mut events, &mut arrivals).await?
     };
     events.write(&tx).await?;
+    if !arrivals.is_empty() {
+        writes
+            .channel
+            .notify(&tx, &Signal::arrivals(&arrivals))
+            .await?;
+    }
     tx.commit().await?;
     let answers = spans.into_iter().map(|s| inserted[s].to_vec()).collect();
     Ok((answers, arrivals))
 }
 
-/// Runs `work` in its own transaction on a pooled connection, writes the
-/// log entries it noted, commits, and then announces its arrivals. For the
-/// writes that are not merged into batches (claims, cancels, DLQ retries,
-/// schedule fires, ...).
-pub async fn in_transaction<T, F>(pool: &Pool, announcer: &Announcer, work: F) -> Result<T>
-where
-    F: AsyncFnOnce(&deadpool_postgres::Transaction<'_>, &mut Noted) -> Result<T>,
-{
-    let mut client = pool.get().await?;
-    let tx = client.transaction().await?;
-    let mut noted = Noted::default();
-    let out = work(&tx, &mut noted).await?;
-    noted.events.write(&tx).await?;
-    tx.commit().await?;
-    announcer.announce(&noted.arrivals);
-    Ok(out)
+/// What every write needs: connections, this node's announcer, and the
+/// channel to the other nodes.
+#[derive(Clone)]
+pub struct Writes {
+    pub pool: Pool,
+    pub announcer: Arc<Announcer>,
+    pub channel: Arc<Channel>,
+}
+
+impl Writes {
+    /// Runs `work` in its own transaction on a pooled connection, writes
+    /// the log entries it noted, signals the other nodes, commits, and then
+    /// announces its arrivals here. For the writes that are not merged
+    /// into batches (claims, cancels, DLQ retries, schedule fires, ...).
+    pub async fn run<T, F>(&self, work: F) -> Result<T>
+    where
+        F: AsyncFnOnce(&deadpool_postgres::Transaction<'_>, &mut Noted) -> Result<T>,
+    {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mut noted = Noted::default();
+        let out = work(&tx, &mut noted).await?;
+        noted.events.write(&tx).await?;
+        if !noted.arrivals.is_empty() {
+            noted.signals.push(Signal::arrivals(&noted.arrivals));
+        }
+        for signal in &noted.signals {
+            self.channel.notify(&tx, signal).await?;
+        }
+        tx.commit().await?;
+        self.announcer.announce(&noted.arrivals);
+        Ok(out)
+    }
 }
 
 /// What a write notes for after its statements: log entries to write in
-/// bulk, and arrivals to announce after the commit.
+/// bulk, arrivals to announce after the commit, and signals for the other
+/// nodes.
 #[derive(Default)]
 pub struct Noted {
     pub events: Events,
     pub arrivals: Vec<Arrival>,
+    pub signals: Vec<Signal>,
 }

@@ -138,6 +138,7 @@ pub async fn retry<C: GenericClient>(
     user_id: &str,
     retries: &[DlqRetry],
     now: Millis,
+    node: &str,
     events: &mut Events,
     arrivals: &mut Vec<Arrival>,
 ) -> Result<Vec<Option<String>>> {
@@ -153,7 +154,7 @@ pub async fn retry<C: GenericClient>(
             out.push(None);
             continue;
         }
-        let inserted = messages::insert(c, &[(&r.message, now)], events, arrivals).await?;
+        let inserted = messages::insert(c, &[(&r.message, now)], node, events, arrivals).await?;
         out.push(inserted.first().map(|i| i.id().to_string()));
     }
     Ok(out)

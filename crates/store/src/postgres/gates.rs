@@ -628,10 +628,11 @@ pub async fn claim_gated<C: GenericClient>(
     c: &C,
     claims: &[GateClaim],
     now: Millis,
+    node: &str,
     events: &mut Events,
 ) -> Result<Vec<Message>> {
     let ids: Vec<&str> = claims.iter().map(|c| c.message_id.as_str()).collect();
-    let claimed = messages::claim_ids(c, &ids, now, events).await?;
+    let claimed = messages::claim_ids(c, &ids, now, node, events).await?;
     let started: std::collections::HashSet<&str> = claimed.iter().map(|m| m.id.as_str()).collect();
     let mut starts: BTreeMap<(&str, &str), (u32, Millis)> = BTreeMap::new();
     for claim in claims {

@@ -59,6 +59,7 @@ pub fn keys_at(r: &Row, at: usize) -> Result<Vec<String>> {
 pub async fn insert<C: GenericClient>(
     c: &C,
     items: &[(&NewMessage, Millis)],
+    node: &str,
     events: &mut Events,
     arrivals: &mut Vec<Arrival>,
 ) -> Result<Vec<Inserted>> {
@@ -76,7 +77,7 @@ pub async fn insert<C: GenericClient>(
     let mut cols = MessageColumns::default();
     for (m, now) in &fresh {
         let enc = rows::encode_one(m)?;
-        cols.push(m, enc.spec, enc.labels);
+        cols.push(m, enc.spec, enc.labels, node);
         let none = EventDetail::default();
         events.push(
             &m.user_id,
@@ -115,11 +116,15 @@ struct MessageColumns<'a> {
     labels: Vec<Option<String>>,
     spec: Vec<String>,
     body: Vec<&'a [u8]>,
+    /// The node that delivers a message stored already in flight.
+    claimed_by: Vec<Option<&'a str>>,
 }
 
 impl<'a> MessageColumns<'a> {
-    fn push(&mut self, m: &'a Message, spec: String, labels: Option<String>) {
+    fn push(&mut self, m: &'a Message, spec: String, labels: Option<String>, node: &'a str) {
         let s = &m.spec;
+        self.claimed_by
+            .push((m.state == MessageState::Active).then_some(node));
         self.id.push(&m.id);
         self.user_id.push(&m.user_id);
         self.state.push(m.state.as_str());
@@ -144,14 +149,14 @@ impl<'a> MessageColumns<'a> {
             c,
             "INSERT INTO messages (id, user_id, state, due_at, created_at, not_before, retried,
                 updated_at, url, topic_name, queue_name, schedule_id, flow_control_key, caller_ip,
-                labels, spec, body)
+                labels, spec, body, claimed_by)
              SELECT id, user_id, state, due_at, created_at, not_before, retried, created_at, url,
-                topic, queue, schedule, flow, ip, labels, spec, body
+                topic, queue, schedule, flow, ip, labels, spec, body, claimed_by
              FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
                 $7::int4[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                $13::text[], $14::text[], $15::text[], $16::bytea[])
+                $13::text[], $14::text[], $15::text[], $16::bytea[], $17::text[])
              AS t(id, user_id, state, due_at, created_at, not_before, retried, url, topic, queue,
-                schedule, flow, ip, labels, spec, body)",
+                schedule, flow, ip, labels, spec, body, claimed_by)",
             &[
                 &self.id,
                 &self.user_id,
@@ -169,6 +174,7 @@ impl<'a> MessageColumns<'a> {
                 &self.labels,
                 &self.spec,
                 &self.body,
+                &self.claimed_by,
             ],
         )
         .await?;
@@ -334,7 +340,7 @@ impl Updates {
         sql::execute(
             c,
             "UPDATE messages m SET state = u.state, due_at = u.due_at, retried = u.retried,
-                updated_at = u.at
+                updated_at = u.at, claimed_by = NULL
              FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[], $5::int8[])
                 AS u(id, state, due_at, retried, at)
              WHERE m.id = u.id",
@@ -409,11 +415,11 @@ pub async fn get<C: GenericClient>(c: &C, id: &str) -> Result<Option<Message>> {
 pub const NEXT_DUE: &str = "SELECT MIN(due_at) FROM messages
     WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL";
 
-/// The claim of due plain messages ($1 now, $2 limit), earliest first,
-/// skipping rows another claim holds.
+/// The claim of due plain messages ($1 now, $2 limit, $3 the claiming
+/// node), earliest first, skipping rows another claim holds.
 pub fn claim_due_sql() -> String {
     format!(
-        "UPDATE messages SET state = 'active', updated_at = $1
+        "UPDATE messages SET state = 'active', updated_at = $1, claimed_by = $3
          WHERE id IN (SELECT id FROM messages
              WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL
                AND due_at <= $1
@@ -428,9 +434,10 @@ pub async fn claim_due<C: GenericClient>(
     c: &C,
     now: Millis,
     limit: usize,
+    node: &str,
     events: &mut Events,
 ) -> Result<Vec<Message>> {
-    let rows = sql::query(c, &claim_due_sql(), &[&now, &(limit as i64)]).await?;
+    let rows = sql::query(c, &claim_due_sql(), &[&now, &(limit as i64), &node]).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for r in &rows {
         let m = message_at(r, 0)?;
@@ -449,14 +456,15 @@ pub async fn claim_ids<C: GenericClient>(
     c: &C,
     ids: &[&str],
     now: Millis,
+    node: &str,
     events: &mut Events,
 ) -> Result<Vec<Message>> {
     let sql = format!(
-        "UPDATE messages SET state = 'active', updated_at = $2
+        "UPDATE messages SET state = 'active', updated_at = $2, claimed_by = $3
          WHERE id = ANY($1) AND state = 'pending'
          RETURNING {COLUMNS}, {KEY_COLUMNS}"
     );
-    let rows = sql::query(c, &sql, &[&ids, &now]).await?;
+    let rows = sql::query(c, &sql, &[&ids, &now, &node]).await?;
     let mut claimed = Vec::with_capacity(rows.len());
     for r in &rows {
         let m = message_at(r, 0)?;
@@ -556,15 +564,56 @@ async fn matching_live_ids<C: GenericClient>(
     Ok(ids)
 }
 
-/// Returns in-flight messages to pending, due at once.
-pub async fn release_in_flight<C: GenericClient>(c: &C, now: Millis) -> Result<u64> {
-    sql::execute(
+/// Returns to pending, due at once, the in-flight messages claimed by
+/// `node` in an earlier run (its id is kept in its data directory) or by
+/// no node (stored before claims were named). Other nodes' claims are
+/// theirs until their lease lapses.
+pub async fn release_in_flight<C: GenericClient>(
+    c: &C,
+    now: Millis,
+    node: &str,
+    arrivals: &mut Vec<Arrival>,
+) -> Result<u64> {
+    release(
         c,
-        "UPDATE messages SET state = 'pending', due_at = LEAST(due_at, $1), updated_at = $1
-         WHERE state = 'active'",
-        &[&now],
+        "state = 'active' AND (claimed_by = $2 OR claimed_by IS NULL)",
+        now,
+        node,
+        None,
+        arrivals,
     )
     .await
+}
+
+/// Returns the in-flight messages matching `which` ($2 is `node`, $3
+/// `lease_ms` when given) to pending, due at once, noting their arrivals.
+pub async fn release<C: GenericClient>(
+    c: &C,
+    which: &str,
+    now: Millis,
+    node: &str,
+    lease_ms: Option<i64>,
+    arrivals: &mut Vec<Arrival>,
+) -> Result<u64> {
+    let sql = format!(
+        "UPDATE messages SET state = 'pending', due_at = LEAST(due_at, $1), updated_at = $1,
+            claimed_by = NULL
+         WHERE {which}
+         RETURNING user_id, due_at, queue_name, flow_control_key"
+    );
+    let rows = match lease_ms {
+        Some(lease) => sql::query(c, &sql, &[&now, &node, &lease]).await?,
+        None => sql::query(c, &sql, &[&now, &node]).await?,
+    };
+    for r in &rows {
+        arrivals.push(Arrival {
+            user_id: r.try_get(0)?,
+            due_at: r.try_get(1)?,
+            queue: r.try_get(2)?,
+            flow_control_key: r.try_get(3)?,
+        });
+    }
+    Ok(rows.len() as u64)
 }
 
 /// Rows deleted per statement by retention: short statements, so retention

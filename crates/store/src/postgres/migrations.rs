@@ -17,14 +17,16 @@ use crate::{Result, StoreError};
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial schema", INITIAL),
     (2, "live-message index (console)", super::live::LIVE_INDEX),
+    (3, "nodes and the claims they hold", CLUSTER),
 ];
 
 /// First key of the advisory lock: "qs" (the second is the schema's hash).
 const LOCK: i32 = 0x7173;
 
 /// Creates the schema named first in `search_path` if it is missing, then
-/// applies the migrations it has not seen; answers the version it is at.
-pub async fn migrate(client: &mut Client) -> Result<i32> {
+/// applies the migrations it has not seen; answers the schema and the
+/// version it is at.
+pub async fn migrate(client: &mut Client) -> Result<(String, i32)> {
     let schema = target_schema(client).await?;
     let tx = client.transaction().await?;
     tx.execute(
@@ -67,7 +69,7 @@ pub async fn migrate(client: &mut Client) -> Result<i32> {
         version = *v;
     }
     tx.commit().await?;
-    Ok(version)
+    Ok((schema, version))
 }
 
 /// The schema tables go into: the first one of `search_path`, which need
@@ -97,7 +99,7 @@ async fn target_schema(client: &Client) -> Result<String> {
     })
 }
 
-fn quote_ident(name: &str) -> String {
+pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
@@ -274,6 +276,21 @@ CREATE FUNCTION qstash_url_host(url TEXT) RETURNS TEXT
 CREATE FUNCTION qstash_url_path(url TEXT) RETURNS TEXT
     LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
     AS $$ SELECT COALESCE(NULLIF(substring(url from '^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*([^?#]*)'), ''), '/') $$;
+"#;
+
+/// A cluster: every node has a row it refreshes (its heartbeat, on the
+/// database's clock, so nodes' clocks need not agree), and an in-flight
+/// message names the node that claimed it. A claim lasts as long as its
+/// node keeps sending heartbeats: the node's lease is the claim's.
+const CLUSTER: &str = r#"
+CREATE TABLE nodes (
+    id           TEXT PRIMARY KEY,
+    address      TEXT NOT NULL,
+    started_at   BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+ALTER TABLE messages ADD COLUMN claimed_by TEXT;
+CREATE INDEX messages_claims ON messages (claimed_by) WHERE state = 'active';
 "#;
 
 #[cfg(test)]

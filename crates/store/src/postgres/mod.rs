@@ -7,10 +7,12 @@
 //! missing), so one database can hold several independent servers.
 
 mod batch;
+mod cluster;
 mod connect;
 pub mod dlq;
 mod events;
 pub mod gates;
+mod listen;
 pub mod live;
 pub mod logs;
 pub mod messages;
@@ -24,12 +26,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use qstash_core::clock::Millis;
+use qstash_core::cluster::Signal;
 use qstash_core::live::{LiveCounts, LiveCursor, LivePage};
 use qstash_core::message::MessageFilter;
 use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::url_group::{Endpoint, EndpointRef};
 use qstash_core::Message;
+use tokio::sync::watch;
 use tokio_postgres::NoTls;
 
 use crate::{
@@ -38,8 +42,9 @@ use crate::{
     GateView, Inserted, LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, QueueInfo,
     Reads, Result, ScheduleFire, ScheduleInfo, Store, StoreError, UrlGroup,
 };
-use batch::{in_transaction, Batcher};
+use batch::{Batcher, Writes};
 pub use connect::masked;
+use listen::Channel;
 
 /// How a PostgreSQL store is set up.
 #[derive(Debug, Clone)]
@@ -49,6 +54,10 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// Group-commit writers running at once.
     pub writers: usize,
+    /// This node's id in a cluster: its claims carry it. Keep it across
+    /// restarts (the binary keeps it in its data directory) so that a
+    /// restarted node takes back its own claims at once.
+    pub node_id: String,
 }
 
 impl PgOptions {
@@ -57,6 +66,7 @@ impl PgOptions {
             url: url.into(),
             pool_size: 16,
             writers: 2,
+            node_id: qstash_core::ids::node_id(),
         }
     }
 }
@@ -64,11 +74,13 @@ impl PgOptions {
 /// How long the first connection may take before start-up gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
     batcher: Batcher,
+    writes: Writes,
     announcer: Arc<Announcer>,
+    leader: watch::Receiver<bool>,
+    leaving: watch::Sender<bool>,
 }
 
 impl PgStore {
@@ -84,24 +96,57 @@ impl PgStore {
             StoreError::Unavailable(format!("cannot connect to {url}: {}", StoreError::from(e)))
         })?;
         let driver = tokio::spawn(connection);
-        let version = migrations::migrate(&mut client)
+        let (schema, version) = migrations::migrate(&mut client)
             .await
             .map_err(|e| StoreError::Unavailable(format!("migrating {url}: {e}")))?;
         drop(client);
         let _ = driver.await;
-        tracing::info!(database = %url, schema_version = version, "store: PostgreSQL ready");
-        let pool = connect::pool(config, options.pool_size.max(options.writers + 2))?;
+        tracing::info!(database = %url, schema, schema_version = version, node = %options.node_id, "store: PostgreSQL ready");
+        let pool = connect::pool(config.clone(), options.pool_size.max(options.writers + 2))?;
         let announcer = Arc::new(Announcer::default());
+        let channel = Arc::new(Channel::new(&schema, &options.node_id));
+        let (leader_tx, leader) = watch::channel(false);
+        let (leaving, leaving_rx) = watch::channel(false);
+        tokio::spawn(listen::run(
+            config,
+            channel.clone(),
+            announcer.clone(),
+            leader_tx,
+            leaving_rx,
+        ));
+        let writes = Writes {
+            pool: pool.clone(),
+            announcer: announcer.clone(),
+            channel,
+        };
         Ok(Self {
-            batcher: Batcher::start(pool.clone(), announcer.clone(), options.writers),
+            batcher: Batcher::start(writes.clone(), options.writers),
+            writes,
             pool,
             announcer,
+            leader,
+            leaving,
         })
+    }
+
+    fn node(&self) -> &str {
+        &self.writes.channel.node
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object> {
         Ok(self.pool.get().await?)
     }
+}
+
+fn queue_changed(user_id: &str, name: &str) -> Signal {
+    Signal::QueueChanged {
+        user_id: user_id.to_string(),
+        name: name.to_string(),
+    }
+}
+
+fn schedule_due(s: &Schedule) -> Option<Signal> {
+    s.next_fire.map(|at| Signal::ScheduleDue { at })
 }
 
 #[async_trait]
@@ -198,6 +243,10 @@ impl Store for PgStore {
         &self.announcer
     }
 
+    fn cluster(&self) -> Option<&dyn crate::Cluster> {
+        Some(self)
+    }
+
     async fn insert_messages(
         &self,
         messages: Vec<NewMessage>,
@@ -215,10 +264,11 @@ impl Store for PgStore {
     }
 
     async fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<Message>> {
-        in_transaction(&self.pool, &self.announcer, async |tx, noted| {
-            messages::claim_due(tx, now, limit, &mut noted.events).await
-        })
-        .await
+        self.writes
+            .run(async |tx, noted| {
+                messages::claim_due(tx, now, limit, self.node(), &mut noted.events).await
+            })
+            .await
     }
 
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()> {
@@ -231,14 +281,26 @@ impl Store for PgStore {
         request: CancelRequest,
         now: Millis,
     ) -> Result<CancelResult> {
-        in_transaction(&self.pool, &self.announcer, async |tx, noted| {
-            messages::cancel(tx, user_id, &request, now, &mut noted.events).await
-        })
-        .await
+        self.writes
+            .run(async |tx, noted| {
+                let result =
+                    messages::cancel(tx, user_id, &request, now, &mut noted.events).await?;
+                if result.cancelled > 0 {
+                    noted.signals.push(Signal::Cancelled {
+                        user_id: user_id.to_string(),
+                    });
+                }
+                Ok(result)
+            })
+            .await
     }
 
     async fn release_in_flight(&self, now: Millis) -> Result<u64> {
-        messages::release_in_flight(&self.client().await?, now).await
+        self.writes
+            .run(async |tx, noted| {
+                messages::release_in_flight(tx, now, self.node(), &mut noted.arrivals).await
+            })
+            .await
     }
 
     async fn signing_keys(&self, user_id: &str, initial: &SigningKeys) -> Result<SigningKeys> {
@@ -269,17 +331,24 @@ impl Store for PgStore {
         new_next: &str,
     ) -> Result<SigningKeys> {
         self.signing_keys(user_id, initial).await?;
-        let row = sql::query_one(
-            &self.client().await?,
-            "UPDATE signing_keys SET current = next, next = $2 WHERE user_id = $1
-             RETURNING current, next",
-            &[&user_id, &new_next],
-        )
-        .await?;
-        Ok(SigningKeys {
-            current: row.try_get(0)?,
-            next: row.try_get(1)?,
-        })
+        self.writes
+            .run(async |tx, noted| {
+                let row = sql::query_one(
+                    tx,
+                    "UPDATE signing_keys SET current = next, next = $2 WHERE user_id = $1
+                     RETURNING current, next",
+                    &[&user_id, &new_next],
+                )
+                .await?;
+                noted.signals.push(Signal::KeysRotated {
+                    user_id: user_id.to_string(),
+                });
+                Ok(SigningKeys {
+                    current: row.try_get(0)?,
+                    next: row.try_get(1)?,
+                })
+            })
+            .await
     }
 
     async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
@@ -293,10 +362,11 @@ impl Store for PgStore {
         endpoints: Vec<Endpoint>,
         now: Millis,
     ) -> Result<()> {
-        in_transaction(&self.pool, &self.announcer, async |tx, _| {
-            gates::upsert_group_endpoints(tx, user_id, name, endpoints, now).await
-        })
-        .await
+        self.writes
+            .run(async |tx, _| {
+                gates::upsert_group_endpoints(tx, user_id, name, endpoints, now).await
+            })
+            .await
     }
 
     async fn remove_endpoints(
@@ -306,10 +376,11 @@ impl Store for PgStore {
         endpoints: Vec<EndpointRef>,
         now: Millis,
     ) -> Result<bool> {
-        in_transaction(&self.pool, &self.announcer, async |tx, _| {
-            gates::remove_group_endpoints(tx, user_id, name, &endpoints, now).await
-        })
-        .await
+        self.writes
+            .run(async |tx, _| {
+                gates::remove_group_endpoints(tx, user_id, name, &endpoints, now).await
+            })
+            .await
     }
 
     async fn delete_url_group(&self, user_id: &str, name: &str) -> Result<bool> {
@@ -324,8 +395,13 @@ impl Store for PgStore {
         paused: bool,
         now: Millis,
     ) -> Result<()> {
-        let client = self.client().await?;
-        gates::upsert_queue(&client, user_id, name, parallelism, paused, now).await
+        self.writes
+            .run(async |tx, noted| {
+                gates::upsert_queue(tx, user_id, name, parallelism, paused, now).await?;
+                noted.signals.push(queue_changed(user_id, name));
+                Ok(())
+            })
+            .await
     }
 
     async fn set_queue_paused(
@@ -335,15 +411,24 @@ impl Store for PgStore {
         paused: bool,
         now: Millis,
     ) -> Result<bool> {
-        let client = self.client().await?;
-        gates::set_queue_paused(&client, user_id, name, paused, now).await
+        self.writes
+            .run(async |tx, noted| {
+                let found = gates::set_queue_paused(tx, user_id, name, paused, now).await?;
+                noted.signals.push(queue_changed(user_id, name));
+                Ok(found)
+            })
+            .await
     }
 
     async fn delete_queue(&self, user_id: &str, name: &str, now: Millis) -> Result<Option<u64>> {
-        in_transaction(&self.pool, &self.announcer, async |tx, noted| {
-            gates::delete_queue(tx, user_id, name, now, &mut noted.events).await
-        })
-        .await
+        self.writes
+            .run(async |tx, noted| {
+                let cancelled =
+                    gates::delete_queue(tx, user_id, name, now, &mut noted.events).await?;
+                noted.signals.push(queue_changed(user_id, name));
+                Ok(cancelled)
+            })
+            .await
     }
 
     async fn change_flow_key(
@@ -353,10 +438,18 @@ impl Store for PgStore {
         change: FlowKeyChange,
         now: Millis,
     ) -> Result<FlowKey> {
-        in_transaction(&self.pool, &self.announcer, async |tx, _| {
-            gates::change_flow_key(tx, user_id, key, &change, now).await
-        })
-        .await
+        let reset = matches!(change, FlowKeyChange::Pin { .. } | FlowKeyChange::ResetRate);
+        self.writes
+            .run(async |tx, noted| {
+                let k = gates::change_flow_key(tx, user_id, key, &change, now).await?;
+                noted.signals.push(Signal::KeyChanged {
+                    user_id: user_id.to_string(),
+                    key: key.to_string(),
+                    reset_at: reset.then_some(now),
+                });
+                Ok(k)
+            })
+            .await
     }
 
     async fn gate_snapshot(&self, now: Millis) -> Result<GateSnapshot> {
@@ -368,17 +461,17 @@ impl Store for PgStore {
     }
 
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>> {
-        in_transaction(&self.pool, &self.announcer, async |tx, noted| {
-            gates::claim_gated(tx, &claims, now, &mut noted.events).await
-        })
-        .await
+        self.writes
+            .run(async |tx, noted| {
+                gates::claim_gated(tx, &claims, now, self.node(), &mut noted.events).await
+            })
+            .await
     }
 
     async fn delete_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqDeleted> {
-        in_transaction(&self.pool, &self.announcer, async |tx, _| {
-            dlq::delete(tx, user_id, &query).await
-        })
-        .await
+        self.writes
+            .run(async |tx, _| dlq::delete(tx, user_id, &query).await)
+            .await
     }
 
     async fn retry_dlq(
@@ -387,18 +480,21 @@ impl Store for PgStore {
         retries: Vec<DlqRetry>,
         now: Millis,
     ) -> Result<Vec<Option<String>>> {
-        in_transaction(&self.pool, &self.announcer, async |tx, noted| {
-            dlq::retry(
-                tx,
-                user_id,
-                &retries,
-                now,
-                &mut noted.events,
-                &mut noted.arrivals,
-            )
+        self.writes
+            .run(async |tx, noted| {
+                let node = self.node();
+                dlq::retry(
+                    tx,
+                    user_id,
+                    &retries,
+                    now,
+                    node,
+                    &mut noted.events,
+                    &mut noted.arrivals,
+                )
+                .await
+            })
             .await
-        })
-        .await
     }
 
     async fn purge_history(&self, log_before: Millis, dlq_before: Millis) -> Result<u64> {
@@ -408,7 +504,13 @@ impl Store for PgStore {
     }
 
     async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule> {
-        schedules::put(&self.client().await?, &schedule, now).await
+        self.writes
+            .run(async |tx, noted| {
+                let stored = schedules::put(tx, &schedule, now).await?;
+                noted.signals.extend(schedule_due(&stored));
+                Ok(stored)
+            })
+            .await
     }
 
     async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool> {
@@ -422,10 +524,13 @@ impl Store for PgStore {
         paused: bool,
         now: Millis,
     ) -> Result<Option<Schedule>> {
-        in_transaction(&self.pool, &self.announcer, async |tx, _| {
-            schedules::set_paused(tx, user_id, id, paused, now).await
-        })
-        .await
+        self.writes
+            .run(async |tx, noted| {
+                let stored = schedules::set_paused(tx, user_id, id, paused, now).await?;
+                noted.signals.extend(stored.as_ref().and_then(schedule_due));
+                Ok(stored)
+            })
+            .await
     }
 
     async fn next_schedule_at(&self) -> Result<Option<Millis>> {
@@ -442,16 +547,17 @@ impl Store for PgStore {
     }
 
     async fn fire_schedule(&self, fire: ScheduleFire) -> Result<bool> {
-        in_transaction(&self.pool, &self.announcer, async |tx, noted| {
-            schedules::fire(tx, &fire, &mut noted.events, &mut noted.arrivals).await
-        })
-        .await
+        self.writes
+            .run(async |tx, noted| {
+                let node = self.node();
+                schedules::fire(tx, &fire, node, &mut noted.events, &mut noted.arrivals).await
+            })
+            .await
     }
 
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp> {
-        in_transaction(&self.pool, &self.announcer, async |tx, _| {
-            schedules::catch_up(tx, now, window).await
-        })
-        .await
+        self.writes
+            .run(async |tx, _| schedules::catch_up(tx, now, window).await)
+            .await
     }
 }

@@ -214,6 +214,7 @@ pub async fn due<C: GenericClient>(
 pub async fn fire<C: GenericClient>(
     c: &C,
     f: &ScheduleFire,
+    node: &str,
     events: &mut Events,
     arrivals: &mut Vec<Arrival>,
 ) -> Result<bool> {
@@ -238,7 +239,7 @@ pub async fn fire<C: GenericClient>(
         return Ok(false);
     }
     let items: Vec<_> = f.messages.iter().map(|m| (m, f.fired_at)).collect();
-    messages::insert(c, &items, events, arrivals).await?;
+    messages::insert(c, &items, node, events, arrivals).await?;
     Ok(true)
 }
 

@@ -21,8 +21,11 @@ pub async fn open() -> (tempfile::TempDir, Arc<dyn Store>) {
 pub async fn reopen(dir: &Path) -> Arc<dyn Store> {
     match backend::database_url_for(dir) {
         Some(url) => {
+            // The same node id on every open of `dir`: a restart takes back
+            // its own claims.
             let options = PgOptions {
                 pool_size: 6,
+                node_id: backend::schema_for(dir),
                 ..PgOptions::new(url)
             };
             Arc::new(PgStore::connect(&options).await.unwrap())
