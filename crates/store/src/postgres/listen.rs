@@ -74,7 +74,7 @@ pub async fn run(
     leader: watch::Sender<bool>,
     mut leaving: watch::Receiver<bool>,
 ) {
-    config.application_name(&format!("qstash:{}", channel.node));
+    config.application_name(format!("qstash:{}", channel.node));
     config.keepalives_idle(Duration::from_secs(10));
     let mut pause = Duration::from_millis(100);
     while !*leaving.borrow() {
