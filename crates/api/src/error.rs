@@ -19,6 +19,20 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
+    #[error("{0}")]
+    InsufficientStorage(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    /// 429 with the `Burst-RateLimit-*` or `RateLimit-*` headers.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        headers: Vec<(&'static str, String)>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -38,6 +52,14 @@ impl ApiError {
             Self::MethodNotAllowed(m) => Self::MethodNotAllowed(add(m)),
             Self::PayloadTooLarge(m) => Self::PayloadTooLarge(add(m)),
             Self::NotImplemented(m) => Self::NotImplemented(add(m)),
+            Self::InsufficientStorage(m) => Self::InsufficientStorage(add(m)),
+            Self::HeadersTooLarge(m) => Self::HeadersTooLarge(add(m)),
+            Self::UriTooLong(m) => Self::UriTooLong(add(m)),
+            Self::RateLimited { message, headers } => Self::RateLimited {
+                message: add(message),
+                headers,
+            },
+            Self::Unavailable(m) => Self::Unavailable(add(m)),
             Self::Internal(m) => Self::Internal(add(m)),
         }
     }
@@ -50,6 +72,11 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -58,7 +85,16 @@ impl ApiError {
 impl From<qstash_store::StoreError> for ApiError {
     fn from(e: qstash_store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
-        Self::Internal(e.to_string())
+        match e {
+            qstash_store::StoreError::Full(_) => Self::InsufficientStorage(
+                "the server's storage is full, so nothing was stored; try again once space is freed"
+                    .into(),
+            ),
+            qstash_store::StoreError::Closed => {
+                Self::Unavailable("the server is shutting down; try again shortly".into())
+            }
+            e => Self::Internal(e.to_string()),
+        }
     }
 }
 
@@ -73,10 +109,16 @@ impl From<qstash_engine::PlanError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status(),
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        let status = self.status();
+        let mut response = (status, Json(serde_json::json!({ "error": self.to_string() })))
+            .into_response();
+        if let Self::RateLimited { headers, .. } = self {
+            for (name, value) in headers {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, v);
+                }
+            }
+        }
+        response
     }
 }

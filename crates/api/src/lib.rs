@@ -8,7 +8,6 @@ mod query;
 mod routes;
 mod views;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -35,16 +34,15 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub engine: Arc<Engine>,
     /// Users by API token.
-    users: Arc<HashMap<String, User>>,
+    users: Arc<auth::Tokens>,
     pub config: ApiConfig,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, users: &[User], config: ApiConfig) -> Self {
-        let users = users.iter().map(|u| (u.token.clone(), u.clone())).collect();
         Self {
             engine,
-            users: Arc::new(users),
+            users: Arc::new(auth::Tokens::new(users)),
             config,
         }
     }

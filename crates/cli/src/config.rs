@@ -175,25 +175,34 @@ fn serve_users(a: &ServeArgs) -> Result<Vec<User>> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let file: ConfigFile =
             toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        users.extend(
-            file.users
-                .into_iter()
-                .map(|u| User::new(&u.id, &u.token, &u.current_signing_key, &u.next_signing_key)),
-        );
+        let from_file: Vec<User> = file
+            .users
+            .into_iter()
+            .map(|u| User::new(&u.id, &u.token, &u.current_signing_key, &u.next_signing_key))
+            .collect();
+        qstash_core::users::validate(&from_file)
+            .with_context(|| format!("in {}", path.display()))?;
+        users.extend(from_file);
     }
     if let Some(token) = &a.token {
         let (Some(current), Some(next)) = (&a.current_signing_key, &a.next_signing_key) else {
             bail!("QSTASH_TOKEN needs QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY");
         };
+        for (var, value) in [
+            ("QSTASH_TOKEN", token),
+            ("QSTASH_CURRENT_SIGNING_KEY", current),
+            ("QSTASH_NEXT_SIGNING_KEY", next),
+        ] {
+            if value.trim().is_empty() {
+                bail!("user \"default\" (from the environment): {var} is empty");
+            }
+        }
         users.push(User::new("default", token, current, next));
     }
     if users.is_empty() {
         bail!("no users: set QSTASH_TOKEN, QSTASH_CURRENT_SIGNING_KEY and QSTASH_NEXT_SIGNING_KEY, or pass --config");
     }
-    let mut tokens = std::collections::HashSet::new();
-    if let Some(dup) = users.iter().find(|u| !tokens.insert(u.token.clone())) {
-        bail!("user {} reuses another user's token", dup.id);
-    }
+    qstash_core::users::validate(&users)?;
     Ok(users)
 }
 

@@ -2,6 +2,7 @@
 //! long-running server.
 
 mod config;
+mod data_dir;
 mod server;
 
 use anyhow::Result;

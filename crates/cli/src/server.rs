@@ -18,6 +18,7 @@ pub async fn run(plan: Plan) -> Result<()> {
         DurabilityArg::Full => Durability::Full,
         DurabilityArg::Normal => Durability::Normal,
     };
+    let _lock = crate::data_dir::prepare(&plan.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&plan.data_dir, durability)
             .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?,

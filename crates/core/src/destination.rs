@@ -67,16 +67,27 @@ impl ParsedDestination {
     }
 }
 
-/// Checks that `url` is an absolute http(s) URL with a host.
+/// Checks that `url` is an absolute http(s) URL with a host and a port
+/// other than 0. The URL parser reads `http:///x` as host `x`, so the text
+/// after `://` is checked first.
 pub fn validate_url(url: &str) -> Result<(), DestinationError> {
+    let invalid = || DestinationError::Invalid(url.into());
+    let after = scheme_of(url)
+        .and_then(|scheme| url.get(scheme.len()..))
+        .and_then(|rest| rest.strip_prefix("://"))
+        .ok_or_else(invalid)?;
+    if after.is_empty() || after.starts_with(['/', '?', '#', '@', ':']) {
+        return Err(invalid());
+    }
     match url::Url::parse(url) {
         Ok(u)
             if matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.port() != Some(0) =>
         {
             Ok(())
         }
-        _ => Err(DestinationError::Invalid(url.into())),
+        _ => Err(invalid()),
     }
 }
 
@@ -167,6 +178,23 @@ mod tests {
     }
 
     #[test]
+    fn urls_need_a_host_and_a_real_port() {
+        for bad in [
+            "http:///x",
+            "https:///x",
+            "http://:8080/x",
+            "http://h:0/",
+            "http://@/x",
+            "ftp://h/x",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+        for good in ["http://h/x", "https://h:1/x", "http://[::1]:8080/x"] {
+            assert_eq!(validate_url(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
     fn repairs_merged_slashes() {
         assert_eq!(url("https:/example.com/x", None), "https://example.com/x");
     }
@@ -183,6 +211,9 @@ mod tests {
             "ftp://x.com",
             "http://",
             "http:///path",
+            "http://x.com:0/a",
+            "http://:80/a",
+            "http://[::1]:0/",
             "https:example.com",
             "bad group",
             "a/b",

@@ -15,6 +15,7 @@ pub mod gate;
 pub mod headers;
 pub mod ids;
 pub mod message;
+pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod redact;

@@ -7,7 +7,9 @@ use crate::dedup;
 use crate::destination::validate_url;
 use crate::duration::{parse_duration, parse_seconds_or_duration};
 use crate::flow_control::FlowControl;
-use crate::headers::{insert, strip_prefix_ci, HeaderMap};
+use crate::headers::{
+    has_control_breaks, insert, is_hop_by_hop, is_valid_name, strip_prefix_ci, HeaderMap,
+};
 use crate::message::{MessageSpec, DEFAULT_RETRIES, MAX_RETRIES};
 use crate::redact::Redaction;
 use crate::retry_delay::RetryDelayExpr;
@@ -67,6 +69,12 @@ impl PublishOptions {
         let mut fc_value = None;
         let mut content_dedup = false;
         for (name, value) in headers {
+            if has_control_breaks(name) || has_control_breaks(value) {
+                return Err(bad(
+                    "Upstash-*",
+                    format!("header {name:?} holds a CR, LF or NUL character"),
+                ));
+            }
             let lower = name.to_ascii_lowercase();
             let value = value.trim();
             if lower == "content-type" {
@@ -83,6 +91,7 @@ impl PublishOptions {
                 ));
             }
             if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
+                check_forwarded(name, fwd)?;
                 insert(&mut o.spec.header, fwd, value);
                 continue;
             }
@@ -162,6 +171,24 @@ impl PublishOptions {
             None => None,
         }
     }
+}
+
+/// A forwarded header must be a valid field name and must not be one that
+/// frames the request or the connection.
+fn check_forwarded(name: &str, forwarded: &str) -> Result<(), HeaderError> {
+    if !is_valid_name(forwarded) {
+        return Err(bad(
+            "Upstash-Forward-*",
+            format!("{name:?} does not name a valid HTTP header"),
+        ));
+    }
+    if is_hop_by_hop(forwarded) {
+        return Err(bad(
+            "Upstash-Forward-*",
+            format!("{name:?}: {forwarded} belongs to the connection and is never forwarded"),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_method(value: &str) -> Result<String, HeaderError> {
@@ -263,6 +290,33 @@ mod tests {
         ] {
             let e = parse(&[(name, "x")]).unwrap_err();
             assert!(e.to_string().contains(name), "{e}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_and_broken_headers_are_refused() {
+        for name in [
+            "Upstash-Forward-Host",
+            "upstash-forward-content-length",
+            "Upstash-Forward-Transfer-Encoding",
+            "Upstash-Forward-Connection",
+            "Upstash-Callback-Forward-Host",
+            "Upstash-Forward-Bad Name",
+        ] {
+            let e = parse(&[(name, "x"), ("Upstash-Callback", "http://cb/x")])
+                .unwrap_err()
+                .to_string();
+            let forwarded = name.rsplit("orward-").next().unwrap();
+            assert!(e.contains(forwarded) && e.contains("Upstash-"), "{e}");
+        }
+        for (name, value) in [
+            ("Upstash-Forward-X", "a\r\nInjected: 1"),
+            ("Upstash-Forward-X", "a\0"),
+            ("Upstash-Delay", "1s\n"),
+            ("Upstash-Forward-X\r\nY", "a"),
+        ] {
+            let e = parse(&[(name, value)]).unwrap_err();
+            assert!(e.to_string().contains("CR, LF or NUL"), "{e}");
         }
     }
 

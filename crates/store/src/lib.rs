@@ -23,7 +23,10 @@ use qstash_core::Message;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
+    /// The disk (or `--max-db-size`) is full: nothing was stored.
+    #[error("storage is full: {0}")]
+    Full(String),
     #[error("corrupt record: {0}")]
     Corrupt(String),
     #[error("commit failed: {0}")]
@@ -32,6 +35,16 @@ pub enum StoreError {
     Closed,
     #[error("invalid cursor {0:?}")]
     BadCursor(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            StoreError::Full(e.to_string())
+        } else {
+            StoreError::Database(e)
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

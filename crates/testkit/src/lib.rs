@@ -5,5 +5,5 @@
 mod server;
 mod sink;
 
-pub use server::{dev_user, DevUser, Server};
+pub use server::{dev_user, run_to_exit, DevUser, Server};
 pub use sink::{Received, Reply, Sink};

@@ -2,6 +2,7 @@
 
 mod dlq;
 mod flow_control;
+mod json_errors;
 mod keys;
 mod logs;
 mod messages;
@@ -15,7 +16,6 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-use crate::auth::authenticate;
 use crate::{ApiError, AppState};
 
 pub fn router(state: AppState) -> Router {
@@ -70,14 +70,14 @@ pub fn router(state: AppState) -> Router {
                 .get(schedules::get)
                 .delete(schedules::delete)
                 .patch(schedules::patch),
-        )
-        .route_layer(from_fn_with_state(state.clone(), authenticate));
+        );
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(
             state.clone(),
             whole_body::read_whole_body,
         ))
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         .with_state(state)
 }
 

@@ -58,11 +58,12 @@ pub(crate) async fn accept(
     queue: Option<String>,
 ) -> Result<Response, ApiError> {
     let parsed = ParsedDestination::parse(raw, query).map_err(ApiError::bad)?;
-    let pairs = header_pairs(headers, &parsed.query_settings);
+    let pairs = header_pairs(headers, &parsed.query_settings)?;
     let now = state.engine.now();
     let options =
         PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
             .map_err(ApiError::bad)?;
+    refuse_cron(&options)?;
     let body = read_body(body, state.config.max_body_bytes).await?;
     let group = matches!(parsed.destination, Destination::UrlGroup(_));
     let request = PublishRequest {
@@ -122,6 +123,7 @@ pub async fn batch(
             now,
         )
         .map_err(|e| at(ApiError::bad(e)))?;
+        refuse_cron(&options).map_err(at)?;
         let body = item.body.unwrap_or_default().into_bytes();
         let group = matches!(parsed.destination, Destination::UrlGroup(_));
         let request = PublishRequest {
@@ -186,20 +188,42 @@ fn render(answers: Vec<Value>, group: bool) -> Response {
 
 /// Request headers as (name, value) pairs, then the `upstash-*` settings
 /// from the query string, which apply only where no header set them.
+///
+/// An `Upstash-*` or `Content-Type` value that is not UTF-8 is a 400:
+/// dropping it would send the message with defaults the caller did not ask
+/// for. Other headers are not read, so their bytes do not matter.
 pub(crate) fn header_pairs(
     headers: &HeaderMap,
     query_settings: &[(String, String)],
-) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = Vec::with_capacity(headers.len());
+    for (k, v) in headers {
+        let name = k.as_str();
+        if !(name.starts_with("upstash-") || name == "content-type") {
+            continue;
+        }
+        let value = std::str::from_utf8(v.as_bytes()).map_err(|_| {
+            ApiError::BadRequest(format!("invalid {name} header: the value is not UTF-8"))
+        })?;
+        pairs.push((name.to_string(), value.to_string()));
+    }
     for (k, v) in query_settings {
         if !headers.contains_key(k.as_str()) {
             pairs.push((k.clone(), v.clone()));
         }
     }
-    pairs
+    Ok(pairs)
+}
+
+/// `Upstash-Cron` belongs to schedules; on a publish it would be ignored
+/// and the message sent once, which is never what the caller meant.
+pub(crate) fn refuse_cron(options: &PublishOptions) -> Result<(), ApiError> {
+    match options.cron {
+        Some(_) => Err(ApiError::BadRequest(
+            "Upstash-Cron is not accepted on a publish: create a schedule with POST /v2/schedules/{destination} instead".into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {

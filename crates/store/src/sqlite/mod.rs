@@ -58,6 +58,13 @@ struct ReaderPool {
 impl SqliteStore {
     /// Opens (or creates) `dir/qstash.db`.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self> {
+        Self::open_limited(dir, durability, None)
+    }
+
+    /// [`open`](Self::open), with the database file capped at about
+    /// `max_bytes`: past it, writes fail as on a full disk
+    /// ([`StoreError::Full`]) and nothing is stored.
+    pub fn open_limited(dir: &Path, durability: Durability, max_bytes: Option<u64>) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
         let path = dir.join("qstash.db");
@@ -73,6 +80,11 @@ impl SqliteStore {
         // The writer runs a few dozen distinct statements; with the default
         // cache of 16 they evicted each other and were parsed again per job.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if let Some(max) = max_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let page = page.max(1) as u64;
+            conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(1)))?;
+        }
         conn.execute_batch(schema::SCHEMA)?;
         conn.execute_batch(gates::GATES_SCHEMA)?;
         conn.execute_batch(logs::LOGS_SCHEMA)?;

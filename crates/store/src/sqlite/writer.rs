@@ -104,6 +104,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
         for job in jobs.drain(..) {
             let status = match &committed {
                 Ok(()) => Ok(()),
+                Err(StoreError::Full(e)) => Err(StoreError::Full(e.clone())),
                 Err(e) => Err(StoreError::Commit(e.to_string())),
             };
             job.finish(status);
@@ -129,7 +130,10 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     run_cached(conn, "COMMIT").map_err(|e| {
         tracing::error!(error = %e, "store: commit failed");
         let _ = conn.execute_batch("ROLLBACK");
-        StoreError::Commit(e.to_string())
+        match StoreError::from(e) {
+            StoreError::Full(e) => StoreError::Full(e),
+            e => StoreError::Commit(e.to_string()),
+        }
     })
 }
 
