@@ -22,6 +22,8 @@ pub enum ApiError {
     #[error("{0}")]
     InsufficientStorage(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
     HeadersTooLarge(String),
     #[error("{0}")]
     UriTooLong(String),
@@ -53,6 +55,7 @@ impl ApiError {
             Self::PayloadTooLarge(m) => Self::PayloadTooLarge(add(m)),
             Self::NotImplemented(m) => Self::NotImplemented(add(m)),
             Self::InsufficientStorage(m) => Self::InsufficientStorage(add(m)),
+            Self::RequestTimeout(m) => Self::RequestTimeout(add(m)),
             Self::HeadersTooLarge(m) => Self::HeadersTooLarge(add(m)),
             Self::UriTooLong(m) => Self::UriTooLong(add(m)),
             Self::RateLimited { message, headers } => Self::RateLimited {
@@ -73,6 +76,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -102,6 +106,9 @@ impl From<qstash_engine::PlanError> for ApiError {
     fn from(e: qstash_engine::PlanError) -> Self {
         match e {
             qstash_engine::PlanError::UnknownUrlGroup(_) => Self::NotFound(e.to_string()),
+            qstash_engine::PlanError::Denied(_) | qstash_engine::PlanError::Limit(_) => {
+                Self::BadRequest(e.to_string())
+            }
             qstash_engine::PlanError::Store(e) => e.into(),
         }
     }

@@ -1,69 +1,149 @@
 //! Wiring: store, key ring, engine, HTTP API; and a graceful stop.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use qstash_api::{ApiConfig, AppState};
 use qstash_core::clock::SystemClock;
+use qstash_core::policy::{parse_rules, serve_default_deny, DestinationPolicy};
+use qstash_core::publish::Limits;
 use qstash_engine::{Engine, EngineConfig, KeyRing};
 use qstash_store::sqlite::{Durability, SqliteStore};
 use qstash_store::Store;
+use tokio::net::TcpListener;
 
 use crate::config::{DurabilityArg, Plan};
+use crate::listener;
 
 pub async fn run(plan: Plan) -> Result<()> {
     let c = &plan.common;
+    // Bind first: a taken port is the most common start-up error, and the
+    // destination policy needs the address we listen on.
+    let listener = bind(&plan.host, plan.port).await?;
+    let addr = listener.local_addr()?;
+    let log_listener = match plan.log_port {
+        Some(port) => Some(bind(&plan.host, port).await?),
+        None => None,
+    };
+    let tls = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let durability = match c.durability {
         DurabilityArg::Full => Durability::Full,
         DurabilityArg::Normal => Durability::Normal,
     };
     let _lock = crate::data_dir::prepare(&plan.data_dir)?;
     let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&plan.data_dir, durability)
+        SqliteStore::open_limited(&plan.data_dir, durability, c.max_db_size)
             .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?,
     );
     let keys = Arc::new(KeyRing::load(store.clone(), &plan.users).await?);
+    let max_in_flight = c.max_in_flight.max(1);
     let engine_config = EngineConfig {
-        max_in_flight: c.max_in_flight.max(1),
+        max_in_flight,
         default_timeout: c.default_timeout,
         retention: c.retention,
         global_parallelism: c.global_parallelism.max(1),
         dlq_retention: c.dlq_retention,
         schedule_catch_up: c.schedule_catch_up,
+        destination_policy: Arc::new(policy(&plan, addr)?),
+        limits: Limits {
+            max_timeout: c.max_timeout,
+            max_delay: c.max_delay,
+        },
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;
     let scheduler = engine.start().await?;
 
+    let trusted_proxies = c
+        .trusted_proxies
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| format!("--trusted-proxies: {s:?} is not a CIDR or address"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let state = AppState::new(
         engine.clone(),
         &plan.users,
         ApiConfig {
             max_body_bytes: c.max_body_bytes,
+            max_batch_items: c.max_batch_items.max(1),
+            max_url_group_endpoints: c.max_url_group_endpoints.max(1),
+            rate_limits: plan.rate_limits.clone(),
+            trusted_proxies,
+            llm_base_url: c.llm_base_url.trim_end_matches('/').to_string(),
+            body_read_timeout: c.body_read_timeout,
         },
     );
     let app = qstash_api::router(state);
-    let listener = tokio::net::TcpListener::bind((plan.host.as_str(), plan.port))
-        .await
-        .with_context(|| format!("binding {}:{}", plan.host, plan.port))?;
-    let addr = listener.local_addr()?;
-    announce(&plan, addr, &keys);
+    announce(&plan, addr, &keys, tls.is_some());
 
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop_signal())
-    .await?;
+    let limits = listener::Limits {
+        max_connections: c.max_connections,
+        header_read_timeout: c.header_read_timeout,
+        idle_timeout: c.idle_timeout,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let log_server = log_listener.map(|l| {
+        tokio::spawn(listener::serve(
+            l,
+            app.clone(),
+            limits.clone(),
+            tls.clone(),
+            stop_rx.clone(),
+            c.shutdown_grace,
+        ))
+    });
+    let api = listener::serve(listener, app, limits, tls, stop_rx, c.shutdown_grace);
+    let signal = async {
+        stop_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(api, signal);
+    if let Some(log_server) = log_server {
+        let _ = log_server.await;
+    }
     tracing::info!("stopped accepting requests; finishing deliveries in flight");
     engine.shutdown(scheduler, c.shutdown_grace).await;
     tracing::info!("stopped");
     Ok(())
 }
 
-fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
-    let url = format!("http://{addr}");
+async fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    TcpListener::bind((host, port)).await.with_context(|| {
+        format!("cannot listen on {host}:{port} (is another server using that port? pick another with --port)")
+    })
+}
+
+/// `dev` allows every destination unless rules are given; `serve` adds its
+/// default deny list and its own listening address.
+fn policy(plan: &Plan, listen: SocketAddr) -> Result<DestinationPolicy> {
+    let c = &plan.common;
+    let allow = parse_rules(&c.destination_allow).context("--destination-allow")?;
+    let deny = parse_rules(&c.destination_deny).context("--destination-deny")?;
+    if plan.dev {
+        return Ok(DestinationPolicy::new(allow, deny, vec![]));
+    }
+    let local_ips = if listen.ip().is_unspecified() {
+        if_addrs::get_if_addrs()
+            .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(DestinationPolicy::new(allow, deny, serve_default_deny()).deny_own_address(listen, local_ips))
+}
+
+fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     if !plan.dev {
         println!(
             "QStash server is running at {url} (data in {})",
@@ -72,6 +152,9 @@ fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
         return;
     }
     println!("QStash dev server is running at {url}\n");
+    if let Some(port) = plan.log_port {
+        println!("The same API is served on the log port {port}.\n");
+    }
     println!("A default user has been created for you to authorize your requests.");
     for u in &plan.users {
         let k = keys.get(&u.id).unwrap_or_else(|| u.initial_keys.clone());

@@ -46,7 +46,7 @@ impl ParsedDestination {
                     .or_else(|| after.strip_prefix('/'))
                     .filter(|rest| !rest.starts_with('/'))
                     .ok_or_else(|| DestinationError::Invalid(raw.into()))?;
-                let mut url = format!("{scheme}://{rest}");
+                let mut url = format!("{scheme}://{}", decode_brackets(rest));
                 if !kept_query.is_empty() {
                     url.push(if url.contains('?') { '&' } else { '?' });
                     url.push_str(&kept_query);
@@ -98,6 +98,20 @@ pub fn validate_group_name(name: &str) -> Result<&str, DestinationError> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     ok.then_some(name)
         .ok_or_else(|| DestinationError::BadGroupName(name.into()))
+}
+
+/// Some clients percent-encode `[` and `]` in the request path, which
+/// turns an IPv6 host (`[::1]:8080`) into text the URL parser refuses.
+/// Only the authority (up to the first `/`, `?` or `#`) is decoded.
+fn decode_brackets(rest: &str) -> String {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let decoded = authority
+        .replace("%5B", "[")
+        .replace("%5b", "[")
+        .replace("%5D", "]")
+        .replace("%5d", "]");
+    format!("{decoded}{tail}")
 }
 
 /// `http` or `https` if `raw` starts with it and a colon; a proxy may have
@@ -192,6 +206,13 @@ mod tests {
         for good in ["http://h/x", "https://h:1/x", "http://[::1]:8080/x"] {
             assert_eq!(validate_url(good), Ok(()), "{good}");
         }
+    }
+
+    #[test]
+    fn ipv6_hosts_work_raw_or_percent_encoded() {
+        assert_eq!(url("http://[::1]:8080/x", None), "http://[::1]:8080/x");
+        assert_eq!(url("http://%5B::1%5D:8080/x", None), "http://[::1]:8080/x");
+        assert_eq!(url("http://h/%5Bkeep%5D", None), "http://h/%5Bkeep%5D");
     }
 
     #[test]

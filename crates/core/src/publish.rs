@@ -36,6 +36,24 @@ pub enum Dedup {
     Content,
 }
 
+/// The operator's maxima for `Upstash-Timeout` and `Upstash-Delay`
+/// (`--max-timeout`, `--max-delay`): a slow destination holds a delivery
+/// slot for the whole timeout, and a far delay keeps a row for as long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_timeout: std::time::Duration,
+    pub max_delay: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_timeout: crate::duration::MAX_DURATION,
+            max_delay: crate::duration::MAX_DURATION,
+        }
+    }
+}
+
 /// The settings of a publish, before they are applied to each destination.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishOptions {
@@ -145,7 +163,16 @@ impl PublishOptions {
         }
         o.delay_secs = delay.map(|d| d.as_secs());
         // An absolute time wins over a relative delay.
-        o.not_before = not_before.or(delay.map(|d| now + d.as_millis() as Millis));
+        let delayed = match delay {
+            Some(d) => Some(
+                i64::try_from(d.as_millis())
+                    .ok()
+                    .and_then(|ms| now.checked_add(ms))
+                    .ok_or_else(|| bad("Upstash-Delay", "the delay is too large"))?,
+            ),
+            None => None,
+        };
+        o.not_before = not_before.or(delayed);
         o.spec.flow_control = match (fc_key, fc_value) {
             (Some(key), value) => Some(
                 FlowControl::parse(&key, value.as_deref().unwrap_or(""))
@@ -161,6 +188,37 @@ impl PublishOptions {
         };
         crate::callback::validate(&o.spec, now)?;
         Ok(o)
+    }
+
+    /// Refuses a timeout or delay past the operator's maxima (the delay
+    /// counted from `now`, whether given as a delay or as a time).
+    pub fn check_limits(&self, limits: &Limits, now: Millis) -> Result<(), HeaderError> {
+        if let Some(ms) = self.spec.timeout_ms {
+            if u128::from(ms) > limits.max_timeout.as_millis() {
+                return Err(bad(
+                    "Upstash-Timeout",
+                    format!("{ms} ms is more than the server's maximum of {}", human(limits.max_timeout)),
+                ));
+            }
+        }
+        let delay_ms = match (self.not_before, self.delay_secs) {
+            (Some(at), _) => at.saturating_sub(now).max(0) as u128,
+            (None, Some(secs)) => u128::from(secs) * 1000,
+            (None, None) => 0,
+        };
+        let scheduled_delay = self.delay_secs.map_or(0, |s| u128::from(s) * 1000);
+        if delay_ms.max(scheduled_delay) > limits.max_delay.as_millis() {
+            let header = if self.not_before.is_some() && self.delay_secs.is_none() {
+                "Upstash-Not-Before"
+            } else {
+                "Upstash-Delay"
+            };
+            return Err(bad(
+                header,
+                format!("the delay is more than the server's maximum of {}", human(limits.max_delay)),
+            ));
+        }
+        Ok(())
     }
 
     /// The deduplication key of a message to `url` with `body`, if any.
@@ -189,6 +247,10 @@ fn check_forwarded(name: &str, forwarded: &str) -> Result<(), HeaderError> {
         ));
     }
     Ok(())
+}
+
+fn human(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 fn parse_method(value: &str) -> Result<String, HeaderError> {
@@ -228,7 +290,7 @@ fn parse_timeout(value: &str) -> Result<u64, HeaderError> {
     if d.is_zero() {
         return Err(bad("Upstash-Timeout", "must be greater than zero"));
     }
-    Ok(d.as_millis() as u64)
+    u64::try_from(d.as_millis()).map_err(|_| bad("Upstash-Timeout", "the timeout is too large"))
 }
 
 fn parse_callback_url(header: &'static str, value: &str) -> Result<String, HeaderError> {
@@ -318,6 +380,31 @@ mod tests {
             let e = parse(&[(name, value)]).unwrap_err();
             assert!(e.to_string().contains("CR, LF or NUL"), "{e}");
         }
+    }
+
+    #[test]
+    fn overflowing_and_over_the_limit_durations_are_refused() {
+        for (h, v) in [
+            ("Upstash-Delay", "200000000000d"),
+            ("Upstash-Timeout", "213503982335d"),
+            ("Upstash-Timeout", "99999999999999999999"),
+        ] {
+            let e = parse(&[(h, v)]).unwrap_err();
+            assert!(e.to_string().contains(h), "{h}={v}: {e}");
+        }
+        let limits = Limits {
+            max_timeout: std::time::Duration::from_secs(3600),
+            max_delay: std::time::Duration::from_secs(86_400),
+        };
+        let check = |h: &[(&str, &str)]| parse(h).unwrap().check_limits(&limits, 1_000_000);
+        assert!(check(&[("Upstash-Timeout", "1h")]).is_ok());
+        assert!(check(&[("Upstash-Delay", "1d")]).is_ok());
+        let e = check(&[("Upstash-Timeout", "1000d")]).unwrap_err();
+        assert_eq!(e.header, "Upstash-Timeout");
+        let e = check(&[("Upstash-Delay", "2d")]).unwrap_err();
+        assert_eq!(e.header, "Upstash-Delay");
+        let e = check(&[("Upstash-Not-Before", "99999999999")]).unwrap_err();
+        assert_eq!(e.header, "Upstash-Not-Before");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod callbacks;
 mod delivery;
 pub mod dlq;
 mod gate;
+mod guard;
 pub mod keys;
 pub mod outcome;
 pub mod publish;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use qstash_core::clock::{Clock, Millis};
+use qstash_core::policy::DestinationPolicy;
 use qstash_core::{Message, MessageState};
 use qstash_store::{Inserted, NewMessage, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -70,6 +72,11 @@ pub struct EngineConfig {
     /// At start, a schedule tick missed while the server was down fires
     /// once if it is at most this old; older ones are skipped.
     pub schedule_catch_up: Duration,
+    /// Which destinations may be called (checked when messages are planned
+    /// and again at every connection and redirect).
+    pub destination_policy: Arc<DestinationPolicy>,
+    /// Maxima of `Upstash-Timeout` and `Upstash-Delay`.
+    pub limits: qstash_core::publish::Limits,
 }
 
 impl Default for EngineConfig {
@@ -82,6 +89,8 @@ impl Default for EngineConfig {
             global_parallelism: 512,
             dlq_retention: Duration::from_secs(7 * 86_400),
             schedule_catch_up: Duration::from_secs(86_400),
+            destination_policy: Arc::new(DestinationPolicy::allow_all()),
+            limits: qstash_core::publish::Limits::default(),
         }
     }
 }
@@ -145,6 +154,10 @@ impl Engine {
 
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
+    }
+
+    pub fn policy(&self) -> &Arc<DestinationPolicy> {
+        &self.config.destination_policy
     }
 
     pub fn now(&self) -> Millis {

@@ -102,6 +102,18 @@ pub async fn batch(
     let items: Vec<BatchItem> = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!("batch body must be a JSON array of messages: {e}"))
     })?;
+    // The limit counts messages, so a URL group item counts each endpoint:
+    // the product of the two is what one request can store.
+    let max = state.config.max_batch_items;
+    let too_many = |n: usize| {
+        ApiError::BadRequest(format!(
+            "the batch would create {n} messages or more; the limit is {max} (--max-batch-items; a URL group item counts one per endpoint)"
+        ))
+    };
+    if items.len() > max {
+        return Err(too_many(items.len()));
+    }
+    let mut planned_count = 0;
     let now = state.engine.now();
     // Validate every item before storing any, so a bad item stores nothing.
     let mut plans = Vec::with_capacity(items.len());
@@ -140,6 +152,10 @@ pub async fn batch(
             .plan(&request)
             .await
             .map_err(|e| at(e.into()))?;
+        planned_count += planned.len();
+        if planned_count > max {
+            return Err(too_many(planned_count));
+        }
         plans.push((planned, group));
     }
     // One commit for the whole batch: all of it is stored, or none.

@@ -34,6 +34,30 @@ async fn body_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A publish to a group creates one message per endpoint, so the number of
+/// endpoints bounds how much one request can store.
+async fn check_endpoint_limit(
+    state: &AppState,
+    user_id: &str,
+    name: &str,
+    adding: &[Endpoint],
+) -> Result<(), ApiError> {
+    let max = state.config.max_url_group_endpoints;
+    let existing = state.engine.store().url_group(user_id, name).await?;
+    let mut urls: std::collections::HashSet<&str> = existing
+        .iter()
+        .flat_map(|g| g.endpoints.iter().map(|e| e.url.as_str()))
+        .collect();
+    urls.extend(adding.iter().map(|e| e.url.as_str()));
+    if urls.len() > max {
+        return Err(ApiError::BadRequest(format!(
+            "url group {name:?} would have {} endpoints; the limit is {max} (--max-url-group-endpoints)",
+            urls.len()
+        )));
+    }
+    Ok(())
+}
+
 fn view(g: &UrlGroup) -> Value {
     json!({
         "name": g.name,
@@ -52,6 +76,14 @@ pub async fn upsert_endpoints(
     let name = name_of(&name)?;
     let req: Endpoints<Endpoint> = body_json(&state, body).await?;
     let endpoints = validate_endpoints(req.endpoints).map_err(ApiError::bad)?;
+    for e in &endpoints {
+        state
+            .engine
+            .policy()
+            .check_url(&e.url)
+            .map_err(|d| ApiError::BadRequest(format!("endpoint {}: {d}", e.url)))?;
+    }
+    check_endpoint_limit(&state, &user.id, name, &endpoints).await?;
     state
         .engine
         .store()

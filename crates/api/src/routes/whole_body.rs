@@ -2,14 +2,17 @@
 //! rate limits, then its whole body.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use crate::auth::{self, Caller};
+use crate::client_ip;
 use crate::routes::publish::read_body;
-use crate::AppState;
+use crate::{ApiError, AppState};
 
 /// hyper closes a keep-alive connection whose request body is still unread
 /// when the answer goes out, and a client reusing it in that instant sees
@@ -30,17 +33,36 @@ pub async fn read_whole_body(
     let user = match admitted {
         Ok(user) => user,
         Err(refusal) => {
-            drain(body, state.config.max_body_bytes).await;
+            let _ = tokio::time::timeout(
+                state.config.body_read_timeout,
+                drain(body, state.config.max_body_bytes),
+            )
+            .await;
             return refusal.into_response();
         }
     };
     parts.extensions.insert(Caller(user));
-    match read_body(body, state.config.max_body_bytes).await {
-        Ok(bytes) => {
+    if !state.config.trusted_proxies.is_empty() {
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() {
+            let ip = client_ip::caller_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
+            parts
+                .extensions
+                .insert(ConnectInfo(SocketAddr::new(ip, peer.port())));
+        }
+    }
+    let limit = state.config.body_read_timeout;
+    let read = tokio::time::timeout(limit, read_body(body, state.config.max_body_bytes)).await;
+    match read {
+        Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
                 .await
         }
-        Err(e) => e.into_response(),
+        Ok(Err(e)) => e.into_response(),
+        Err(_) => ApiError::RequestTimeout(format!(
+            "the request body did not arrive within {} s",
+            limit.as_secs_f64()
+        ))
+        .into_response(),
     }
 }
 
