@@ -5,4 +5,6 @@
 mod common;
 
 mod credentials;
+mod destinations;
 mod input;
+mod limits;
