@@ -70,6 +70,9 @@ pub struct PublishOptions {
     pub schedule_id: Option<String>,
     /// `Upstash-Delay` as given, for schedules (each run is delayed by it).
     pub delay_secs: Option<u64>,
+    /// `Upstash-Header-Forward: true`: the request's own headers are
+    /// forwarded as they are (webhooks that cannot add a prefix).
+    pub header_forward: bool,
 }
 
 impl PublishOptions {
@@ -143,7 +146,10 @@ impl PublishOptions {
                 }
                 "label" => o.spec.labels = parse_labels(value),
                 "deduplication-id" if !value.is_empty() => o.dedup = Some(Dedup::Id(value.into())),
-                "content-based-deduplication" => content_dedup = parse_bool(value)?,
+                "content-based-deduplication" => {
+                    content_dedup = parse_bool("Upstash-Content-Based-Deduplication", value)?
+                }
+                "header-forward" => o.header_forward = parse_bool("Upstash-Header-Forward", value)?,
                 "redact-fields" => {
                     o.spec.redact =
                         Redaction::parse(value).map_err(|e| bad("Upstash-Redact-Fields", e))?
@@ -188,6 +194,30 @@ impl PublishOptions {
         };
         crate::callback::validate(&o.spec, now)?;
         Ok(o)
+    }
+
+    /// With `Upstash-Header-Forward: true`, adds the request's own headers
+    /// to the forwarded ones (an explicit `Upstash-Forward-*` wins). Never
+    /// forwarded: `Authorization` (the QStash token), `Upstash-*`,
+    /// `Content-Type` (already kept), hop-by-hop headers, and anything that
+    /// is not a clean header.
+    pub fn forward_incoming<'a>(&mut self, headers: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        if !self.header_forward {
+            return;
+        }
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            let skip = lower == "authorization"
+                || lower == "content-type"
+                || lower.starts_with("upstash-")
+                || is_hop_by_hop(name)
+                || !is_valid_name(name)
+                || has_control_breaks(value);
+            let canonical = crate::headers::canonical_name(name);
+            if !skip && !self.spec.header.contains_key(&canonical) {
+                insert(&mut self.spec.header, name, value.trim());
+            }
+        }
     }
 
     /// Refuses a timeout or delay past the operator's maxima (the delay
@@ -307,14 +337,11 @@ fn parse_labels(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_bool(value: &str) -> Result<bool, HeaderError> {
+fn parse_bool(header: &'static str, value: &str) -> Result<bool, HeaderError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" | "" => Ok(false),
-        _ => Err(bad(
-            "Upstash-Content-Based-Deduplication",
-            format!("{value:?} is not true or false"),
-        )),
+        _ => Err(bad(header, format!("{value:?} is not true or false"))),
     }
 }
 
@@ -405,6 +432,30 @@ mod tests {
         assert_eq!(e.header, "Upstash-Delay");
         let e = check(&[("Upstash-Not-Before", "99999999999")]).unwrap_err();
         assert_eq!(e.header, "Upstash-Not-Before");
+    }
+
+    #[test]
+    fn header_forward_adds_the_request_headers_but_never_the_token() {
+        let mut o = parse(&[
+            ("Upstash-Header-Forward", "true"),
+            ("Upstash-Forward-X-Sig", "explicit"),
+        ])
+        .unwrap();
+        o.forward_incoming([
+            ("x-sig", "incoming"),
+            ("stripe-signature", "t=1"),
+            ("authorization", "Bearer qstash-token"),
+            ("host", "qstash.local"),
+            ("content-length", "5"),
+            ("upstash-retries", "3"),
+        ]);
+        let names: Vec<_> = o.spec.header.keys().cloned().collect();
+        assert_eq!(names, vec!["Stripe-Signature", "X-Sig"]);
+        assert_eq!(o.spec.header["X-Sig"], vec!["explicit"]);
+        let mut off = parse(&[]).unwrap();
+        off.forward_incoming([("stripe-signature", "t=1")]);
+        assert!(off.spec.header.is_empty());
+        assert!(parse(&[("Upstash-Header-Forward", "maybe")]).is_err());
     }
 
     #[test]

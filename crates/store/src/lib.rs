@@ -241,4 +241,19 @@ pub trait Store: Send + Sync + 'static {
     /// At start: ticks missed while the server was down fire once if the
     /// latest is at most `window` old, else they are skipped.
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp>;
+
+    // --- URL group default headers (issue 13; a table of their own) ---
+
+    /// The default headers of a URL group, in the order they were set
+    /// (empty when none or no such group).
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>>;
+
+    /// Replaces a URL group's default headers; false when the group does
+    /// not exist. Deleting the group drops them.
+    async fn set_url_group_headers(
+        &self,
+        user_id: &str,
+        name: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<bool>;
 }

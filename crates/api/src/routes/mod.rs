@@ -37,7 +37,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/topics", get(url_groups::list))
         .route(
             "/v2/topics/{name}",
-            get(url_groups::get).delete(url_groups::delete),
+            get(url_groups::get)
+                .delete(url_groups::delete)
+                .patch(url_groups::patch),
         )
         .route(
             "/v2/topics/{name}/endpoints",

@@ -57,13 +57,24 @@ pub(crate) async fn accept(
     body: Body,
     queue: Option<String>,
 ) -> Result<Response, ApiError> {
-    let parsed = ParsedDestination::parse(raw, query).map_err(ApiError::bad)?;
-    let pairs = header_pairs(headers, &parsed.query_settings)?;
+    let llm = llm_url(state, raw);
+    let parsed =
+        ParsedDestination::parse(llm.as_deref().unwrap_or(raw), query).map_err(ApiError::bad)?;
+    let mut pairs = header_pairs(headers, &parsed.query_settings)?;
+    if let Destination::UrlGroup(name) = &parsed.destination {
+        let defaults = state.engine.store().url_group_headers(&user_id, name).await?;
+        with_defaults(&mut pairs, defaults);
+    }
     let now = state.engine.now();
-    let options =
+    let mut options =
         PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
             .map_err(ApiError::bad)?;
     refuse_cron(&options)?;
+    options.forward_incoming(
+        headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_bytes()).ok()?))),
+    );
     let body = read_body(body, state.config.max_body_bytes).await?;
     let group = matches!(parsed.destination, Destination::UrlGroup(_));
     let request = PublishRequest {
@@ -76,8 +87,24 @@ pub(crate) async fn accept(
         now,
     };
     let planned = state.engine.plan(&request).await?;
-    let answers = submit(state, planned).await?;
+    let mut answers = submit(state, planned).await?;
+    if llm.is_some() {
+        // WIRE.md §3.1: an `api/llm` publish answers only the message id.
+        for a in &mut answers {
+            if let Some(o) = a.as_object_mut() {
+                o.remove("url");
+            }
+        }
+    }
     Ok(render(answers, group))
+}
+
+/// The `api/llm` destination (WIRE.md §3.13): an OpenAI-compatible chat
+/// completion request, delivered to `--llm-base-url`. The caller's
+/// `Upstash-Forward-Authorization` carries the provider's key.
+fn llm_url(state: &AppState, raw: &str) -> Option<String> {
+    (raw.trim_matches('/') == "api/llm")
+        .then(|| format!("{}/v1/chat/completions", state.config.llm_base_url))
 }
 
 /// One batch item, as both SDKs send it (Python sends `null` for unset).
@@ -127,8 +154,9 @@ pub async fn batch(
             ),
             None => None,
         };
+        let destination = llm_url(&state, &item.destination).unwrap_or(item.destination);
         let parsed =
-            ParsedDestination::parse(&item.destination, None).map_err(|e| at(ApiError::bad(e)))?;
+            ParsedDestination::parse(&destination, None).map_err(|e| at(ApiError::bad(e)))?;
         let headers: Vec<(String, String)> = item.headers.unwrap_or_default().into_iter().collect();
         let options = PublishOptions::from_headers(
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
@@ -229,6 +257,16 @@ pub(crate) fn header_pairs(
         }
     }
     Ok(pairs)
+}
+
+/// A URL group's default headers apply where the request set no header
+/// of the same name.
+fn with_defaults(pairs: &mut Vec<(String, String)>, defaults: Vec<(String, String)>) {
+    for (name, value) in defaults {
+        if !pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+            pairs.push((name, value));
+        }
+    }
 }
 
 /// `Upstash-Cron` belongs to schedules; on a publish it would be ignored

@@ -58,6 +58,62 @@ async fn check_endpoint_limit(
     Ok(())
 }
 
+/// A default header value: a string, or a list of strings (the docs send
+/// `["true"]`), whose values are joined with `, `.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum HeaderValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    headers: std::collections::BTreeMap<String, HeaderValue>,
+}
+
+/// `PATCH /v2/topics/{name}` with `{"headers": {...}}`: default `Upstash-*`
+/// settings (and forwarded headers) for every publish to the group,
+/// validated as a publish would validate them.
+pub async fn patch(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let name = name_of(&name)?;
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let req: PatchBody = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be {{\"headers\": {{\"Upstash-Retries\": \"3\", ...}}}}: {e}"
+        ))
+    })?;
+    let headers: Vec<(String, String)> = req
+        .headers
+        .into_iter()
+        .map(|(k, v)| match v {
+            HeaderValue::One(v) => (k, v),
+            HeaderValue::Many(vs) => (k, vs.join(", ")),
+        })
+        .collect();
+    let options = qstash_core::publish::PublishOptions::from_headers(
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        state.engine.now(),
+    )
+    .map_err(ApiError::bad)?;
+    crate::routes::publish::refuse_cron(&options)?;
+    let found = state
+        .engine
+        .store()
+        .set_url_group_headers(&user.id, name, headers)
+        .await?;
+    if !found {
+        return Err(ApiError::NotFound(format!("url group {name:?} not found")));
+    }
+    Ok(Json(json!({})))
+}
+
 fn view(g: &UrlGroup) -> Value {
     json!({
         "name": g.name,

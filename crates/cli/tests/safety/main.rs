@@ -8,3 +8,4 @@ mod credentials;
 mod destinations;
 mod input;
 mod limits;
+mod wire;

@@ -8,6 +8,7 @@ pub mod logs;
 mod messages;
 mod schedules;
 mod schema;
+mod url_group_headers;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -87,6 +88,7 @@ impl SqliteStore {
         }
         conn.execute_batch(schema::SCHEMA)?;
         conn.execute_batch(gates::GATES_SCHEMA)?;
+        conn.execute_batch(url_group_headers::URL_GROUP_HEADERS_SCHEMA)?;
         conn.execute_batch(logs::LOGS_SCHEMA)?;
         conn.execute_batch(schedules::SCHEDULES_SCHEMA)?;
         Ok(Self {
@@ -510,6 +512,23 @@ impl Store for SqliteStore {
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp> {
         self.writer
             .write(move |conn| schedules::catch_up(conn, now, window))
+            .await
+    }
+
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| url_group_headers::get(c, &u, &n)).await
+    }
+
+    async fn set_url_group_headers(
+        &self,
+        user_id: &str,
+        name: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<bool> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |conn| url_group_headers::set(conn, &u, &n, &headers))
             .await
     }
 }
