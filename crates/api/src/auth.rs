@@ -40,7 +40,12 @@ pub struct Tokens(std::collections::HashMap<[u8; 32], User>);
 
 impl Tokens {
     pub fn new(users: &[User]) -> Self {
-        Self(users.iter().map(|u| (digest(&u.token), u.clone())).collect())
+        Self(
+            users
+                .iter()
+                .map(|u| (digest(&u.token), u.clone()))
+                .collect(),
+        )
     }
 
     /// The user whose token is `token`; never one with an empty token.
@@ -74,6 +79,18 @@ fn query_token(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("not authenticated".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,17 +111,5 @@ mod tests {
     fn an_empty_or_bare_query_token_is_no_token() {
         assert_eq!(query_token(Some("qstash_token=")), Some(String::new()));
         assert_eq!(query_token(Some("qstash_token")), Some(String::new()));
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| ApiError::Unauthorized("not authenticated".into()))
     }
 }

@@ -42,7 +42,9 @@ fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
         .flat_map(|element| element.split(';'))
         .filter_map(|pair| {
             let (k, v) = pair.trim().split_once('=')?;
-            k.trim().eq_ignore_ascii_case("for").then(|| parse_node(v))?
+            k.trim()
+                .eq_ignore_ascii_case("for")
+                .then(|| parse_node(v))?
         })
         .collect();
     if !forwarded.is_empty() {
@@ -87,7 +89,10 @@ mod tests {
         let h = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.2")]);
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let stranger: IpAddr = "198.51.100.1".parse().unwrap();
-        assert_eq!(caller_ip(proxy, &h, &trusted), "203.0.113.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            caller_ip(proxy, &h, &trusted),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(caller_ip(stranger, &h, &trusted), stranger);
         assert_eq!(caller_ip(proxy, &h, &[]), proxy);
     }
@@ -96,12 +101,21 @@ mod tests {
     fn forwarded_header_wins_and_is_parsed() {
         let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
         let h = headers(&[
-            ("forwarded", "for=\"[2001:db8::1]:4711\";proto=http, for=127.0.0.5"),
+            (
+                "forwarded",
+                "for=\"[2001:db8::1]:4711\";proto=http, for=127.0.0.5",
+            ),
             ("x-forwarded-for", "192.0.2.1"),
         ]);
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(caller_ip(peer, &h, &trusted), "2001:db8::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            caller_ip(peer, &h, &trusted),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
         let h = headers(&[("x-forwarded-for", "garbage, 192.0.2.9:5555")]);
-        assert_eq!(caller_ip(peer, &h, &trusted), "192.0.2.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            caller_ip(peer, &h, &trusted),
+            "192.0.2.9".parse::<IpAddr>().unwrap()
+        );
     }
 }

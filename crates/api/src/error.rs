@@ -117,7 +117,10 @@ impl From<qstash_engine::PlanError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let mut response = (status, Json(serde_json::json!({ "error": self.to_string() })))
+        let mut response = (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
             .into_response();
         if let Self::RateLimited { headers, .. } = self {
             for (name, value) in headers {

@@ -49,9 +49,10 @@ impl RateLimits {
         let users = limits
             .into_iter()
             .map(|(user, l)| {
-                let burst = l.burst_per_second.and_then(NonZeroU32::new).map(|n| {
-                    (n.get(), RateLimiter::direct(Quota::per_second(n)))
-                });
+                let burst = l
+                    .burst_per_second
+                    .and_then(NonZeroU32::new)
+                    .map(|n| (n.get(), RateLimiter::direct(Quota::per_second(n))));
                 let daily = l.daily.and_then(NonZeroU32::new).map(|n| {
                     let period = Duration::from_secs(86_400) / n.get();
                     let quota = Quota::with_period(period)
@@ -166,7 +167,10 @@ mod tests {
         assert!(l.admit("u", "/v2/dlq").is_ok());
         let e = l.admit("u", "/v2/queues").unwrap_err();
         assert_eq!(header(&e, "Burst-RateLimit-Limit").as_deref(), Some("2"));
-        assert_eq!(header(&e, "Burst-RateLimit-Remaining").as_deref(), Some("0"));
+        assert_eq!(
+            header(&e, "Burst-RateLimit-Remaining").as_deref(),
+            Some("0")
+        );
         assert!(header(&e, "Burst-RateLimit-Reset").is_some());
         assert!(header(&e, "RateLimit-Limit").is_none());
         for _ in 0..10 {
@@ -184,7 +188,10 @@ mod tests {
         let e = l.admit("u", "/v2/publish/http://x").unwrap_err();
         assert_eq!(header(&e, "RateLimit-Limit").as_deref(), Some("3"));
         let reset: u64 = header(&e, "RateLimit-Reset").unwrap().parse().unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         assert!(reset > now && reset <= now + 86_400, "{reset} vs {now}");
         assert!(l.admit("u", "/v2/queues").is_ok());
     }

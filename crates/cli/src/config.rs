@@ -159,7 +159,11 @@ pub struct CommonArgs {
     #[arg(long, env = "QSTASH_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
     /// OpenAI-compatible API behind the `api/llm` destination.
-    #[arg(long, env = "QSTASH_LLM_BASE_URL", default_value = "https://api.openai.com")]
+    #[arg(
+        long,
+        env = "QSTASH_LLM_BASE_URL",
+        default_value = "https://api.openai.com"
+    )]
     pub llm_base_url: String,
     /// Database size past which writes are refused with 507 (bytes).
     #[arg(long, env = "QSTASH_MAX_DB_SIZE")]

@@ -82,15 +82,17 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         std::fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("qstash.db-wal"), b"").unwrap();
-        std::fs::set_permissions(dir.join("qstash.db-wal"), Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(dir.join("qstash.db-wal"), Permissions::from_mode(0o644)).unwrap();
         let lock = prepare(&dir).unwrap();
         assert_eq!(mode(&dir), 0o700);
         for name in ["qstash.db", "qstash.db-wal", "qstash.lock"] {
             assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
         }
         let second = prepare(&dir).unwrap_err().to_string();
-        assert!(second.contains("already using the data directory"), "{second}");
+        assert!(
+            second.contains("already using the data directory"),
+            "{second}"
+        );
         drop(lock);
         prepare(&dir).unwrap();
     }

@@ -163,7 +163,11 @@ impl<T> Watchdog<T> {
     }
 
     /// Called on every poll: progress disarms, a wait arms the timer once.
-    fn watch<R>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn watch<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         if polled.is_ready() {
             self.armed = false;
             return polled;

@@ -138,7 +138,8 @@ fn policy(plan: &Plan, listen: SocketAddr) -> Result<DestinationPolicy> {
     } else {
         Vec::new()
     };
-    Ok(DestinationPolicy::new(allow, deny, serve_default_deny()).deny_own_address(listen, local_ips))
+    Ok(DestinationPolicy::new(allow, deny, serve_default_deny())
+        .deny_own_address(listen, local_ips))
 }
 
 fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing, tls: bool) {

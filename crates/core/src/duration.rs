@@ -68,7 +68,12 @@ mod tests {
 
     #[test]
     fn huge_durations_are_errors_not_wraps() {
-        for huge in ["200000000000d", "213503982335d", "99999999999999999999s", "36501d"] {
+        for huge in [
+            "200000000000d",
+            "213503982335d",
+            "99999999999999999999s",
+            "36501d",
+        ] {
             assert!(parse_duration(huge).is_err(), "{huge}");
         }
         assert!(parse_seconds_or_duration("18446744073709551615").is_err());

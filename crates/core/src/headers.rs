@@ -52,9 +52,9 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// An HTTP field name: one or more token characters (RFC 9110 §5.6.2).
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// CR, LF and NUL split or end a header on the wire; no value may hold one.
@@ -85,7 +85,9 @@ mod tests {
         assert!(is_hop_by_hop("content-length") && is_hop_by_hop("HOST"));
         assert!(!is_hop_by_hop("Authorization"));
         assert!(is_valid_name("X-Api-Key") && !is_valid_name("bad name") && !is_valid_name(""));
-        assert!(has_control_breaks("a\r\nb") && has_control_breaks("a\0") && !has_control_breaks("a b"));
+        assert!(
+            has_control_breaks("a\r\nb") && has_control_breaks("a\0") && !has_control_breaks("a b")
+        );
     }
 
     #[test]

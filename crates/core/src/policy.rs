@@ -51,13 +51,19 @@ impl FromStr for Rule {
         if let Ok(net) = t.parse::<IpNet>() {
             return Ok(Rule::Net(normalize_net(net)));
         }
-        if let Ok(ip) = t.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        if let Ok(ip) = t
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             return Ok(Rule::Net(IpNet::from(normalize_ip(ip))));
         }
         let name = t.trim_start_matches('*').to_ascii_lowercase();
         let name = name.trim_end_matches('.');
         let label_ok = |l: &str| {
-            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         let body = name.strip_prefix('.').unwrap_or(name);
         if body.is_empty() || !body.split('.').all(label_ok) {
@@ -201,7 +207,10 @@ impl DestinationPolicy {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
                 self.check_name(&name)?;
                 if name == "localhost" || name.ends_with(".localhost") {
-                    for ip in [IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST)] {
+                    for ip in [
+                        IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        IpAddr::V6(Ipv6Addr::LOCALHOST),
+                    ] {
                         self.check_ip(&name, ip, port)?;
                     }
                 }
@@ -258,9 +267,7 @@ impl DestinationPolicy {
         if port != Some(own) {
             return false;
         }
-        ip.is_unspecified()
-            || self.own_ips.contains(&ip)
-            || (self.own_any && ip.is_loopback())
+        ip.is_unspecified() || self.own_ips.contains(&ip) || (self.own_any && ip.is_loopback())
     }
 }
 
@@ -313,8 +320,10 @@ mod tests {
     use super::*;
 
     fn serve() -> DestinationPolicy {
-        DestinationPolicy::new(vec![], vec![], serve_default_deny())
-            .deny_own_address("0.0.0.0:8080".parse().unwrap(), vec!["10.1.2.3".parse().unwrap()])
+        DestinationPolicy::new(vec![], vec![], serve_default_deny()).deny_own_address(
+            "0.0.0.0:8080".parse().unwrap(),
+            vec!["10.1.2.3".parse().unwrap()],
+        )
     }
 
     #[test]
@@ -375,14 +384,18 @@ mod tests {
         assert_eq!(p.check_url("http://x.corp.example/"), Ok(()));
         assert!(p.check_url("http://169.254.169.254/").is_err());
         assert!(p.check_url("https://example.com/").is_err());
-        let e = p.check_ip("evil.test", "10.0.0.1".parse().unwrap(), Some(80)).unwrap_err();
+        let e = p
+            .check_ip("evil.test", "10.0.0.1".parse().unwrap(), Some(80))
+            .unwrap_err();
         assert!(e.to_string().contains("--destination-deny"), "{e}");
     }
 
     #[test]
     fn resolved_addresses_are_checked_normalised() {
         let p = DestinationPolicy::new(vec![], parse_rules("10.0.0.0/8").unwrap(), vec![]);
-        assert!(p.check_ip("a", "::ffff:10.1.1.1".parse().unwrap(), None).is_err());
+        assert!(p
+            .check_ip("a", "::ffff:10.1.1.1".parse().unwrap(), None)
+            .is_err());
         assert!(p.check_ip("a", "11.0.0.1".parse().unwrap(), None).is_ok());
     }
 

@@ -227,7 +227,10 @@ impl PublishOptions {
             if u128::from(ms) > limits.max_timeout.as_millis() {
                 return Err(bad(
                     "Upstash-Timeout",
-                    format!("{ms} ms is more than the server's maximum of {}", human(limits.max_timeout)),
+                    format!(
+                        "{ms} ms is more than the server's maximum of {}",
+                        human(limits.max_timeout)
+                    ),
                 ));
             }
         }
@@ -245,7 +248,10 @@ impl PublishOptions {
             };
             return Err(bad(
                 header,
-                format!("the delay is more than the server's maximum of {}", human(limits.max_delay)),
+                format!(
+                    "the delay is more than the server's maximum of {}",
+                    human(limits.max_delay)
+                ),
             ));
         }
         Ok(())

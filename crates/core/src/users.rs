@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn empty_credentials_are_refused_naming_user_and_field() {
         let ok = User::new("a", "t", "sig_c", "sig_n");
-        assert_eq!(validate(&[ok.clone()]), Ok(()));
+        assert_eq!(validate(std::slice::from_ref(&ok)), Ok(()));
         let cases = [
             (User::new("a", "", "c", "n"), "token"),
             (User::new("a", "t", " ", "n"), "current_signing_key"),
@@ -127,7 +127,10 @@ mod tests {
             let e = validate(&[u]).unwrap_err().to_string();
             assert!(e.contains("\"a\"") && e.contains(field), "{e}");
         }
-        assert_eq!(validate(&[User::new("", "t", "c", "n")]), Err(UserError::EmptyId));
+        assert_eq!(
+            validate(&[User::new("", "t", "c", "n")]),
+            Err(UserError::EmptyId)
+        );
         let twin = User::new("b", "t", "c", "n");
         assert_eq!(
             validate(&[ok, twin]),

@@ -41,9 +41,8 @@ impl Resolve for PolicyResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             policy.check_name(&host)?;
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut refusal = None;
             let allowed: Vec<SocketAddr> = found
                 .into_iter()

@@ -49,7 +49,10 @@ impl Engine {
         for new in &planned {
             let spec = &new.message.spec;
             policy.check_url(&spec.url)?;
-            for callback in [&spec.callback, &spec.failure_callback].into_iter().flatten() {
+            for callback in [&spec.callback, &spec.failure_callback]
+                .into_iter()
+                .flatten()
+            {
                 policy.check_url(callback)?;
             }
         }

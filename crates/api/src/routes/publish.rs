@@ -62,7 +62,11 @@ pub(crate) async fn accept(
         ParsedDestination::parse(llm.as_deref().unwrap_or(raw), query).map_err(ApiError::bad)?;
     let mut pairs = header_pairs(headers, &parsed.query_settings)?;
     if let Destination::UrlGroup(name) = &parsed.destination {
-        let defaults = state.engine.store().url_group_headers(&user_id, name).await?;
+        let defaults = state
+            .engine
+            .store()
+            .url_group_headers(&user_id, name)
+            .await?;
         with_defaults(&mut pairs, defaults);
     }
     let now = state.engine.now();

@@ -28,8 +28,12 @@ pub async fn read_whole_body(
     next: Next,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
-    let admitted = auth::caller(&state, &parts.headers, parts.uri.query())
-        .and_then(|user| state.limits.admit(&user.id, parts.uri.path()).map(|()| user));
+    let admitted = auth::caller(&state, &parts.headers, parts.uri.query()).and_then(|user| {
+        state
+            .limits
+            .admit(&user.id, parts.uri.path())
+            .map(|()| user)
+    });
     let user = match admitted {
         Ok(user) => user,
         Err(refusal) => {
@@ -43,7 +47,8 @@ pub async fn read_whole_body(
     };
     parts.extensions.insert(Caller(user));
     if !state.config.trusted_proxies.is_empty() {
-        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() {
+        if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied()
+        {
             let ip = client_ip::caller_ip(peer.ip(), &parts.headers, &state.config.trusted_proxies);
             parts
                 .extensions

@@ -44,7 +44,15 @@ fn serve_refuses_an_empty_token_or_signing_key_naming_user_and_field() {
             .map(|(k, v)| (k, if k == var { "" } else { v }))
             .collect();
         let out = refuses(
-            &["serve", "--host", "127.0.0.1", "--port", "0", "--data-dir", data],
+            &[
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--data-dir",
+                data,
+            ],
             &env,
         );
         assert!(
@@ -81,7 +89,11 @@ fn serve_refuses_an_empty_token_or_signing_key_naming_user_and_field() {
 #[tokio::test]
 async fn an_empty_or_bare_query_token_never_authenticates() {
     let s = Server::serve(bin(), &[], &user_env());
-    for query in ["qstash_token=", "qstash_token", "qstash_token=&qstash_token="] {
+    for query in [
+        "qstash_token=",
+        "qstash_token",
+        "qstash_token=&qstash_token=",
+    ] {
         let status = s
             .http
             .get(format!("{}/v2/keys?{query}", s.url))

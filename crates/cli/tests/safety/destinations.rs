@@ -34,17 +34,27 @@ async fn serve_refuses_metadata_and_its_own_api_in_every_numeric_form() {
         format!("http://localhost:{port}/v2/keys"),
     ];
     for dest in &refused {
-        let (status, error) =
-            status_and_error(serve_post(&s, &format!("/v2/publish/{dest}")).send().await.unwrap())
-                .await;
+        let (status, error) = status_and_error(
+            serve_post(&s, &format!("/v2/publish/{dest}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 400, "{dest}: {error}");
-        assert!(error.contains("rule") || error.contains("own"), "{dest}: {error}");
+        assert!(
+            error.contains("rule") || error.contains("own"),
+            "{dest}: {error}"
+        );
     }
     // Every other way a destination comes in.
     let ok = sink.at("/ok");
     let bad = &refused[0];
     let cases: Vec<(String, reqwest::RequestBuilder)> = vec![
-        ("enqueue".into(), serve_post(&s, &format!("/v2/enqueue/q/{bad}"))),
+        (
+            "enqueue".into(),
+            serve_post(&s, &format!("/v2/enqueue/q/{bad}")),
+        ),
         (
             "batch".into(),
             serve_post(&s, "/v2/batch").json(&json!([{"destination": bad}])),
@@ -73,7 +83,10 @@ async fn serve_refuses_metadata_and_its_own_api_in_every_numeric_form() {
         assert!(error.contains("169.254.0.0/16"), "{what}: {error}");
     }
     // Loopback on another port is allowed: self-hosters deliver locally.
-    let resp = serve_post(&s, &format!("/v2/publish/{ok}")).send().await.unwrap();
+    let resp = serve_post(&s, &format!("/v2/publish/{ok}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     sink.wait_for("/ok", 1, WAIT).await;
 }
@@ -99,11 +112,17 @@ async fn dlq_retry_is_checked_against_the_policy_of_today() {
     drop(s);
     let s = Server::start_in(bin(), dir.path(), &["--destination-deny", "127.0.0.1"]);
     let (status, error) = status_and_error(
-        s.post(&format!("/v2/dlq/retry/{dlq_id}")).send().await.unwrap(),
+        s.post(&format!("/v2/dlq/retry/{dlq_id}"))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 400, "{error}");
-    assert!(error.contains("127.0.0.1/32") && error.contains("--destination-deny"), "{error}");
+    assert!(
+        error.contains("127.0.0.1/32") && error.contains("--destination-deny"),
+        "{error}"
+    );
 }
 
 /// A host name other than `localhost` that resolves to 127.0.0.1 here:
@@ -153,10 +172,16 @@ async fn a_name_resolving_to_a_denied_address_fails_at_delivery() {
         if let Some(e) = v["events"][0]["error"].as_str() {
             break e.to_string();
         }
-        assert!(tokio::time::Instant::now() < deadline, "no FAILED event: {v}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no FAILED event: {v}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(error.contains("127.0.0.0/8") || error.contains("::1/128"), "{error}");
+    assert!(
+        error.contains("127.0.0.0/8") || error.contains("::1/128"),
+        "{error}"
+    );
     assert!(sink.received().is_empty());
     // A literal address is refused at publish.
     let (status, _) = publish(&s, &sink.at("/x"), &[], "").await;
@@ -181,5 +206,8 @@ async fn every_redirect_hop_is_checked() {
     sink.wait_for("/landed", 1, WAIT).await;
     sink.wait_for("/hop", 1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(inner.received().is_empty(), "the redirect to a denied address was followed");
+    assert!(
+        inner.received().is_empty(),
+        "the redirect to a denied address was followed"
+    );
 }

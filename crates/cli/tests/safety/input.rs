@@ -44,7 +44,12 @@ async fn dlq_bulk_calls_with_a_bad_body_are_400_and_touch_nothing() {
     let sink = Sink::start().await;
     let ids = dead(&s, &sink, 3).await;
     for (method, path) in [(Method::DELETE, "/v2/dlq"), (Method::POST, "/v2/dlq/retry")] {
-        for body in [r#"{"dlqIDs":["nope"]}"#, r#"{"dlqIds":["#, r#"{"dlqIds":"x"}"#, "[]"] {
+        for body in [
+            r#"{"dlqIDs":["nope"]}"#,
+            r#"{"dlqIds":["#,
+            r#"{"dlqIds":"x"}"#,
+            "[]",
+        ] {
             let resp = s
                 .request(method.clone(), path, &dev_user(0))
                 .body(body)
@@ -67,7 +72,10 @@ async fn dlq_bulk_calls_with_a_bad_body_are_400_and_touch_nothing() {
             .unwrap();
         assert!(empty.status().is_success());
         let v: Value = empty.json().await.unwrap();
-        assert!(v == json!({"deleted": 0}) || v == json!({"responses": []}), "{v}");
+        assert!(
+            v == json!({"deleted": 0}) || v == json!({"responses": []}),
+            "{v}"
+        );
     }
     let v: Value = s.get("/v2/dlq").send().await.unwrap().json().await.unwrap();
     assert_eq!(v["messages"].as_array().unwrap().len(), ids.len());
@@ -91,7 +99,9 @@ async fn broken_upstash_headers_are_400() {
     assert!(json_error(resp, 400).await.contains("upstash-retries"));
     // CR/LF/NUL arrive through the query string and batch items.
     let resp = s
-        .post(&format!("/v2/publish/{url}?upstash-forward-x=a%0D%0AInjected:%201"))
+        .post(&format!(
+            "/v2/publish/{url}?upstash-forward-x=a%0D%0AInjected:%201"
+        ))
         .send()
         .await
         .unwrap();
@@ -112,7 +122,12 @@ async fn broken_upstash_headers_are_400() {
             .send()
             .await
             .unwrap();
-        assert!(json_error(resp, 400).await.contains(&name[16..].to_ascii_lowercase()), "{name}");
+        assert!(
+            json_error(resp, 400)
+                .await
+                .contains(&name[16..].to_ascii_lowercase()),
+            "{name}"
+        );
     }
     // Upstash-Cron belongs to schedules.
     let resp = s
@@ -139,7 +154,10 @@ async fn empty_hosts_and_port_zero_are_400_wherever_urls_are_accepted() {
             .send()
             .await
             .unwrap();
-        assert!(json_error(resp, 400).await.contains("Upstash-Callback"), "{bad}");
+        assert!(
+            json_error(resp, 400).await.contains("Upstash-Callback"),
+            "{bad}"
+        );
         let resp = s
             .post("/v2/topics/g/endpoints")
             .json(&json!({"endpoints": [{"url": bad}]}))
@@ -157,11 +175,22 @@ async fn every_error_is_json_and_ipv6_paths_publish() {
     let u = dev_user(0);
     // Router 404 and 405, bad percent-encoding in a path parameter.
     json_error(s.get("/v2/nowhere").send().await.unwrap(), 404).await;
-    json_error(s.request(Method::PUT, "/v2/messages/x", &u).send().await.unwrap(), 405).await;
+    json_error(
+        s.request(Method::PUT, "/v2/messages/x", &u)
+            .send()
+            .await
+            .unwrap(),
+        405,
+    )
+    .await;
     json_error(s.get("/v2/messages/%FF").send().await.unwrap(), 400).await;
     // Oversized URI and headers.
     let long = "a".repeat(20 * 1024);
-    json_error(s.get(&format!("/v2/messages/{long}")).send().await.unwrap(), 414).await;
+    json_error(
+        s.get(&format!("/v2/messages/{long}")).send().await.unwrap(),
+        414,
+    )
+    .await;
     let big = "b".repeat(8 * 1024);
     let mut req = s.get("/v2/messages/x");
     for i in 0..10 {

@@ -51,7 +51,11 @@ async fn silent_and_slow_clients_cannot_hold_the_server() {
     let started = Instant::now();
     let resp = s.get("/v2/keys").send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let (_, closed) = read_until_closed(&mut silent[0], Duration::from_secs(3)).await;
     assert!(closed, "a silent connection was kept open");
     // A body that never finishes is a 408.
@@ -67,11 +71,17 @@ async fn silent_and_slow_clients_cannot_hold_the_server() {
     assert!(answer.contains("\"error\""), "{answer}");
     // An idle keep-alive connection is closed.
     let mut idle = TcpStream::connect(addr(&s)).await.unwrap();
-    idle.write_all(format!("GET /v2/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
+    idle.write_all(
+        format!("GET /v2/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let (answer, closed) = read_until_closed(&mut idle, Duration::from_secs(3)).await;
-    assert!(answer.starts_with("HTTP/1.1 200") && closed, "{answer} closed={closed}");
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && closed,
+        "{answer} closed={closed}"
+    );
 }
 
 #[tokio::test]
@@ -87,15 +97,24 @@ async fn a_refused_upload_is_not_buffered_and_keeps_the_connection() {
     .await
     .unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT, conn.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let first = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(first.starts_with("HTTP/1.1 401"), "{first}");
     // ...and the same connection serves the next request.
     let token = dev_user(0).token;
-    conn.write_all(format!("GET /v2/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes())
+    conn.write_all(
+        format!("GET /v2/keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let n = tokio::time::timeout(WAIT, conn.read(&mut buf))
         .await
+        .unwrap()
         .unwrap();
-    let n = tokio::time::timeout(WAIT, conn.read(&mut buf)).await.unwrap().unwrap();
     let second = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
     // Over the limit and unauthenticated: still a 401, not a 413.
@@ -136,7 +155,13 @@ async fn timeouts_and_delays_have_maxima_and_never_overflow() {
             .unwrap();
         assert_eq!(resp.status(), 400, "schedule {header}: {value}");
     }
-    publish_ok(&s, &url, &[("Upstash-Timeout", "1h"), ("Upstash-Delay", "1d")], "").await;
+    publish_ok(
+        &s,
+        &url,
+        &[("Upstash-Timeout", "1h"), ("Upstash-Delay", "1d")],
+        "",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -149,19 +174,67 @@ async fn url_groups_and_batches_are_bounded() {
     let eps = |n: usize| -> Value {
         json!({"endpoints": (0..n).map(|i| json!({"url": sink.at(&format!("/e{i}"))})).collect::<Vec<_>>()})
     };
-    assert_eq!(s.post("/v2/topics/g/endpoints").json(&eps(3)).send().await.unwrap().status(), 200);
-    let resp = s.post("/v2/topics/g/endpoints").json(&eps(4)).send().await.unwrap();
+    assert_eq!(
+        s.post("/v2/topics/g/endpoints")
+            .json(&eps(3))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let resp = s
+        .post("/v2/topics/g/endpoints")
+        .json(&eps(4))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     // A batch counts messages: two items to a 3-endpoint group are 6.
     let item = json!({"destination": "g", "headers": {"Upstash-Delay": "1h"}});
-    let resp = s.post("/v2/batch").json(&json!([item, item])).send().await.unwrap();
+    let resp = s
+        .post("/v2/batch")
+        .json(&json!([item, item]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     let v: Value = resp.json().await.unwrap();
-    assert!(v["error"].as_str().unwrap().contains("--max-batch-items"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("--max-batch-items"),
+        "{v}"
+    );
     let plain = json!({"destination": sink.at("/p"), "headers": {"Upstash-Delay": "1h"}});
     let six = json!([plain, plain, plain, plain, plain, plain]);
-    assert_eq!(s.post("/v2/batch").json(&six).send().await.unwrap().status(), 400);
-    let v: Value = s.get("/v2/events").send().await.unwrap().json().await.unwrap();
-    assert_eq!(v["events"].as_array().unwrap().len(), 0, "nothing stored: {v}");
-    assert_eq!(s.post("/v2/batch").json(&json!([item])).send().await.unwrap().status(), 201);
+    assert_eq!(
+        s.post("/v2/batch")
+            .json(&six)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let v: Value = s
+        .get("/v2/events")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v["events"].as_array().unwrap().len(),
+        0,
+        "nothing stored: {v}"
+    );
+    assert_eq!(
+        s.post("/v2/batch")
+            .json(&json!([item]))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
 }

@@ -51,7 +51,15 @@ async fn url_group_default_headers_apply_to_its_publishes() {
     let s = server();
     let sink = Sink::start().await;
     let eps = json!({"endpoints": [{"url": sink.at("/g1")}]});
-    assert_eq!(s.post("/v2/topics/hooks/endpoints").json(&eps).send().await.unwrap().status(), 200);
+    assert_eq!(
+        s.post("/v2/topics/hooks/endpoints")
+            .json(&eps)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let patch = json!({"headers": {"Upstash-Header-Forward": ["true"], "Upstash-Retries": "0", "Upstash-Forward-X-Team": "blue"}});
     let resp = s
         .request(reqwest::Method::PATCH, "/v2/topics/hooks", &dev_user(0))
@@ -87,7 +95,14 @@ async fn url_group_default_headers_apply_to_its_publishes() {
     assert_eq!(got[0].header("x-webhook"), Some("w"));
     assert_eq!(got[0].header("x-team"), Some("blue"));
     let id = v[0]["messageId"].as_str().unwrap();
-    let m: Value = s.get(&format!("/v2/events?messageId={id}")).send().await.unwrap().json().await.unwrap();
+    let m: Value = s
+        .get(&format!("/v2/events?messageId={id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(m["events"][0]["maxRetries"], 0, "{m}");
 }
 
@@ -127,7 +142,10 @@ async fn dev_quota_and_log_port_have_an_effect() {
             let mut out = Vec::new();
             for r in futures_join(calls).await {
                 let r = r.unwrap();
-                out.push((r.status().as_u16(), r.headers().get("burst-ratelimit-limit").cloned()));
+                out.push((
+                    r.status().as_u16(),
+                    r.headers().get("burst-ratelimit-limit").cloned(),
+                ));
             }
             out
         }
@@ -169,14 +187,17 @@ fn a_taken_port_is_a_one_line_error() {
     );
     assert_eq!(code, Some(1), "{out}");
     assert_eq!(out.trim().lines().count(), 1, "{out}");
-    assert!(out.contains("cannot listen") && out.contains(&port), "{out}");
+    assert!(
+        out.contains("cannot listen") && out.contains(&port),
+        "{out}"
+    );
 }
 
 #[tokio::test]
 async fn serve_speaks_tls_with_the_given_certificate() {
     let dir = tempfile::tempdir().unwrap();
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
-        .unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     let (cert_pem, key_pem) = (cert.cert.pem(), cert.signing_key.serialize_pem());
     let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     std::fs::write(&cert_path, &cert_pem).unwrap();
@@ -215,7 +236,9 @@ async fn api_llm_is_delivered_to_the_configured_provider() {
     let completion = r#"{"id":"chatcmpl-1","choices":[{"message":{"role":"assistant","content":"fn main() {}"}}]}"#;
     provider.script(
         "/v1/chat/completions",
-        vec![Reply::status(200).header("content-type", "application/json").body(completion)],
+        vec![Reply::status(200)
+            .header("content-type", "application/json")
+            .body(completion)],
     );
     let callback = Sink::start().await;
     let s = Server::start(bin(), &["--llm-base-url", &provider.url]);
@@ -234,7 +257,10 @@ async fn api_llm_is_delivered_to_the_configured_provider() {
     assert!(v["messageId"].is_string() && v.get("url").is_none(), "{v}");
     let got = provider.wait_for("/v1/chat/completions", 1, WAIT).await;
     assert_eq!(got[0].header("authorization"), Some("Bearer provider-key"));
-    assert_eq!(serde_json::from_slice::<Value>(&got[0].body).unwrap(), request);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&got[0].body).unwrap(),
+        request
+    );
     let cb = callback.wait_for("/cb", 1, WAIT).await;
     let report: Value = serde_json::from_slice(&cb[0].body).unwrap();
     assert_eq!(report["status"], 200);

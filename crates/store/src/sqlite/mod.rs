@@ -65,7 +65,11 @@ impl SqliteStore {
     /// [`open`](Self::open), with the database file capped at about
     /// `max_bytes`: past it, writes fail as on a full disk
     /// ([`StoreError::Full`]) and nothing is stored.
-    pub fn open_limited(dir: &Path, durability: Durability, max_bytes: Option<u64>) -> Result<Self> {
+    pub fn open_limited(
+        dir: &Path,
+        durability: Durability,
+        max_bytes: Option<u64>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
         let path = dir.join("qstash.db");

@@ -29,7 +29,12 @@ pub fn get(conn: &Connection, user_id: &str, name: &str) -> Result<Vec<(String, 
 
 /// Replaces the group's default headers; false when the group does not
 /// exist.
-pub fn set(conn: &Connection, user_id: &str, name: &str, headers: &[(String, String)]) -> Result<bool> {
+pub fn set(
+    conn: &Connection,
+    user_id: &str,
+    name: &str,
+    headers: &[(String, String)],
+) -> Result<bool> {
     let exists = conn
         .prepare_cached("SELECT 1 FROM url_groups WHERE user_id = ?1 AND name = ?2")?
         .exists(params![user_id, name])?;

@@ -137,7 +137,7 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     run_cached(conn, "COMMIT").map_err(|e| {
         tracing::error!(error = %e, "store: commit failed");
         let _ = conn.execute_batch("ROLLBACK");
-        match StoreError::from(e) {
+        match e {
             StoreError::Full(e) => StoreError::Full(e),
             e => StoreError::Commit(e.to_string()),
         }
