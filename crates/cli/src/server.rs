@@ -41,6 +41,13 @@ pub async fn run(plan: Plan) -> Result<()> {
     );
     let keys = Arc::new(KeyRing::load(store.clone(), &plan.users).await?);
     let max_in_flight = c.max_in_flight.max(1);
+    // By default a server with several users keeps half the slots from
+    // any one of them; `dev` and single-user servers do not cap.
+    let per_user = c
+        .max_in_flight_per_user
+        .or_else(|| (!plan.dev && plan.users.len() > 1).then_some(max_in_flight / 2))
+        .map(|n| n.max(1))
+        .filter(|n| *n < max_in_flight);
     let engine_config = EngineConfig {
         max_in_flight,
         default_timeout: c.default_timeout,
@@ -53,6 +60,7 @@ pub async fn run(plan: Plan) -> Result<()> {
             max_timeout: c.max_timeout,
             max_delay: c.max_delay,
         },
+        max_in_flight_per_user: per_user,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;

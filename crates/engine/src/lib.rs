@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod publish;
 mod scheduler;
 pub mod schedules;
+mod user_slots;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -77,6 +78,9 @@ pub struct EngineConfig {
     pub destination_policy: Arc<DestinationPolicy>,
     /// Maxima of `Upstash-Timeout` and `Upstash-Delay`.
     pub limits: qstash_core::publish::Limits,
+    /// Most plain deliveries of one user in flight; None is no cap below
+    /// `max_in_flight`.
+    pub max_in_flight_per_user: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -91,6 +95,7 @@ impl Default for EngineConfig {
             schedule_catch_up: Duration::from_secs(86_400),
             destination_policy: Arc::new(DestinationPolicy::allow_all()),
             limits: qstash_core::publish::Limits::default(),
+            max_in_flight_per_user: None,
         }
     }
 }
@@ -119,6 +124,8 @@ pub struct Engine {
     /// Queues and flow-control keys: when their messages may start.
     gate: gate::Gate,
     schedule_timer: schedules::ScheduleTimer,
+    /// Delivery slots per user (`--max-in-flight-per-user`).
+    user_slots: Arc<user_slots::UserSlots>,
 }
 
 impl Engine {
@@ -129,6 +136,10 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Arc<Self>, EngineError> {
         let http = delivery::client(&config).map_err(|e| EngineError::Client(e.to_string()))?;
+        let user_slots = Arc::new(user_slots::UserSlots::new(
+            config.max_in_flight_per_user,
+            keys.user_ids(),
+        ));
         Ok(Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             gate: gate::Gate::new(config.global_parallelism),
@@ -141,6 +152,7 @@ impl Engine {
             sleeping_until: AtomicI64::new(0),
             shutdown: tokio::sync::watch::channel(false).0,
             schedule_timer: schedules::ScheduleTimer::default(),
+            user_slots,
         }))
     }
 
@@ -179,6 +191,8 @@ impl Engine {
     ) -> Result<Vec<Inserted>, StoreError> {
         let now = self.now();
         let permits = self.start_now(&mut messages, now);
+        let mut user_slots = permits.1.into_iter();
+        let permits = permits.0;
         let arrivals = Arrivals::of(messages.iter().map(|m| &m.message));
         let started: Vec<Option<Message>> = messages
             .iter()
@@ -189,12 +203,14 @@ impl Engine {
         for (answer, message) in inserted.iter().zip(started) {
             let Some(message) = message else { continue };
             let permit = permits.next().expect("one permit per started message");
+            let user_slot = user_slots.next().expect("one user slot per started message");
             // A deduplicated message was not stored: nothing to deliver.
             if let Inserted::New(_) = answer {
                 let engine = self.clone();
                 tokio::spawn(async move {
                     engine.deliver(message).await;
                     drop(permit);
+                    drop(user_slot);
                 });
             }
         }
@@ -214,24 +230,34 @@ impl Engine {
     }
 
     /// Marks the plain, due messages that can start at once as in flight,
-    /// taking a delivery slot for each; answers the slots in order.
-    fn start_now(&self, messages: &mut [NewMessage], now: Millis) -> Vec<OwnedSemaphorePermit> {
+    /// taking a delivery slot (and a slot of its user) for each; answers
+    /// the slots in order. A user at its cap leaves its messages pending.
+    fn start_now(
+        &self,
+        messages: &mut [NewMessage],
+        now: Millis,
+    ) -> (Vec<OwnedSemaphorePermit>, Vec<user_slots::UserSlot>) {
         let mut permits = Vec::new();
+        let mut users = Vec::new();
         if *self.shutdown.borrow() {
-            return permits;
+            return (permits, users);
         }
         for new in messages.iter_mut() {
             let m = &mut new.message;
             if m.due_at > now || gate::Line::of(m).is_some() {
                 continue;
             }
+            let Some(user) = self.user_slots.try_take(&m.user_id) else {
+                continue;
+            };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
                 break;
             };
             m.state = MessageState::Active;
             permits.push(permit);
+            users.push(user);
         }
-        permits
+        (permits, users)
     }
 
     /// Tells the scheduler a message is due at `due`; wakes it only if that

@@ -256,4 +256,19 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         headers: Vec<(String, String)>,
     ) -> Result<bool>;
+
+    // --- Per-user delivery slots (issue 13, --max-in-flight-per-user) ---
+
+    /// Like [`claim_due`](Store::claim_due), but at most `room` messages of
+    /// each listed user (users not listed get none), `limit` in all,
+    /// earliest first.
+    async fn claim_due_of_users(
+        &self,
+        now: Millis,
+        rooms: Vec<(String, usize)>,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// When the earliest pending plain message of one of `users` is due.
+    async fn next_due_of_users(&self, users: Vec<String>) -> Result<Option<Millis>>;
 }

@@ -238,3 +238,31 @@ async fn url_groups_and_batches_are_bounded() {
         201
     );
 }
+
+#[tokio::test]
+async fn one_user_cannot_take_every_delivery_slot() {
+    let s = Server::start(bin(), &["--max-in-flight", "4", "--max-in-flight-per-user", "2"]);
+    let sink = Sink::start().await;
+    sink.script("/slow", vec![Reply::status(200).after(Duration::from_secs(3))]);
+    for i in 0..4 {
+        publish_ok(&s, &sink.at("/slow"), &[], &i.to_string()).await;
+    }
+    sink.wait_for("/slow", 2, WAIT).await;
+    let started = Instant::now();
+    let other = dev_user(1);
+    let resp = s
+        .request(reqwest::Method::POST, &format!("/v2/publish/{}", sink.at("/fast")), &other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    sink.wait_for("/fast", 1, WAIT).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "the other user waited {:?}",
+        started.elapsed()
+    );
+    // The first user never had more than two in flight at once.
+    assert_eq!(sink.received_at("/slow").len(), 2);
+    sink.wait_for("/slow", 4, WAIT).await;
+}

@@ -93,6 +93,7 @@ impl SqliteStore {
         conn.execute_batch(schema::SCHEMA)?;
         conn.execute_batch(gates::GATES_SCHEMA)?;
         conn.execute_batch(url_group_headers::URL_GROUP_HEADERS_SCHEMA)?;
+        conn.execute_batch(messages::DUE_BY_USER_SCHEMA)?;
         conn.execute_batch(logs::LOGS_SCHEMA)?;
         conn.execute_batch(schedules::SCHEDULES_SCHEMA)?;
         Ok(Self {
@@ -516,6 +517,29 @@ impl Store for SqliteStore {
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp> {
         self.writer
             .write(move |conn| schedules::catch_up(conn, now, window))
+            .await
+    }
+
+    async fn claim_due_of_users(
+        &self,
+        now: Millis,
+        rooms: Vec<(String, usize)>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let rows = self
+            .writer
+            .write(move |conn| messages::claim_due_of_users(conn, now, &rooms, limit))
+            .await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(messages::decode)
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|m| m.due_at);
+        Ok(claimed)
+    }
+
+    async fn next_due_of_users(&self, users: Vec<String>) -> Result<Option<Millis>> {
+        self.read(move |conn| messages::next_due_of_users(conn, &users))
             .await
     }
 
