@@ -203,7 +203,9 @@ impl Engine {
         for (answer, message) in inserted.iter().zip(started) {
             let Some(message) = message else { continue };
             let permit = permits.next().expect("one permit per started message");
-            let user_slot = user_slots.next().expect("one user slot per started message");
+            let user_slot = user_slots
+                .next()
+                .expect("one user slot per started message");
             // A deduplicated message was not stored: nothing to deliver.
             if let Inserted::New(_) = answer {
                 let engine = self.clone();

@@ -67,7 +67,12 @@ pub async fn run(engine: Arc<Engine>) {
             continue;
         }
         let next = if engine.user_slots.is_capped() {
-            let users = engine.user_slots.rooms().into_iter().map(|(u, _)| u).collect();
+            let users = engine
+                .user_slots
+                .rooms()
+                .into_iter()
+                .map(|(u, _)| u)
+                .collect();
             engine.store.next_due_of_users(users).await
         } else {
             engine.store.next_due_at().await

@@ -94,7 +94,10 @@ mod tests {
         assert!(slots.try_take("a").is_none());
         assert_eq!(slots.rooms(), vec![("b".to_string(), 2)]);
         drop(first);
-        assert_eq!(slots.rooms(), vec![("a".to_string(), 1), ("b".to_string(), 2)]);
+        assert_eq!(
+            slots.rooms(),
+            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+        );
         assert!(slots.try_take("a").is_some());
         let open = Arc::new(UserSlots::new(None, vec!["a".into()]));
         let held: Vec<_> = (0..100).map(|_| open.try_take("a").unwrap()).collect();

@@ -241,9 +241,15 @@ async fn url_groups_and_batches_are_bounded() {
 
 #[tokio::test]
 async fn one_user_cannot_take_every_delivery_slot() {
-    let s = Server::start(bin(), &["--max-in-flight", "4", "--max-in-flight-per-user", "2"]);
+    let s = Server::start(
+        bin(),
+        &["--max-in-flight", "4", "--max-in-flight-per-user", "2"],
+    );
     let sink = Sink::start().await;
-    sink.script("/slow", vec![Reply::status(200).after(Duration::from_secs(3))]);
+    sink.script(
+        "/slow",
+        vec![Reply::status(200).after(Duration::from_secs(3))],
+    );
     for i in 0..4 {
         publish_ok(&s, &sink.at("/slow"), &[], &i.to_string()).await;
     }
@@ -251,7 +257,11 @@ async fn one_user_cannot_take_every_delivery_slot() {
     let started = Instant::now();
     let other = dev_user(1);
     let resp = s
-        .request(reqwest::Method::POST, &format!("/v2/publish/{}", sink.at("/fast")), &other)
+        .request(
+            reqwest::Method::POST,
+            &format!("/v2/publish/{}", sink.at("/fast")),
+            &other,
+        )
         .send()
         .await
         .unwrap();

@@ -186,7 +186,15 @@ pub fn claim_due_of_users(
         if let Some(r) = rows.next()? {
             let raw = read_row(r)?;
             let keys = read_keys(r, 9)?;
-            log_keyed(conn, &raw.1, &raw.0, &keys, now, LogState::Active, &EventDetail::default())?;
+            log_keyed(
+                conn,
+                &raw.1,
+                &raw.0,
+                &keys,
+                now,
+                LogState::Active,
+                &EventDetail::default(),
+            )?;
             out.push(raw);
         }
     }
