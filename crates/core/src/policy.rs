@@ -138,7 +138,6 @@ pub fn serve_default_deny() -> Vec<Rule> {
 pub enum Source {
     Deny,
     Default,
-    OwnAddress,
 }
 
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -275,7 +274,6 @@ fn denied(host: &str, matched: &str, rule: &Rule, source: Source) -> Denied {
     let from = match source {
         Source::Deny => "--destination-deny",
         Source::Default => "the default deny list of qstash serve",
-        Source::OwnAddress => "own listening address",
     };
     Denied {
         target: host.to_string(),
