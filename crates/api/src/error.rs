@@ -88,16 +88,16 @@ impl ApiError {
 
 impl From<qstash_store::StoreError> for ApiError {
     fn from(e: qstash_store::StoreError) -> Self {
+        use qstash_store::StoreError as E;
         tracing::error!(error = %e, "store error");
         match e {
-            qstash_store::StoreError::Full(_) => Self::InsufficientStorage(
-                "the server's storage is full, so nothing was stored; try again once space is freed"
-                    .into(),
-            ),
-            qstash_store::StoreError::Closed => {
-                Self::Unavailable("the server is shutting down; try again shortly".into())
+            E::Unavailable(_) | E::Closed => Self::Unavailable(format!(
+                "storage unavailable, nothing was stored; try again: {e}"
+            )),
+            E::Full(_) => {
+                Self::InsufficientStorage(format!("storage full, nothing was stored: {e}"))
             }
-            e => Self::Internal(e.to_string()),
+            _ => Self::Internal(e.to_string()),
         }
     }
 }

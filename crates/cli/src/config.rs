@@ -105,6 +105,16 @@ pub struct CommonArgs {
     /// catch up).
     #[arg(long, env = "QSTASH_SCHEDULE_CATCH_UP", default_value = "1d", value_parser = humantime::parse_duration)]
     pub schedule_catch_up: Duration,
+    /// Keep everything in this PostgreSQL database
+    /// (`postgres://user:password@host:5432/db`) instead of the embedded
+    /// SQLite file in the data directory. Tables go into the first schema
+    /// of the connection's search_path (`?options=-csearch_path%3Dqstash`),
+    /// created if missing.
+    #[arg(long, env = "QSTASH_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Most connections to PostgreSQL.
+    #[arg(long, env = "QSTASH_DATABASE_POOL", default_value_t = 16)]
+    pub database_pool: usize,
     /// Destinations allowed even when a deny rule matches them:
     /// comma-separated CIDRs, addresses, host names, `*.domain` or `*`.
     #[arg(long, env = "QSTASH_DESTINATION_ALLOW", default_value = "")]

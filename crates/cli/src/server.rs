@@ -9,11 +9,13 @@ use qstash_core::clock::SystemClock;
 use qstash_core::policy::{parse_rules, serve_default_deny, DestinationPolicy};
 use qstash_core::publish::Limits;
 use qstash_engine::{Engine, EngineConfig, KeyRing};
+use qstash_store::postgres::{masked, PgOptions, PgStore};
 use qstash_store::sqlite::{Durability, SqliteStore};
 use qstash_store::Store;
 use tokio::net::TcpListener;
 
 use crate::config::{DurabilityArg, Plan};
+use crate::data_dir::DataDirLock;
 use crate::listener;
 
 pub async fn run(plan: Plan) -> Result<()> {
@@ -30,15 +32,7 @@ pub async fn run(plan: Plan) -> Result<()> {
         (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
         _ => None,
     };
-    let durability = match c.durability {
-        DurabilityArg::Full => Durability::Full,
-        DurabilityArg::Normal => Durability::Normal,
-    };
-    let _lock = crate::data_dir::prepare(&plan.data_dir)?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open_limited(&plan.data_dir, durability, c.max_db_size)
-            .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?,
-    );
+    let (store, _lock) = open_store(&plan).await?;
     let keys = Arc::new(KeyRing::load(store.clone(), &plan.users).await?);
     let max_in_flight = c.max_in_flight.max(1);
     // By default a server with several users keeps half the slots from
@@ -150,13 +144,46 @@ fn policy(plan: &Plan, listen: SocketAddr) -> Result<DestinationPolicy> {
         .deny_own_address(listen, local_ips))
 }
 
+/// PostgreSQL when a database URL is given, else SQLite in the data dir.
+async fn open_store(plan: &Plan) -> Result<(Arc<dyn Store>, Option<DataDirLock>)> {
+    let c = &plan.common;
+    if let Some(url) = &c.database_url {
+        let options = PgOptions {
+            pool_size: c.database_pool.max(4),
+            ..PgOptions::new(url.clone())
+        };
+        let store = PgStore::connect(&options)
+            .await
+            .with_context(|| format!("opening the PostgreSQL store at {}", masked(url)))?;
+        return Ok((Arc::new(store), None));
+    }
+    let durability = match c.durability {
+        DurabilityArg::Full => Durability::Full,
+        DurabilityArg::Normal => Durability::Normal,
+    };
+    // The lock keeps a second server off this SQLite file; PostgreSQL
+    // servers share their database on purpose (scale-out).
+    let lock = crate::data_dir::prepare(&plan.data_dir)?;
+    let store = SqliteStore::open_limited(&plan.data_dir, durability, c.max_db_size)
+        .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?;
+    Ok((Arc::new(store), Some(lock)))
+}
+
+/// Where the data lives, for the start-up banner.
+fn storage(plan: &Plan) -> String {
+    match &plan.common.database_url {
+        Some(url) => format!("PostgreSQL {}", masked(url)),
+        None => plan.data_dir.display().to_string(),
+    }
+}
+
 fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing, tls: bool) {
     let scheme = if tls { "https" } else { "http" };
     let url = format!("{scheme}://{addr}");
     if !plan.dev {
         println!(
             "QStash server is running at {url} (data in {})",
-            plan.data_dir.display()
+            storage(plan)
         );
         return;
     }
@@ -173,7 +200,7 @@ fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing, tls: bool) {
         println!("QSTASH_CURRENT_SIGNING_KEY=\"{}\"", k.current);
         println!("QSTASH_NEXT_SIGNING_KEY=\"{}\"", k.next);
     }
-    println!("\nData directory: {}", plan.data_dir.display());
+    println!("\nData: {}", storage(plan));
 }
 
 async fn stop_signal() {

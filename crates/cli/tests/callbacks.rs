@@ -20,6 +20,29 @@ fn b64(v: &Value) -> Vec<u8> {
         .expect("base64")
 }
 
+/// A callback with its own flow-control key is created inside the commit
+/// of the outcome it reports; that commit must wake the gate for the key,
+/// with no unrelated publish to the key needed.
+#[tokio::test]
+async fn a_flow_controlled_callback_is_delivered_without_another_publish() {
+    let sink = Sink::start().await;
+    let s = server();
+    publish_ok(
+        &s,
+        &sink.at("/dest"),
+        &[
+            ("Upstash-Callback", &sink.at("/cb")),
+            ("Upstash-Callback-Flow-Control-Key", "cb-key"),
+            ("Upstash-Callback-Flow-Control-Value", "parallelism=1"),
+        ],
+        "hello",
+    )
+    .await;
+    sink.wait_for("/dest", 1, WAIT).await;
+    let calls = sink.wait_for("/cb", 1, WAIT).await;
+    assert_eq!(json(&calls[0])["status"], 200);
+}
+
 #[tokio::test]
 async fn callback_reports_every_attempt_signed_with_the_payload() {
     let sink = Sink::start().await;

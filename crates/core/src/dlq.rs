@@ -7,6 +7,8 @@ use std::collections::HashSet;
 use crate::clock::Millis;
 use crate::headers::canonical_name;
 use crate::message::MessageSpec;
+use crate::message::{Message, NewMessage};
+use crate::outcome::AttemptResponse;
 use crate::publish::{HeaderError, PublishOptions};
 
 /// The options of the new message: `original`'s settings with every
@@ -70,6 +72,88 @@ pub fn retry_options<'a>(
         dedup: parsed.dedup,
         ..Default::default()
     })
+}
+
+/// Filters over DLQ entries; several values for one key match any of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DlqFilter {
+    pub dlq_ids: Vec<String>,
+    pub message_id: Vec<String>,
+    pub url: Vec<String>,
+    pub topic_name: Vec<String>,
+    pub queue_name: Vec<String>,
+    pub schedule_id: Vec<String>,
+    pub label: Vec<String>,
+    pub flow_control_key: Vec<String>,
+    pub caller_ip: Vec<String>,
+    pub response_status: Vec<u16>,
+    /// Inclusive bounds on when the message entered the DLQ.
+    pub from_date: Option<Millis>,
+    pub to_date: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DlqOrder {
+    #[default]
+    EarliestFirst,
+    LatestFirst,
+}
+
+/// Where a DLQ page continues: after the entry with this id. Ids start
+/// with the entry's creation time, so the position survives the entry's
+/// deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqCursor {
+    pub created_at: Millis,
+    pub dlq_id: String,
+}
+
+impl DlqCursor {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (time, _) = s.split_once('-')?;
+        Some(Self {
+            created_at: time.parse().ok()?,
+            dlq_id: s.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DlqQuery {
+    pub filter: DlqFilter,
+    pub cursor: Option<DlqCursor>,
+    pub count: usize,
+    pub order: DlqOrder,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DlqEntry {
+    pub dlq_id: String,
+    pub created_at: Millis,
+    /// The last attempt's answer.
+    pub response: AttemptResponse,
+    pub error: Option<String>,
+    pub message: Message,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DlqPage {
+    pub entries: Vec<DlqEntry>,
+    /// The last entry's id, when more entries follow.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DlqDeleted {
+    pub deleted: u64,
+    pub cursor: Option<String>,
+}
+
+/// One DLQ entry to retry, with the message that replaces it.
+#[derive(Debug, Clone)]
+pub struct DlqRetry {
+    pub dlq_id: String,
+    pub message: NewMessage,
 }
 
 #[cfg(test)]

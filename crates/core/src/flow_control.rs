@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Millis;
 use crate::duration::parse_seconds_or_duration;
+use crate::gate::KeyLimits;
 
 /// Longest rate period QStash allows.
 pub const MAX_PERIOD_SECS: u64 = 7 * 86_400;
@@ -71,6 +73,37 @@ impl FlowControl {
         }
         Ok(fc)
     }
+}
+
+/// A flow-control key as stored: its limits and pause flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowKey {
+    pub user_id: String,
+    pub key: String,
+    pub limits: KeyLimits,
+    pub paused: bool,
+    /// When the rate was last reset (pin, resetRate): starts before it do
+    /// not count.
+    pub rate_reset_at: Millis,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// What an API call does to a flow-control key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FlowKeyChange {
+    Pause,
+    Resume,
+    Pin {
+        parallelism: Option<u32>,
+        rate: Option<u32>,
+        period_secs: Option<u64>,
+    },
+    Unpin {
+        parallelism: bool,
+        rate: bool,
+    },
+    ResetRate,
 }
 
 #[cfg(test)]

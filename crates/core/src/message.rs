@@ -158,6 +158,96 @@ impl LogState {
     }
 }
 
+/// A message that became pending in a commit: what the scheduler (a plain
+/// message, by its due time) or the gate (the lines of its queue and key)
+/// must hear of to deliver it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    pub user_id: String,
+    pub due_at: Millis,
+    pub queue: Option<String>,
+    pub flow_control_key: Option<String>,
+}
+
+impl Arrival {
+    /// The arrival a stored message makes; None when it is not pending (a
+    /// message stored already in flight is being delivered).
+    pub fn of(m: &Message) -> Option<Self> {
+        (m.state == MessageState::Pending).then(|| Self {
+            user_id: m.user_id.clone(),
+            due_at: m.due_at,
+            queue: m.spec.queue_name.clone(),
+            flow_control_key: m.spec.flow_control.as_ref().map(|f| f.key.clone()),
+        })
+    }
+
+    /// Neither queued nor flow-controlled: the scheduler's, not the gate's.
+    pub fn is_plain(&self) -> bool {
+        self.queue.is_none() && self.flow_control_key.is_none()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    pub message: Message,
+    pub dedup_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    New(String),
+    /// Deduplicated: the id of the message that holds the key.
+    Duplicate(String),
+}
+
+impl Inserted {
+    pub fn id(&self) -> &str {
+        match self {
+            Inserted::New(id) | Inserted::Duplicate(id) => id,
+        }
+    }
+}
+
+/// Which live messages to cancel. Empty filters with no ids mean all.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CancelRequest {
+    pub message_ids: Vec<String>,
+    pub filter: MessageFilter,
+    /// At most this many; all when None.
+    pub count: Option<usize>,
+}
+
+/// Filters over messages; several values for one key match any of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageFilter {
+    pub url: Vec<String>,
+    pub topic_name: Vec<String>,
+    pub queue_name: Vec<String>,
+    pub schedule_id: Vec<String>,
+    pub label: Vec<String>,
+    pub flow_control_key: Vec<String>,
+    pub caller_ip: Vec<String>,
+    pub host: Vec<String>,
+    pub path: Vec<String>,
+    pub from_date: Option<Millis>,
+    pub to_date: Option<Millis>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CancelResult {
+    pub cancelled: u64,
+    /// Set when `count` stopped the cancel before all matches were done:
+    /// the last message cancelled, to show as the cursor.
+    pub more_after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub messages: u64,
+    pub events: u64,
+    pub dedup: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! Queues: names and limits. A queue delivers its messages in the order
 //! they were enqueued, at most `parallelism` at a time.
 
+use crate::clock::Millis;
+
 /// The documented rule, word for word: the SDKs show this text to users.
 pub const BAD_QUEUE_NAME: &str = "Queue name is invalid. Queue names can only contain alphanumeric characters, hyphens, periods, and underscores.";
 
@@ -32,6 +34,17 @@ pub fn validate_parallelism(n: i64) -> Result<u32, QueueError> {
     } else {
         Err(QueueError::BadParallelism(n))
     }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueInfo {
+    pub name: String,
+    pub parallelism: u32,
+    pub paused: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    /// Messages not yet delivered: waiting, retrying or in flight.
+    pub lag: u64,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Millis;
 use crate::destination::{validate_url, DestinationError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +94,14 @@ pub fn remove_endpoints(group: &mut Vec<Endpoint>, refs: &[EndpointRef]) -> usiz
         })
     });
     before - group.len()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlGroup {
+    pub name: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub endpoints: Vec<Endpoint>,
 }
 
 #[cfg(test)]

@@ -6,8 +6,9 @@
 
 use qstash_core::callback::{message, AttemptReport, CallbackKind};
 use qstash_core::clock::Millis;
+use qstash_core::message::NewMessage;
+use qstash_core::outcome::{AttemptResponse, OutcomeKind};
 use qstash_core::Message;
-use qstash_store::{AttemptResponse, NewMessage, OutcomeKind};
 
 pub fn for_attempt(
     source: &Message,

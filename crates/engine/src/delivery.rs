@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use qstash_core::headers::{canonical_name, HeaderMap};
 use qstash_core::ids;
+use qstash_core::outcome::{AttemptResponse, Outcome, OutcomeKind};
 use qstash_core::signing::sign;
 use qstash_core::Message;
-use qstash_store::{AttemptResponse, Outcome, OutcomeKind};
 use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::outcome::{decide, Attempt};
@@ -46,26 +46,40 @@ impl Engine {
         let dlq_id = matches!(kind, OutcomeKind::Failed { .. }).then(|| ids::dlq_id(at));
         let callbacks =
             crate::callbacks::for_attempt(&message, &response, &kind, dlq_id.as_deref(), at);
-        let callbacks_due: Vec<_> = callbacks.iter().map(|c| c.message.due_at).collect();
         let outcome = Outcome {
             message_id: message.id.clone(),
             at,
-            kind: kind.clone(),
+            kind,
             response,
             dlq_id,
             callbacks,
         };
-        if let Err(e) = self.store.record_outcomes(vec![outcome]).await {
-            // The message stays in flight in the store and is delivered
-            // again after a restart: at-least-once, never lost.
-            tracing::error!(id = %message.id, error = %e, "recording a delivery outcome failed");
-            return;
-        }
-        if let OutcomeKind::Retry { next_due, .. } = kind {
-            self.due_at(next_due);
-        }
-        for due in callbacks_due {
-            self.due_at(due);
+        // The retry and the callbacks it creates are announced by the
+        // store's commit.
+        self.record(outcome).await;
+    }
+
+    /// Commits an outcome. While the store is unavailable (a database
+    /// restarting) the attempt keeps its delivery slot and tries again, so
+    /// deliveries pause instead of piling up; recording twice is harmless
+    /// (a message no longer in flight is skipped). Any other error leaves
+    /// the message in flight in the store: it is delivered again after a
+    /// restart (at-least-once, never lost).
+    async fn record(&self, outcome: Outcome) {
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.store.record_outcomes(vec![outcome.clone()]).await {
+                Ok(()) => return,
+                Err(e) if e.is_transient() && !self.stopping() => {
+                    tracing::warn!(id = %outcome.message_id, error = %e, "recording a delivery outcome failed; will try again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => {
+                    tracing::error!(id = %outcome.message_id, error = %e, "recording a delivery outcome failed");
+                    return;
+                }
+            }
         }
     }
 

@@ -4,10 +4,11 @@
 
 use qstash_core::destination::Destination;
 use qstash_core::dlq::retry_options;
+use qstash_core::dlq::{DlqDeleted, DlqEntry, DlqQuery, DlqRetry};
 use qstash_core::publish::{HeaderError, PublishOptions};
-use qstash_store::{DlqEntry, DlqRetry, StoreError};
+use qstash_store::StoreError;
 
-use crate::{Arrivals, Engine, PlanError, PublishRequest};
+use crate::{Engine, PlanError, PublishRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqRetryError {
@@ -65,14 +66,21 @@ impl Engine {
                 });
             }
         }
-        let arrivals = Arrivals::of(retries.iter().map(|r| &r.message.message));
         let dlq_ids: Vec<_> = retries.iter().map(|r| r.dlq_id.clone()).collect();
         let answers = self.store.retry_dlq(user_id, retries, now).await?;
-        self.announce(arrivals);
         Ok(dlq_ids
             .into_iter()
             .zip(answers)
             .map(|(dlq_id, message_id)| Retried { dlq_id, message_id })
             .collect())
+    }
+
+    /// Deletes the entries `query` selects, atomically.
+    pub async fn delete_dlq(
+        &self,
+        user_id: &str,
+        query: DlqQuery,
+    ) -> Result<DlqDeleted, StoreError> {
+        self.store.delete_dlq(user_id, query).await
     }
 }

@@ -29,12 +29,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use qstash_core::clock::Millis;
+use qstash_core::flow_control::{FlowKey, FlowKeyChange};
 use qstash_core::gate::{key_capacity, KeyLimits, RateWindow};
+use qstash_core::gate::{GateClaim, GateConfig, GateLook, GateRef, GateView};
+use qstash_core::message::Arrival;
+use qstash_core::message::{CancelRequest, CancelResult};
 use qstash_core::Message;
-use qstash_store::{
-    CancelRequest, CancelResult, FlowKey, FlowKeyChange, GateClaim, GateConfig, GateLook, GateRef,
-    GateView, StoreError,
-};
+use qstash_store::StoreError;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
 use crate::Engine;
@@ -167,26 +168,6 @@ impl Book {
     }
 }
 
-/// The lines a new message joins.
-#[derive(Debug, Clone)]
-pub(crate) struct Line {
-    user_id: String,
-    queue: Option<String>,
-    key: Option<String>,
-}
-
-impl Line {
-    pub fn of(m: &Message) -> Option<Self> {
-        let queue = m.spec.queue_name.clone();
-        let key = m.spec.flow_control.as_ref().map(|f| f.key.clone());
-        (queue.is_some() || key.is_some()).then(|| Line {
-            user_id: m.user_id.clone(),
-            queue,
-            key,
-        })
-    }
-}
-
 /// What a delivery holds, to give back when its attempt is over.
 #[derive(Debug, Clone)]
 struct Slots {
@@ -214,23 +195,24 @@ impl Gate {
         self.book.lock().expect("gate book lock")
     }
 
-    /// Messages joined these lines.
-    pub fn joined(&self, lines: &[Line]) {
-        if lines.is_empty() {
+    /// Messages joined the lines of their queues and keys (plain arrivals
+    /// are the scheduler's and are skipped).
+    pub fn joined(&self, arrivals: &[Arrival]) {
+        if arrivals.iter().all(Arrival::is_plain) {
             return;
         }
         let mut book = self.book();
-        for line in lines {
-            if let Some(q) = &line.queue {
+        for a in arrivals {
+            if let Some(q) = &a.queue {
                 book.mark(GateRef::Queue {
-                    user_id: line.user_id.clone(),
+                    user_id: a.user_id.clone(),
                     name: q.clone(),
                 });
             }
-            if let Some(key) = &line.key {
-                book.key(&line.user_id, key).fresh = false;
+            if let Some(key) = &a.flow_control_key {
+                book.key(&a.user_id, key).fresh = false;
                 book.mark(GateRef::Key {
-                    user_id: line.user_id.clone(),
+                    user_id: a.user_id.clone(),
                     key: key.clone(),
                 });
             }

@@ -16,45 +16,24 @@ pub mod outcome;
 pub mod publish;
 mod scheduler;
 pub mod schedules;
+mod url_groups;
 mod user_slots;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use qstash_core::clock::{Clock, Millis};
+use qstash_core::message::{Arrival, Inserted, NewMessage};
 use qstash_core::policy::DestinationPolicy;
 use qstash_core::{Message, MessageState};
-use qstash_store::{Inserted, NewMessage, Store, StoreError};
+use qstash_store::{Listener, Reads, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 pub use gate::{FlowKeyInfo, KeyRuntime};
 pub use keys::KeyRing;
 pub use publish::{PlanError, PublishRequest};
-
-/// What the scheduler and the gate must hear of messages about to be
-/// committed; taken before the store consumes them.
-pub(crate) struct Arrivals {
-    earliest: Option<Millis>,
-    lines: Vec<gate::Line>,
-}
-
-impl Arrivals {
-    pub(crate) fn of<'a>(messages: impl IntoIterator<Item = &'a Message>) -> Self {
-        let mut arrivals = Arrivals {
-            earliest: None,
-            lines: Vec::new(),
-        };
-        for m in messages {
-            if m.state == MessageState::Pending {
-                arrivals.earliest = Some(arrivals.earliest.map_or(m.due_at, |e| e.min(m.due_at)));
-            }
-            arrivals.lines.extend(gate::Line::of(m));
-        }
-        arrivals
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -140,7 +119,7 @@ impl Engine {
             config.max_in_flight_per_user,
             keys.user_ids(),
         ));
-        Ok(Arc::new(Self {
+        let engine = Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             gate: gate::Gate::new(config.global_parallelism),
             store,
@@ -153,11 +132,18 @@ impl Engine {
             shutdown: tokio::sync::watch::channel(false).0,
             schedule_timer: schedules::ScheduleTimer::default(),
             user_slots,
-        }))
+        });
+        // Every commit that makes messages pending, on whatever path,
+        // wakes the scheduler or the gate through this (see `arrived`).
+        let listener: Weak<dyn Listener> = Arc::downgrade(&engine) as Weak<dyn Listener>;
+        engine.store.announcer().listen(listener);
+        Ok(engine)
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
+    /// The read-only side of the store, for the API's `GET`s. Writes go
+    /// through the engine's own methods.
+    pub fn reads(&self) -> &dyn Reads {
+        self.store.as_ref()
     }
 
     pub fn clock(&self) -> &Arc<dyn Clock> {
@@ -193,7 +179,6 @@ impl Engine {
         let permits = self.start_now(&mut messages, now);
         let mut user_slots = permits.1.into_iter();
         let permits = permits.0;
-        let arrivals = Arrivals::of(messages.iter().map(|m| &m.message));
         let started: Vec<Option<Message>> = messages
             .iter()
             .map(|m| (m.message.state == MessageState::Active).then(|| m.message.clone()))
@@ -216,19 +201,7 @@ impl Engine {
                 });
             }
         }
-        self.announce(arrivals);
         Ok(inserted)
-    }
-
-    /// Wakes whoever delivers newly committed pending messages: the
-    /// scheduler for plain ones, the gate for queues and flow-control keys.
-    /// Every path that stores messages (publish, schedule fire, DLQ retry)
-    /// must call it, or a gated message waits for an unrelated wake-up.
-    pub(crate) fn announce(&self, arrivals: Arrivals) {
-        if let Some(due) = arrivals.earliest {
-            self.due_at(due);
-        }
-        self.gate.joined(&arrivals.lines);
     }
 
     /// Marks the plain, due messages that can start at once as in flight,
@@ -246,7 +219,8 @@ impl Engine {
         }
         for new in messages.iter_mut() {
             let m = &mut new.message;
-            if m.due_at > now || gate::Line::of(m).is_some() {
+            let gated = m.spec.queue_name.is_some() || m.spec.flow_control.is_some();
+            if m.due_at > now || gated {
                 continue;
             }
             let Some(user) = self.user_slots.try_take(&m.user_id) else {
@@ -262,8 +236,14 @@ impl Engine {
         (permits, users)
     }
 
+    /// Whether shutdown has begun.
+    pub(crate) fn stopping(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
     /// Tells the scheduler a message is due at `due`; wakes it only if that
-    /// is earlier than it planned to wake.
+    /// is earlier than it planned to wake. (Committed messages reach it
+    /// through `arrived`; this is for anything else that moves due times.)
     pub fn due_at(&self, due: Millis) {
         if due < self.sleeping_until.load(Ordering::Acquire) {
             self.wake.notify_one();
@@ -306,5 +286,22 @@ impl Engine {
         {
             tracing::warn!("deliveries still in flight at shutdown will be retried after restart");
         }
+    }
+}
+
+/// The store announces every commit that made messages pending: plain ones
+/// wake the scheduler (only if due before its planned wake-up), queued and
+/// flow-controlled ones mark their lines for the gate.
+impl Listener for Engine {
+    fn arrived(&self, arrivals: &[Arrival]) {
+        let earliest = arrivals
+            .iter()
+            .filter(|a| a.is_plain())
+            .map(|a| a.due_at)
+            .min();
+        if let Some(due) = earliest {
+            self.due_at(due);
+        }
+        self.gate.joined(arrivals);
     }
 }

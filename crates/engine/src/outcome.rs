@@ -4,9 +4,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use qstash_core::backoff::{parse_retry_hint, retry_delay, RETRY_HINT_HEADERS};
 use qstash_core::clock::Millis;
+use qstash_core::outcome::{AttemptResponse, OutcomeKind};
 use qstash_core::retry_delay::RetryDelayExpr;
 use qstash_core::Message;
-use qstash_store::{AttemptResponse, OutcomeKind};
 
 /// The result of one attempt as the dispatcher saw it.
 #[derive(Debug, Clone)]

@@ -4,9 +4,10 @@
 
 use qstash_core::clock::Millis;
 use qstash_core::destination::Destination;
+use qstash_core::message::NewMessage;
 use qstash_core::publish::PublishOptions;
 use qstash_core::{Message, MessageState};
-use qstash_store::{NewMessage, StoreError};
+use qstash_store::StoreError;
 
 use crate::Engine;
 

@@ -16,11 +16,12 @@ use qstash_core::clock::Millis;
 use qstash_core::destination::Destination;
 use qstash_core::publish::PublishOptions;
 use qstash_core::schedule::{resume_at, CronExpr, Schedule};
-use qstash_store::{DueCursor, DueSchedule, ScheduleFire, StoreError};
+use qstash_core::schedule::{DueCursor, DueSchedule, ScheduleFire};
+use qstash_store::StoreError;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
-use crate::{Arrivals, Engine, PlanError, PublishRequest};
+use crate::{Engine, PlanError, PublishRequest};
 
 /// Due schedules read per page of the due index.
 const PAGE: usize = 512;
@@ -71,6 +72,12 @@ impl Engine {
             self.schedule_due_at(next);
         }
         Ok(stored)
+    }
+
+    /// Answers whether the user had such a schedule. A fire already read
+    /// commits nothing: deleting bumps nothing it could match.
+    pub async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        self.store.delete_schedule(user_id, id).await
     }
 
     fn schedule_due_at(&self, due: Millis) {
@@ -207,7 +214,6 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
     if let Some(e) = &error {
         tracing::warn!(schedule = %s.id, error = %e, "schedule tick created no message");
     }
-    let arrivals = Arrivals::of(messages.iter().map(|m| &m.message));
     let fired = engine
         .store
         .fire_schedule(ScheduleFire {
@@ -226,7 +232,6 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
         )?;
     if fired {
         tracing::debug!(schedule = %s.id, tick, ?next_fire, "schedule fired");
-        engine.announce(arrivals);
     }
     Ok(())
 }

@@ -1,17 +1,37 @@
-//! Durable storage behind one trait, [`Store`]. The embedded default is
-//! SQLite ([`sqlite::SqliteStore`]); every write is committed before the
-//! call returns, and concurrent writes share one commit (group commit).
+//! Durable storage behind one trait, [`Store`], with two backends: embedded
+//! SQLite ([`sqlite::SqliteStore`], the default) and PostgreSQL. Every write
+//! is committed before the call returns, and concurrent writes share one
+//! commit (group commit).
+//!
+//! The values that cross this boundary (messages, outcomes, filters, gate
+//! views, schedules) live in `qstash-core`; they are re-exported here so a
+//! backend reads as one module. The API only reads through [`Reads`], a
+//! read-only facade; every write goes through the engine.
 
-mod gates;
-mod history;
-mod model;
-mod schedules;
+mod announce;
+mod error;
+pub mod postgres;
+pub mod rows;
 pub mod sqlite;
 
-pub use gates::*;
-pub use history::*;
-pub use model::*;
-pub use schedules::*;
+pub use announce::{Announcer, Listener};
+pub use error::{Result, StoreError};
+
+pub use qstash_core::dlq::{
+    DlqCursor, DlqDeleted, DlqEntry, DlqFilter, DlqOrder, DlqPage, DlqQuery, DlqRetry,
+};
+pub use qstash_core::flow_control::{FlowKey, FlowKeyChange};
+pub use qstash_core::gate::{
+    Candidate, GateClaim, GateConfig, GateLook, GateRef, GateSnapshot, GateView,
+};
+pub use qstash_core::log::{LogCursor, LogEntry, LogFilter, LogPage};
+pub use qstash_core::message::{
+    Arrival, CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, PurgeCounts,
+};
+pub use qstash_core::outcome::{AttemptResponse, Outcome, OutcomeKind};
+pub use qstash_core::queue::QueueInfo;
+pub use qstash_core::schedule::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
+pub use qstash_core::url_group::UrlGroup;
 
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
@@ -20,37 +40,55 @@ use qstash_core::signing::SigningKeys;
 use qstash_core::url_group::{Endpoint, EndpointRef};
 use qstash_core::Message;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database error: {0}")]
-    Database(rusqlite::Error),
-    /// The disk (or `--max-db-size`) is full: nothing was stored.
-    #[error("storage is full: {0}")]
-    Full(String),
-    #[error("corrupt record: {0}")]
-    Corrupt(String),
-    #[error("commit failed: {0}")]
-    Commit(String),
-    #[error("the store is shut down")]
-    Closed,
-    #[error("invalid cursor {0:?}")]
-    BadCursor(String),
-}
-
-impl From<rusqlite::Error> for StoreError {
-    fn from(e: rusqlite::Error) -> Self {
-        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
-            StoreError::Full(e.to_string())
-        } else {
-            StoreError::Database(e)
-        }
-    }
-}
-
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
+/// What the API may read: everything a `GET` answers. No method here
+/// changes anything.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Reads: Send + Sync {
+    /// A live (pending or in-flight) message of `user_id`.
+    async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>>;
+
+    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>>;
+    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>>;
+    /// The default headers of a URL group (`PATCH /v2/topics/{name}`), in
+    /// the order they were set; empty when none or no such group.
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>>;
+
+    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>>;
+    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>>;
+
+    /// The key and how many messages wait on it.
+    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>>;
+    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>>;
+
+    /// A page of the user's log, newest first, starting after `cursor`.
+    async fn list_logs(
+        &self,
+        user_id: &str,
+        filter: LogFilter,
+        cursor: Option<LogCursor>,
+        count: usize,
+    ) -> Result<LogPage>;
+
+    /// A page of the user's DLQ.
+    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage>;
+    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>>;
+
+    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>>;
+    /// The user's schedules, oldest first.
+    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>>;
+}
+
+/// The whole store: the reads, the engine's own reads and every write.
+///
+/// Every method that commits new pending messages (publish, callbacks in
+/// an outcome, a retry, a DLQ retry, a schedule fire) tells the store's
+/// [`Announcer`] after the commit, so the scheduler and the gate hear of
+/// every message whatever path created it.
+#[async_trait]
+pub trait Store: Reads + 'static {
+    /// Where committed arrivals are announced.
+    fn announcer(&self) -> &Announcer;
+
     /// Commits new messages (and their CREATED log entries) atomically,
     /// answering the id of an earlier message for each deduplicated one.
     async fn insert_messages(
@@ -59,14 +97,11 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<Vec<Inserted>>;
 
-    /// A live (pending or in-flight) message of `user_id`.
-    async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>>;
-
-    /// When the earliest pending message is due.
+    /// When the earliest plain pending message is due.
     async fn next_due_at(&self) -> Result<Option<Millis>>;
 
-    /// Takes up to `limit` messages due by `now`, earliest first, and marks
-    /// them in flight so no other claim returns them.
+    /// Takes up to `limit` plain messages due by `now`, earliest first,
+    /// and marks them in flight so no other claim returns them.
     async fn claim_due(&self, now: Millis, limit: usize) -> Result<Vec<Message>>;
 
     /// Records the results of delivery attempts.
@@ -100,10 +135,8 @@ pub trait Store: Send + Sync + 'static {
     /// older than `retain_before`.
     async fn purge(&self, now: Millis, retain_before: Millis) -> Result<PurgeCounts>;
 
-    // --- URL groups, queues and flow control (issue 4) ---
+    // --- URL groups, queues and flow control ---
 
-    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>>;
-    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>>;
     /// Creates the group if missing; adds or updates endpoints.
     async fn upsert_endpoints(
         &self,
@@ -123,8 +156,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
     async fn delete_url_group(&self, user_id: &str, name: &str) -> Result<bool>;
 
-    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>>;
-    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>>;
     async fn upsert_queue(
         &self,
         user_id: &str,
@@ -145,9 +176,6 @@ pub trait Store: Send + Sync + 'static {
     /// it does not exist.
     async fn delete_queue(&self, user_id: &str, name: &str, now: Millis) -> Result<Option<u64>>;
 
-    /// The key and how many messages wait on it.
-    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>>;
-    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>>;
     /// Applies `change`, creating the key if missing.
     async fn change_flow_key(
         &self,
@@ -164,21 +192,8 @@ pub trait Store: Send + Sync + 'static {
     /// Marks the claimed messages in flight (skipping any no longer
     /// waiting, such as cancelled ones) and records rate starts.
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>>;
-    // --- Logs and the dead-letter queue (callbacks, DLQ, logs) ---
 
-    /// A page of the user's log, newest first, starting after `cursor`.
-    async fn list_logs(
-        &self,
-        user_id: &str,
-        filter: LogFilter,
-        cursor: Option<LogCursor>,
-        count: usize,
-    ) -> Result<LogPage>;
-
-    /// A page of the user's DLQ.
-    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage>;
-
-    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>>;
+    // --- The dead-letter queue and history ---
 
     /// Deletes the entries `list_dlq` would answer for `query`, atomically.
     async fn delete_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqDeleted>;
@@ -196,17 +211,13 @@ pub trait Store: Send + Sync + 'static {
     /// Drops DLQ entries older than `dlq_before`, and log keys and failed
     /// messages (no longer in the DLQ) older than `log_before`.
     async fn purge_history(&self, log_before: Millis, dlq_before: Millis) -> Result<u64>;
-    // --- Schedules (issue 5: cron schedules) ---
+
+    // --- Schedules ---
 
     /// Creates a schedule, or replaces every setting of the user's schedule
     /// with the same id (its creation time, paused flag and last fire stay).
     /// Answers the stored schedule.
     async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule>;
-
-    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>>;
-
-    /// The user's schedules, oldest first.
-    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>>;
 
     /// Answers whether there was such a schedule.
     async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool>;
@@ -243,10 +254,6 @@ pub trait Store: Send + Sync + 'static {
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp>;
 
     // --- URL group default headers (issue 13; a table of their own) ---
-
-    /// The default headers of a URL group, in the order they were set
-    /// (empty when none or no such group).
-    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>>;
 
     /// Replaces a URL group's default headers; false when the group does
     /// not exist. Deleting the group drops them.

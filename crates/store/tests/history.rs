@@ -1,4 +1,5 @@
-//! Logs and DLQ of the SQLite store: paging, index use, and outcomes that
+//! Logs and DLQ of the store (SQLite, or PostgreSQL with
+//! `QSTASH_TEST_BACKEND=postgres`): paging, index use, and outcomes that
 //! create callback messages and DLQ entries in one commit.
 
 use std::collections::HashSet;
@@ -7,6 +8,9 @@ use qstash_core::message::LogState;
 use qstash_core::{Message, MessageSpec, MessageState};
 use qstash_store::sqlite::{logs, Durability, SqliteStore};
 use qstash_store::*;
+
+mod common;
+use common::open;
 
 fn message(id: &str, url: &str, labels: &[&str]) -> Message {
     Message {
@@ -35,12 +39,6 @@ fn new(m: Message) -> NewMessage {
     }
 }
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    (dir, store)
-}
-
 fn failed(id: &str, at: i64, dlq_id: &str, callbacks: Vec<NewMessage>) -> Outcome {
     Outcome {
         message_id: id.into(),
@@ -60,7 +58,7 @@ fn failed(id: &str, at: i64, dlq_id: &str, callbacks: Vec<NewMessage>) -> Outcom
 
 #[tokio::test]
 async fn log_paging_sees_each_entry_once_while_new_entries_arrive() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let batch = |from: usize, n: usize| {
         (from..from + n)
             .map(|i| new(message(&format!("m{i:03}"), "http://a/x", &[])))
@@ -105,7 +103,7 @@ async fn log_paging_sees_each_entry_once_while_new_entries_arrive() {
 
 #[tokio::test]
 async fn filters_select_by_label_url_state_and_dates() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let mut a = message("a", "http://a/x", &["red", "blue"]);
     a.created_at = 10;
     let mut b = message("b", "http://b/x", &["green"]);
@@ -236,7 +234,7 @@ fn every_log_query_walks_an_index() {
 
 #[tokio::test]
 async fn a_failed_outcome_commits_its_dlq_entry_and_callbacks_together() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let mut m = message("src", "http://a/x", &["l1"]);
     m.spec.failure_callback = Some("http://cb/fail".into());
     store.insert_messages(vec![new(m)], 0).await.unwrap();
@@ -277,7 +275,7 @@ async fn a_failed_outcome_commits_its_dlq_entry_and_callbacks_together() {
 
 #[tokio::test]
 async fn dlq_pages_deletes_and_retries() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let ids: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
     store
         .insert_messages(
@@ -382,7 +380,7 @@ async fn dlq_pages_deletes_and_retries() {
 #[tokio::test]
 #[ignore]
 async fn log_listing_stays_fast_on_a_large_log() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let total = 200_000;
     for chunk in 0..total / 1000 {
         let batch = (0..1000)

@@ -1,21 +1,17 @@
-//! The schedule methods of the SQLite store: the due index, the versioned
-//! fire job (a tick commits once), replace, pause/resume and the start-up
-//! catch-up, on a real database file.
+//! The schedule methods of the store (SQLite, or PostgreSQL with
+//! `QSTASH_TEST_BACKEND=postgres`): the due index, the versioned fire job
+//! (a tick commits once), replace, pause/resume and the start-up catch-up.
 
 use qstash_core::schedule::Schedule;
 use qstash_core::{Message, MessageSpec, MessageState};
-use qstash_store::sqlite::{Durability, SqliteStore};
 use qstash_store::*;
+
+mod common;
+use common::open;
 
 const MIN: i64 = 60_000;
 /// 2025-01-01T12:00:00Z
 const NOON: i64 = 1_735_732_800_000;
-
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    (dir, store)
-}
 
 fn schedule(id: &str, cron: &str, next_fire: i64) -> Schedule {
     Schedule {
@@ -79,7 +75,7 @@ fn fire_of(d: &DueSchedule, msg: &str, next: i64) -> ScheduleFire {
 
 #[tokio::test]
 async fn due_schedules_come_from_the_index_earliest_first() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     for (id, next) in [("b", NOON + 2), ("a", NOON + 1), ("later", NOON + MIN)] {
         store
             .put_schedule(schedule(id, "* * * * *", next), NOON - MIN)
@@ -103,7 +99,7 @@ async fn due_schedules_come_from_the_index_earliest_first() {
 
 #[tokio::test]
 async fn a_tick_commits_once_with_its_messages() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     store
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await
@@ -134,7 +130,7 @@ async fn a_tick_commits_once_with_its_messages() {
 
 #[tokio::test]
 async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     store
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await
@@ -194,7 +190,7 @@ async fn a_fire_read_before_a_pause_or_replace_does_not_commit() {
 
 #[tokio::test]
 async fn replace_keeps_a_paused_schedule_paused() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     store
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await
@@ -214,7 +210,7 @@ async fn replace_keeps_a_paused_schedule_paused() {
 
 #[tokio::test]
 async fn start_up_fires_recent_missed_ticks_once_and_skips_old_ones() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     // Both last planned to fire at 12:00; the server comes back at 12:03:30.
     store
         .put_schedule(schedule("recent", "* * * * *", NOON), NOON - MIN)
@@ -259,7 +255,7 @@ async fn start_up_fires_recent_missed_ticks_once_and_skips_old_ones() {
 
 #[tokio::test]
 async fn schedules_belong_to_their_user() {
-    let (_d, store) = open();
+    let (_d, store) = open().await;
     store
         .put_schedule(schedule("s", "* * * * *", NOON), NOON - MIN)
         .await

@@ -2,6 +2,8 @@
 //! and a local HTTP sink that records what it receives and answers as a
 //! test scripts it.
 
+pub mod backend;
+pub mod cluster;
 mod server;
 mod sink;
 

@@ -77,15 +77,22 @@ impl Server {
     /// once it prints the address it listens on.
     pub fn launch(
         bin: &Path,
-        command: &str,
+        subcommand: &str,
         data_dir: &Path,
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        let mut child = Command::new(bin)
-            .args([command, "--port", "0", "--data-dir"])
+        let mut command = Command::new(bin);
+        command
+            .args([subcommand, "--port", "0", "--data-dir"])
             .arg(data_dir)
-            .args(extra_args)
+            .args(extra_args);
+        let own_database = extra_args.contains(&"--database-url");
+        if let Some(url) = crate::backend::database_url_for(data_dir).filter(|_| !own_database) {
+            // Few connections each: many test servers share one database.
+            command.args(["--database-url", &url, "--database-pool", "6"]);
+        }
+        let mut child = command
             .env(
                 "RUST_LOG",
                 std::env::var("QSTASH_TEST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -8,8 +8,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use qstash_core::dlq::{DlqCursor, DlqEntry, DlqFilter, DlqOrder, DlqQuery};
 use qstash_engine::dlq::DlqRetryError;
-use qstash_store::{DlqCursor, DlqEntry, DlqFilter, DlqOrder, DlqQuery};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -183,7 +183,7 @@ pub async fn list(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let q = query(&Query::parse(uri.query()), false, vec![])?;
-    let page = state.engine.store().list_dlq(&user.id, q).await?;
+    let page = state.engine.reads().list_dlq(&user.id, q).await?;
     let messages: Vec<Value> = page.entries.iter().map(entry).collect();
     let mut answer = json!({ "messages": messages });
     if let Some(c) = page.cursor {
@@ -197,7 +197,7 @@ pub async fn get(
     Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.engine.store().get_dlq(&user.id, &id).await? {
+    match state.engine.reads().get_dlq(&user.id, &id).await? {
         Some(e) => Ok(Json(entry(&e))),
         None => Err(not_found(&id)),
     }
@@ -223,11 +223,7 @@ pub async fn delete_one(
     Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let result = state
-        .engine
-        .store()
-        .delete_dlq(&user.id, by_id(&id))
-        .await?;
+    let result = state.engine.delete_dlq(&user.id, by_id(&id)).await?;
     if result.deleted == 0 {
         return Err(not_found(&id));
     }
@@ -291,7 +287,7 @@ pub async fn delete_many(
     }
     let mut q = query(&raw, true, legacy.into_ids())?;
     let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
-    let result = state.engine.store().delete_dlq(&user.id, q).await?;
+    let result = state.engine.delete_dlq(&user.id, q).await?;
     let mut answer = json!({ "deleted": result.deleted });
     if let Some(c) = sweep.cursor(result.cursor) {
         answer["cursor"] = json!(c);
@@ -325,7 +321,7 @@ pub async fn retry_one(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Some(entry) = state.engine.store().get_dlq(&user.id, &id).await? else {
+    let Some(entry) = state.engine.reads().get_dlq(&user.id, &id).await? else {
         return Err(not_found(&id));
     };
     let retried = state
@@ -366,7 +362,7 @@ pub async fn retry_many(
     }
     let mut q = query(&raw, true, legacy.into_ids())?;
     let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
-    let page = state.engine.store().list_dlq(&user.id, q).await?;
+    let page = state.engine.reads().list_dlq(&user.id, q).await?;
     let retried = state
         .engine
         .retry_dlq(

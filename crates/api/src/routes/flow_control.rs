@@ -3,9 +3,9 @@
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
+use qstash_core::flow_control::FlowKeyChange;
 use qstash_core::flow_control::MAX_PERIOD_SECS;
 use qstash_engine::FlowKeyInfo;
-use qstash_store::FlowKeyChange;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;

@@ -7,8 +7,8 @@ use axum::http::Uri;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use qstash_core::log::{LogCursor, LogEntry, LogFilter};
 use qstash_core::message::LogState;
-use qstash_store::{LogCursor, LogEntry, LogFilter};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Caller;
@@ -68,7 +68,7 @@ async fn list(
     let count = count(&q, DEFAULT_COUNT, MAX_COUNT)?;
     let page = state
         .engine
-        .store()
+        .reads()
         .list_logs(&user.id, filter, cursor, count)
         .await?;
     let entries: Vec<Value> = page.entries.iter().map(entry).collect();

@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use axum::Json;
-use qstash_store::{CancelRequest, MessageFilter};
+use qstash_core::message::{CancelRequest, MessageFilter};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -22,7 +22,7 @@ pub async fn get(
     Caller(user): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.engine.store().get_message(&user.id, &id).await? {
+    match state.engine.reads().get_message(&user.id, &id).await? {
         Some(m) => Ok(Json(views::message(&m))),
         None => Err(ApiError::NotFound(format!("message {id} not found"))),
     }

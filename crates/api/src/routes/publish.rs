@@ -8,10 +8,10 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use qstash_core::destination::{Destination, ParsedDestination};
+use qstash_core::message::{Inserted, NewMessage};
 use qstash_core::publish::PublishOptions;
 use qstash_core::queue::validate_queue_name;
 use qstash_engine::PublishRequest;
-use qstash_store::{Inserted, NewMessage};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -64,7 +64,7 @@ pub(crate) async fn accept(
     if let Destination::UrlGroup(name) = &parsed.destination {
         let defaults = state
             .engine
-            .store()
+            .reads()
             .url_group_headers(&user_id, name)
             .await?;
         with_defaults(&mut pairs, defaults);

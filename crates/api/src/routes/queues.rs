@@ -7,8 +7,8 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::Json;
+use qstash_core::queue::QueueInfo;
 use qstash_core::queue::{validate_parallelism, validate_queue_name};
-use qstash_store::QueueInfo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -95,7 +95,7 @@ pub async fn get(
     Caller(user): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.engine.store().queue(&user.id, &name).await? {
+    match state.engine.reads().queue(&user.id, &name).await? {
         Some(q) => Ok(Json(view(&q))),
         None => Err(not_found(&name)),
     }
@@ -105,7 +105,7 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let queues = state.engine.store().queues(&user.id).await?;
+    let queues = state.engine.reads().queues(&user.id).await?;
     Ok(Json(Value::Array(queues.iter().map(view).collect())))
 }
 

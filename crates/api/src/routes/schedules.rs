@@ -13,9 +13,9 @@ use axum::http::{HeaderMap, Uri};
 use axum::Json;
 use qstash_core::destination::{Destination, ParsedDestination};
 use qstash_core::publish::PublishOptions;
+use qstash_core::schedule::ScheduleInfo;
 use qstash_core::schedule::{schedule_id, validate_schedule_id, CronExpr, FireState, Schedule};
 use qstash_engine::schedules::fire_request;
-use qstash_store::ScheduleInfo;
 use serde_json::{json, Map, Value};
 
 use crate::auth::Caller;
@@ -49,7 +49,7 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let all = state.engine.store().list_schedules(&user.id).await?;
+    let all = state.engine.reads().list_schedules(&user.id).await?;
     Ok(Json(Value::Array(all.iter().map(view).collect())))
 }
 
@@ -61,7 +61,7 @@ pub async fn get(
     let Target::Schedule(id) = target(&uri) else {
         return Err(not_found(&uri));
     };
-    match state.engine.store().get_schedule(&user.id, id).await? {
+    match state.engine.reads().get_schedule(&user.id, id).await? {
         Some(info) => Ok(Json(view(&info))),
         None => Err(schedule_not_found(id)),
     }
@@ -75,7 +75,7 @@ pub async fn delete(
     let Target::Schedule(id) = target(&uri) else {
         return Err(not_found(&uri));
     };
-    if state.engine.store().delete_schedule(&user.id, id).await? {
+    if state.engine.delete_schedule(&user.id, id).await? {
         Ok(Json(json!({})))
     } else {
         Err(schedule_not_found(id))
@@ -155,7 +155,9 @@ async fn create(
         None => schedule_id(),
     };
     if let Some(queue) = &options.queue_name {
-        validate_queue_name(queue)?;
+        // The one rule for queue names, the same as enqueue's.
+        qstash_core::queue::validate_queue_name(queue)
+            .map_err(|e| ApiError::bad(e).within("invalid Upstash-Queue-Name header"))?;
     }
     let body = read_body(body, state.config.max_body_bytes).await?;
     let mut spec = options.spec;
@@ -186,19 +188,6 @@ async fn create(
     state.engine.plan(&fire_request(&schedule, now)).await?;
     state.engine.put_schedule(schedule).await?;
     Ok(Json(json!({ "scheduleId": id })))
-}
-
-fn validate_queue_name(name: &str) -> Result<(), ApiError> {
-    let ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::BadRequest(format!(
-            "invalid Upstash-Queue-Name header: {name:?} may only contain letters, digits, '-', '_' and '.'"
-        )))
-    }
 }
 
 fn schedule_not_found(id: &str) -> ApiError {

@@ -4,8 +4,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::Json;
 use qstash_core::destination::validate_group_name;
+use qstash_core::url_group::UrlGroup;
 use qstash_core::url_group::{validate_endpoints, validate_refs, Endpoint, EndpointRef};
-use qstash_store::UrlGroup;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -43,7 +43,7 @@ async fn check_endpoint_limit(
     adding: &[Endpoint],
 ) -> Result<(), ApiError> {
     let max = state.config.max_url_group_endpoints;
-    let existing = state.engine.store().url_group(user_id, name).await?;
+    let existing = state.engine.reads().url_group(user_id, name).await?;
     let mut urls: std::collections::HashSet<&str> = existing
         .iter()
         .flat_map(|g| g.endpoints.iter().map(|e| e.url.as_str()))
@@ -105,7 +105,6 @@ pub async fn patch(
     crate::routes::publish::refuse_cron(&options)?;
     let found = state
         .engine
-        .store()
         .set_url_group_headers(&user.id, name, headers)
         .await?;
     if !found {
@@ -142,8 +141,7 @@ pub async fn upsert_endpoints(
     check_endpoint_limit(&state, &user.id, name, &endpoints).await?;
     state
         .engine
-        .store()
-        .upsert_endpoints(&user.id, name, endpoints, state.engine.now())
+        .upsert_endpoints(&user.id, name, endpoints)
         .await?;
     Ok(Json(json!({})))
 }
@@ -159,8 +157,7 @@ pub async fn remove_endpoints(
     validate_refs(&req.endpoints).map_err(ApiError::bad)?;
     let found = state
         .engine
-        .store()
-        .remove_endpoints(&user.id, name, req.endpoints, state.engine.now())
+        .remove_endpoints(&user.id, name, req.endpoints)
         .await?;
     if !found {
         return Err(not_found(name));
@@ -177,7 +174,7 @@ pub async fn get(
     Caller(user): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.engine.store().url_group(&user.id, &name).await? {
+    match state.engine.reads().url_group(&user.id, &name).await? {
         Some(g) => Ok(Json(view(&g))),
         None => Err(not_found(&name)),
     }
@@ -187,7 +184,7 @@ pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
 ) -> Result<Json<Value>, ApiError> {
-    let groups = state.engine.store().url_groups(&user.id).await?;
+    let groups = state.engine.reads().url_groups(&user.id).await?;
     Ok(Json(Value::Array(groups.iter().map(view).collect())))
 }
 
@@ -198,10 +195,6 @@ pub async fn delete(
     Caller(user): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    state
-        .engine
-        .store()
-        .delete_url_group(&user.id, &name)
-        .await?;
+    state.engine.delete_url_group(&user.id, &name).await?;
     Ok(Json(json!({})))
 }

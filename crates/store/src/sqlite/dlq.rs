@@ -6,8 +6,8 @@ use qstash_core::clock::Millis;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::filters::Where;
-use super::logs::parse_header;
 use super::messages::{decode, insert, RawRow};
+use crate::rows::parse_header;
 use crate::{
     AttemptResponse, DlqDeleted, DlqEntry, DlqOrder, DlqPage, DlqQuery, DlqRetry, NewMessage,
     Result,
@@ -107,7 +107,7 @@ pub fn delete(conn: &Connection, user_id: &str, q: &DlqQuery) -> Result<DlqDelet
 }
 
 pub fn retry(
-    conn: &Connection,
+    conn: &super::Tx,
     user_id: &str,
     retries: &[DlqRetry],
     now: Millis,

@@ -16,63 +16,6 @@ use crate::{
     GateSnapshot, GateView, MessageFilter, QueueInfo, Result, StoreError, UrlGroup,
 };
 
-pub const GATES_SCHEMA: &str = r#"
--- The plain due index left out queued and flow-controlled messages; the
--- old index covered them too.
-DROP INDEX IF EXISTS messages_due;
-
-CREATE TABLE IF NOT EXISTS url_groups (
-    user_id    TEXT NOT NULL,
-    name       TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    endpoints  TEXT NOT NULL,
-    PRIMARY KEY (user_id, name)
-);
-
-CREATE TABLE IF NOT EXISTS queues (
-    user_id     TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    parallelism INTEGER NOT NULL,
-    paused      INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL,
-    PRIMARY KEY (user_id, name)
-);
-
-CREATE TABLE IF NOT EXISTS flow_control_keys (
-    user_id            TEXT NOT NULL,
-    key                TEXT NOT NULL,
-    parallelism        INTEGER,
-    rate               INTEGER,
-    period             INTEGER NOT NULL,
-    pinned_parallelism INTEGER NOT NULL,
-    pinned_rate        INTEGER NOT NULL,
-    paused             INTEGER NOT NULL,
-    rate_reset_at      INTEGER NOT NULL,
-    created_at         INTEGER NOT NULL,
-    updated_at         INTEGER NOT NULL,
-    PRIMARY KEY (user_id, key)
-);
-
--- Start times of deliveries of rate-limited keys, so the sliding rate
--- window survives a restart exactly. Pruned to one period as keys start.
-CREATE TABLE IF NOT EXISTS flow_control_starts (
-    user_id TEXT NOT NULL,
-    key     TEXT NOT NULL,
-    at      INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS flow_control_starts_key ON flow_control_starts(user_id, key, at);
-
--- A queue's line: its undelivered messages in enqueue order (the rowid,
--- implicit in every index, orders equal keys).
-CREATE INDEX IF NOT EXISTS messages_queue_line ON messages(user_id, queue_name)
-    WHERE queue_name IS NOT NULL AND state IN ('pending', 'active');
--- A flow-control key's line: its waiting messages by due time.
-CREATE INDEX IF NOT EXISTS messages_key_line ON messages(user_id, flow_control_key, due_at)
-    WHERE flow_control_key IS NOT NULL AND queue_name IS NULL AND state = 'pending';
-"#;
-
 /// Called for every inserted message, in its transaction: an enqueue
 /// creates its queue, and a flow-controlled message creates or updates
 /// its key (the latest message's limits win unless pinned).

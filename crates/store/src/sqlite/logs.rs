@@ -10,64 +10,12 @@
 //! The other filters are checked on the rows the walk meets.
 
 use qstash_core::clock::Millis;
-use qstash_core::headers::HeaderMap;
-use qstash_core::message::LogState;
-use qstash_core::Message;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::filters::Where;
 use super::messages::{decode, RawRow};
-use crate::{AttemptResponse, LogCursor, LogEntry, LogFilter, LogPage, Result, StoreError};
-
-pub const LOGS_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS event_keys (
-    user_id TEXT NOT NULL,
-    -- "<attribute>:<value>", e.g. "url:http://a/b", "label:billing".
-    key     TEXT NOT NULL,
-    time    INTEGER NOT NULL,
-    seq     INTEGER NOT NULL,
-    PRIMARY KEY (user_id, key, time, seq)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS event_keys_time ON event_keys(time);
-CREATE INDEX IF NOT EXISTS events_user_time ON events(user_id, time, seq);
-CREATE INDEX IF NOT EXISTS events_user_state ON events(user_id, state, time, seq);
-CREATE INDEX IF NOT EXISTS dlq_order ON dlq(user_id, created_at, dlq_id);
-CREATE INDEX IF NOT EXISTS dlq_message ON dlq(message_id);
-CREATE INDEX IF NOT EXISTS dlq_created ON dlq(created_at);
-CREATE INDEX IF NOT EXISTS messages_failed ON messages(updated_at) WHERE state = 'failed';
-"#;
-
-/// The attribute keys of `m`'s events.
-pub fn keys(m: &Message) -> Vec<String> {
-    let s = &m.spec;
-    keys_of(
-        &s.url,
-        [
-            ("topic", s.topic_name.as_deref()),
-            ("queue", s.queue_name.as_deref()),
-            ("schedule", s.schedule_id.as_deref()),
-            ("flow", s.flow_control.as_ref().map(|f| f.key.as_str())),
-        ],
-        s.labels.iter().map(String::as_str),
-    )
-}
-
-/// The attribute keys of events of a message with these attributes: the
-/// same as [`keys`], from columns instead of a decoded message.
-pub fn keys_of<'a>(
-    url: &str,
-    optional: [(&str, Option<&str>); 4],
-    labels: impl Iterator<Item = &'a str>,
-) -> Vec<String> {
-    let mut keys = vec![format!("url:{url}")];
-    for (kind, value) in optional {
-        if let Some(v) = value {
-            keys.push(format!("{kind}:{v}"));
-        }
-    }
-    keys.extend(labels.map(|l| format!("label:{l}")));
-    keys
-}
+use crate::rows;
+use crate::{LogCursor, LogEntry, LogFilter, LogPage, Result};
 
 /// Indexes the event `seq` of `user_id` by the message's attribute keys.
 /// Runs in the transaction that writes the event.
@@ -87,19 +35,6 @@ pub fn index_event(
     Ok(())
 }
 
-/// The most selective single-valued attribute filter, as an `event_keys` key.
-fn driving_key(f: &LogFilter) -> Option<String> {
-    let single = |kind: &str, values: &[String]| {
-        (values.len() == 1).then(|| format!("{kind}:{}", values[0]))
-    };
-    single("schedule", &f.schedule_id)
-        .or_else(|| single("queue", &f.queue_name))
-        .or_else(|| single("topic", &f.topic_name))
-        .or_else(|| single("label", &f.label))
-        .or_else(|| single("flow", &f.flow_control_key))
-        .or_else(|| single("url", &f.url))
-}
-
 /// The SQL of a page query, with its arguments; exposed for the plan test.
 pub fn page_sql(
     user_id: &str,
@@ -109,21 +44,13 @@ pub fn page_sql(
 ) -> (String, Vec<rusqlite::types::Value>) {
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
-    // Newest first: strictly before the cursor, and no later than toDate.
-    let to = f.to_date.map(|t| LogCursor {
-        time: t,
-        seq: i64::MAX,
-    });
-    let upper = match (cursor, to) {
-        (Some(c), Some(t)) => Some(c.min(t)),
-        (c, t) => c.or(t),
-    };
+    let upper = rows::upper_bound(cursor, f.to_date);
     let (from, driver) = if !f.message_ids.is_empty() {
         let marks: Vec<String> = f.message_ids.iter().map(|id| w.arg(id.clone())).collect();
         w.push(format!("e.message_id IN ({})", marks.join(", ")));
         w.push(format!("e.user_id = {user}"));
         ("events e INDEXED BY events_message", "e")
-    } else if let Some(key) = driving_key(f) {
+    } else if let Some(key) = rows::driving_key(f) {
         let key = w.arg(key);
         w.push(format!(
             "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"
@@ -241,31 +168,18 @@ fn read_entry(r: &Row) -> rusqlite::Result<(i64, RawEntry)> {
 
 impl RawEntry {
     fn decode(self) -> Result<LogEntry> {
-        let state = LogState::parse(&self.state)
-            .ok_or_else(|| StoreError::Corrupt(format!("log state {}", self.state)))?;
-        let response = match self.response_status {
-            Some(status) => Some(AttemptResponse {
-                status,
-                header: parse_header(self.response_header.as_deref())?,
-                body: self.response_body.unwrap_or_default(),
-            }),
-            None => None,
-        };
         Ok(LogEntry {
             time: self.time,
-            state,
+            state: rows::log_state(&self.state)?,
             error: self.error,
             next_delivery_time: self.next_delivery_time,
-            response,
+            response: rows::response_of(
+                self.response_status,
+                self.response_header.as_deref(),
+                self.response_body,
+            )?,
             message: decode(self.message)?,
         })
-    }
-}
-
-pub(super) fn parse_header(json: Option<&str>) -> Result<HeaderMap> {
-    match json {
-        Some(j) => serde_json::from_str(j).map_err(|e| StoreError::Corrupt(e.to_string())),
-        None => Ok(HeaderMap::new()),
     }
 }
 

@@ -3,49 +3,29 @@
 
 use qstash_core::clock::Millis;
 use qstash_core::dedup::WINDOW_MS;
-use qstash_core::message::LogState;
-use qstash_core::{Message, MessageSpec, MessageState};
+use qstash_core::message::{Arrival, LogState};
+use qstash_core::{Message, MessageState};
 use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::Tx;
+use crate::rows::{self, encode, DlqRow, Encoded, EventDetail, Head};
 use crate::{
-    AttemptResponse, CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, Outcome,
-    OutcomeKind, PurgeCounts, Result, StoreError,
+    CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, Outcome, PurgeCounts, Result,
 };
 
 pub(super) const COLUMNS: &str =
     "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
 
-/// The columns of a new message that cost CPU to build (JSON, label and
-/// log keys). They are built before the write job, on the caller's thread,
-/// so the single writer thread only binds them.
-pub struct Encoded {
-    spec: String,
-    labels: Option<String>,
-    keys: Vec<String>,
-}
-
-pub fn encode(messages: &[NewMessage]) -> Result<Vec<Encoded>> {
-    messages
-        .iter()
-        .map(|new| {
-            let s = &new.message.spec;
-            Ok(Encoded {
-                spec: serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                labels: (!s.labels.is_empty()).then(|| format!(",{},", s.labels.join(","))),
-                keys: super::logs::keys(&new.message),
-            })
-        })
-        .collect()
-}
-
-pub fn insert(conn: &Connection, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
+pub fn insert(conn: &Tx, messages: &[NewMessage], now: Millis) -> Result<Vec<Inserted>> {
     insert_encoded(conn, messages, &encode(messages)?, now)
 }
 
 /// Inserts `messages`, whose columns `encoded` holds in the same order.
+/// The one function that stores messages: each pending one is noted as an
+/// arrival, announced after the commit.
 pub fn insert_encoded(
-    conn: &Connection,
+    conn: &Tx,
     messages: &[NewMessage],
     encoded: &[Encoded],
     now: Millis,
@@ -95,6 +75,9 @@ pub fn insert_encoded(
             log_keyed(conn, user, id, keys, now, LogState::Active, &none)?;
         }
         super::gates::on_insert(conn, m, now)?;
+        if let Some(arrival) = Arrival::of(m) {
+            conn.arrived(arrival);
+        }
         out.push(Inserted::New(m.id.clone()));
     }
     Ok(out)
@@ -149,7 +132,8 @@ pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<Raw
 
 /// Per-user claims for `--max-in-flight-per-user`: up to `room` due plain
 /// messages of each listed user, at most `limit` in all, earliest first.
-/// Each user's messages are read from `messages_due_plain_user` (an index
+/// Each user's messages are read from `messages_due_plain_user` (migration
+/// 2; an index
 /// seek per user), so a user with a large due backlog at its cap costs
 /// nothing: it is simply not listed.
 pub fn claim_due_of_users(
@@ -201,12 +185,6 @@ pub fn claim_due_of_users(
     Ok(out)
 }
 
-/// The index behind [`claim_due_of_users`]: pending plain messages by user
-/// and due time. Messages started at once on publish never enter it.
-pub const DUE_BY_USER_SCHEMA: &str = "CREATE INDEX IF NOT EXISTS messages_due_plain_user
-    ON messages(user_id, due_at)
-    WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL;";
-
 /// When the earliest pending plain message of any of `users` is due.
 pub fn next_due_of_users(conn: &Connection, users: &[String]) -> Result<Option<Millis>> {
     let mut stmt = conn.prepare_cached(
@@ -225,15 +203,6 @@ pub fn next_due_of_users(conn: &Connection, users: &[String]) -> Result<Option<M
     Ok(earliest)
 }
 
-/// What the log needs of a stored message, read without decoding it.
-struct Head {
-    user_id: String,
-    state: String,
-    due_at: Millis,
-    retried: u32,
-    keys: Vec<String>,
-}
-
 /// The message columns the log keys are built from (see `logs::keys_of`).
 const HEAD_COLUMNS: &str = "url, topic_name, queue_name, schedule_id, flow_control_key, labels";
 
@@ -242,19 +211,13 @@ fn read_keys(r: &Row, at: usize) -> rusqlite::Result<Vec<String>> {
     let url: String = r.get(at)?;
     let opt = |i: usize| r.get::<_, Option<String>>(at + i);
     let (topic, queue, schedule, flow, labels) = (opt(1)?, opt(2)?, opt(3)?, opt(4)?, opt(5)?);
-    Ok(super::logs::keys_of(
+    Ok(rows::keys_of_columns(
         &url,
-        [
-            ("topic", topic.as_deref()),
-            ("queue", queue.as_deref()),
-            ("schedule", schedule.as_deref()),
-            ("flow", flow.as_deref()),
-        ],
-        labels
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|l| !l.is_empty()),
+        topic.as_deref(),
+        queue.as_deref(),
+        schedule.as_deref(),
+        flow.as_deref(),
+        labels.as_deref(),
     ))
 }
 
@@ -266,10 +229,13 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
         .prepare_cached(&sql)?
         .query_row([id], |r| {
             Ok(Head {
+                id: id.to_string(),
                 user_id: r.get(0)?,
                 state: r.get(1)?,
                 due_at: r.get(2)?,
                 retried: r.get(3)?,
+                queue: r.get(6)?,
+                flow_control_key: r.get(8)?,
                 keys: read_keys(r, 4)?,
             })
         })
@@ -279,53 +245,24 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
 /// Records outcomes; `callbacks[i]` holds the encoded columns of
 /// `outcomes[i].callbacks`. Reads only the columns it needs of each
 /// message: decoding whole messages here cost the writer thread dearly.
-pub fn record_outcomes(
-    conn: &Connection,
-    outcomes: &[Outcome],
-    callbacks: &[Vec<Encoded>],
-) -> Result<()> {
+pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded>]) -> Result<()> {
     for (o, encoded) in outcomes.iter().zip(callbacks) {
         let Some(m) = get_head(conn, &o.message_id)? else {
             continue;
         };
         // A message cancelled while in flight keeps its cancellation.
-        if m.state != MessageState::Active.as_str() {
+        let Some(t) = rows::transition(&m, o) else {
             continue;
-        }
-        let id = &o.message_id;
-        let log = |state: LogState, d: &EventDetail| {
-            log_keyed(conn, &m.user_id, id, &m.keys, o.at, state, d)
         };
-        let response = EventDetail::response(&o.response);
-        match &o.kind {
-            OutcomeKind::Delivered => {
-                set_state(conn, id, MessageState::Delivered, m.due_at, m.retried, o.at)?;
-                log(LogState::Delivered, &response)?;
-            }
-            OutcomeKind::Retry { next_due, error } => {
-                let (next, retried) = (*next_due, m.retried + 1);
-                set_state(conn, id, MessageState::Pending, next, retried, o.at)?;
-                let failed = EventDetail {
-                    error: Some(error.clone()),
-                    ..response.clone()
-                };
-                log(LogState::Error, &failed)?;
-                let retry = EventDetail {
-                    next_delivery_time: Some(next),
-                    ..Default::default()
-                };
-                log(LogState::Retry, &retry)?;
-            }
-            OutcomeKind::Failed { error } => {
-                set_state(conn, id, MessageState::Failed, m.due_at, m.retried, o.at)?;
-                let failed = EventDetail {
-                    error: Some(error.clone()),
-                    ..response
-                };
-                log(LogState::Error, &failed)?;
-                log(LogState::Failed, &failed)?;
-                insert_dlq(conn, &m.user_id, id, o, error)?;
-            }
+        set_state(conn, &m.id, t.state, t.due_at, t.retried, o.at)?;
+        for (state, detail) in &t.events {
+            log_keyed(conn, &m.user_id, &m.id, &m.keys, o.at, *state, detail)?;
+        }
+        if let Some(dlq) = &t.dlq {
+            insert_dlq(conn, &m.user_id, &m.id, o.at, dlq)?;
+        }
+        if let Some(arrival) = t.arrival {
+            conn.arrived(arrival);
         }
         if !o.callbacks.is_empty() {
             insert_encoded(conn, &o.callbacks, encoded, o.at)?;
@@ -334,26 +271,12 @@ pub fn record_outcomes(
     Ok(())
 }
 
-fn insert_dlq(conn: &Connection, user_id: &str, id: &str, o: &Outcome, error: &str) -> Result<()> {
-    let rowid: i64 = conn.query_row("SELECT rowid FROM messages WHERE id = ?1", [id], |r| {
-        r.get(0)
-    })?;
-    let header = serde_json::to_string(&o.response.header)
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+fn insert_dlq(conn: &Connection, user_id: &str, id: &str, at: Millis, d: &DlqRow) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO dlq (dlq_id, user_id, message_id, created_at, response_status, response_header, response_body, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![
-        o.dlq_id.clone().unwrap_or_else(|| format!("{}-{}", o.at, rowid)),
-        user_id,
-        id,
-        o.at,
-        o.response.status,
-        header,
-        o.response.body,
-        error
-    ])?;
+    .execute(params![d.dlq_id, user_id, id, at, d.status, d.header, d.body, d.error])?;
     Ok(())
 }
 
@@ -474,23 +397,11 @@ fn matching_live_ids(conn: &Connection, user_id: &str, f: &MessageFilter) -> Res
     let mut ids = Vec::new();
     for row in rows {
         let (id, url) = row?;
-        if url_matches(&url, &f.host, &f.path) {
+        if rows::url_matches(&url, &f.host, &f.path) {
             ids.push(id);
         }
     }
     Ok(ids)
-}
-
-fn url_matches(url: &str, hosts: &[String], paths: &[String]) -> bool {
-    if hosts.is_empty() && paths.is_empty() {
-        return true;
-    }
-    let Ok(u) = url::Url::parse(url) else {
-        return false;
-    };
-    let host_ok = hosts.is_empty() || hosts.iter().any(|h| Some(h.as_str()) == u.host_str());
-    let path_ok = paths.is_empty() || paths.iter().any(|p| p == u.path());
-    host_ok && path_ok
 }
 
 pub fn purge(conn: &Connection, now: Millis, retain_before: Millis) -> Result<PurgeCounts> {
@@ -522,34 +433,13 @@ fn purge_events(conn: &Connection, before: Millis) -> Result<u64> {
     Ok(purged)
 }
 
-/// Per-event details beyond the message itself.
-#[derive(Debug, Clone, Default)]
-struct EventDetail {
-    error: Option<String>,
-    next_delivery_time: Option<Millis>,
-    response_status: Option<u16>,
-    response_header: Option<String>,
-    response_body: Option<Vec<u8>>,
-}
-
-impl EventDetail {
-    fn response(r: &AttemptResponse) -> Self {
-        EventDetail {
-            response_status: Some(r.status),
-            response_header: serde_json::to_string(&r.header).ok(),
-            response_body: Some(r.body.clone()),
-            ..Default::default()
-        }
-    }
-}
-
 /// A log entry with no details beyond the message (such as ACTIVE).
 pub fn log_state(conn: &Connection, m: &Message, at: Millis, state: LogState) -> Result<()> {
     log(conn, m, at, state, &EventDetail::default())
 }
 
 fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDetail) -> Result<()> {
-    let keys = super::logs::keys(m);
+    let keys = rows::keys(m);
     log_keyed(conn, &m.user_id, &m.id, &keys, at, state, d)
 }
 
@@ -599,19 +489,7 @@ fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
 
 pub(super) fn decode(row: RawRow) -> Result<Message> {
     let (id, user_id, state, due_at, created_at, not_before, retried, spec, body) = row;
-    let spec: MessageSpec =
-        serde_json::from_str(&spec).map_err(|e| StoreError::Corrupt(format!("{id}: {e}")))?;
-    let state = MessageState::parse(&state)
-        .ok_or_else(|| StoreError::Corrupt(format!("{id}: state {state}")))?;
-    Ok(Message {
-        id,
-        user_id,
-        spec,
-        body,
-        created_at,
-        not_before,
-        due_at,
-        retried,
-        state,
-    })
+    rows::decode_message(
+        id, user_id, &state, due_at, created_at, not_before, retried, &spec, body,
+    )
 }

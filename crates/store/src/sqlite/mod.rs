@@ -6,8 +6,8 @@ mod filters;
 mod gates;
 pub mod logs;
 mod messages;
+mod migrations;
 mod schedules;
-mod schema;
 mod url_group_headers;
 mod writer;
 
@@ -19,18 +19,32 @@ use qstash_core::clock::Millis;
 use qstash_core::schedule::Schedule;
 use qstash_core::signing::SigningKeys;
 use qstash_core::Message;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
 use crate::{
-    CancelRequest, CancelResult, DlqDeleted, DlqEntry, DlqPage, DlqQuery, DlqRetry, Inserted,
-    LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, Result, Store, StoreError,
+    Announcer, CancelRequest, CancelResult, DlqDeleted, DlqEntry, DlqPage, DlqQuery, DlqRetry,
+    Inserted, LogCursor, LogFilter, LogPage, NewMessage, Outcome, PurgeCounts, Reads, Result,
+    Store, StoreError,
 };
 use crate::{CatchUp, DueCursor, DueSchedule, ScheduleFire, ScheduleInfo};
 use crate::{
     FlowKey, FlowKeyChange, GateClaim, GateLook, GateSnapshot, GateView, QueueInfo, UrlGroup,
 };
 use qstash_core::url_group::{Endpoint, EndpointRef};
+pub use writer::Tx;
 use writer::Writer;
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(ErrorCode::DiskFull) => StoreError::Full(e.to_string()),
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::SystemIoFailure) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
 
 /// How hard a commit tries to survive a power cut. `Full` fsyncs the WAL on
 /// every commit; `Normal` survives a process crash but may lose the last
@@ -49,6 +63,7 @@ const STATEMENT_CACHE: usize = 256;
 pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReaderPool>,
+    announcer: Arc<Announcer>,
 }
 
 struct ReaderPool {
@@ -90,18 +105,15 @@ impl SqliteStore {
             let page = page.max(1) as u64;
             conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(1)))?;
         }
-        conn.execute_batch(schema::SCHEMA)?;
-        conn.execute_batch(gates::GATES_SCHEMA)?;
-        conn.execute_batch(url_group_headers::URL_GROUP_HEADERS_SCHEMA)?;
-        conn.execute_batch(messages::DUE_BY_USER_SCHEMA)?;
-        conn.execute_batch(logs::LOGS_SCHEMA)?;
-        conn.execute_batch(schedules::SCHEDULES_SCHEMA)?;
+        migrations::migrate(&conn)?;
+        let announcer = Arc::new(Announcer::default());
         Ok(Self {
-            writer: Writer::start(conn),
+            writer: Writer::start(conn, announcer.clone()),
             readers: Arc::new(ReaderPool {
                 path,
                 idle: Mutex::new(Vec::new()),
             }),
+            announcer,
         })
     }
 
@@ -147,18 +159,7 @@ impl ReaderPool {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn insert_messages(
-        &self,
-        messages: Vec<NewMessage>,
-        now: Millis,
-    ) -> Result<Vec<Inserted>> {
-        let encoded = messages::encode(&messages)?;
-        self.writer
-            .write(move |conn| messages::insert_encoded(conn, &messages, &encoded, now))
-            .await
-    }
-
+impl Reads for SqliteStore {
     async fn get_message(&self, user_id: &str, id: &str) -> Result<Option<Message>> {
         let (user_id, id) = (user_id.to_string(), id.to_string());
         self.read(move |conn| {
@@ -166,6 +167,98 @@ impl Store for SqliteStore {
             Ok(m.filter(|m| m.user_id == user_id && m.state.is_live()))
         })
         .await
+    }
+
+    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| gates::url_group(c, &u, &n)).await
+    }
+
+    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::url_groups(c, &u)).await
+    }
+
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| url_group_headers::get(c, &u, &n)).await
+    }
+
+    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| gates::queue(c, &u, &n)).await
+    }
+
+    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::queues(c, &u)).await
+    }
+
+    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>> {
+        let (u, k) = (user_id.to_string(), key.to_string());
+        self.read(move |c| gates::flow_key(c, &u, &k)).await
+    }
+
+    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>> {
+        let u = user_id.to_string();
+        self.read(move |c| gates::flow_keys(c, &u)).await
+    }
+
+    async fn list_logs(
+        &self,
+        user_id: &str,
+        filter: LogFilter,
+        cursor: Option<LogCursor>,
+        count: usize,
+    ) -> Result<LogPage> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| logs::list(conn, &user_id, &filter, cursor, count))
+            .await
+    }
+
+    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| dlq::list(conn, &user_id, &query))
+            .await
+    }
+
+    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>> {
+        let (user_id, dlq_id) = (user_id.to_string(), dlq_id.to_string());
+        self.read(move |conn| dlq::get(conn, &user_id, &dlq_id))
+            .await
+    }
+
+    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>> {
+        let (user_id, id) = (user_id.to_string(), id.to_string());
+        self.read(move |conn| {
+            schedules::get(conn, &user_id, &id)?
+                .map(|d| schedules::info(conn, d.schedule))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
+        let user_id = user_id.to_string();
+        self.read(move |conn| schedules::list(conn, &user_id)).await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn announcer(&self) -> &Announcer {
+        &self.announcer
+    }
+
+    async fn insert_messages(
+        &self,
+        messages: Vec<NewMessage>,
+        now: Millis,
+    ) -> Result<Vec<Inserted>> {
+        let encoded = crate::rows::encode(&messages)?;
+        self.writer
+            .write(move |conn| messages::insert_encoded(conn, &messages, &encoded, now))
+            .await
     }
 
     async fn next_due_at(&self) -> Result<Option<Millis>> {
@@ -195,7 +288,7 @@ impl Store for SqliteStore {
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()> {
         let callbacks = outcomes
             .iter()
-            .map(|o| messages::encode(&o.callbacks))
+            .map(|o| crate::rows::encode(&o.callbacks))
             .collect::<Result<Vec<_>>>()?;
         self.writer
             .write(move |conn| messages::record_outcomes(conn, &outcomes, &callbacks))
@@ -272,18 +365,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    // --- URL groups, queues and flow control (issue 4) ---
-
-    async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>> {
-        let (u, n) = (user_id.to_string(), name.to_string());
-        self.read(move |c| gates::url_group(c, &u, &n)).await
-    }
-
-    async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
-        let u = user_id.to_string();
-        self.read(move |c| gates::url_groups(c, &u)).await
-    }
-
     async fn upsert_endpoints(
         &self,
         user_id: &str,
@@ -315,16 +396,6 @@ impl Store for SqliteStore {
         self.writer
             .write(move |c| gates::delete_group(c, &u, &n))
             .await
-    }
-
-    async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
-        let (u, n) = (user_id.to_string(), name.to_string());
-        self.read(move |c| gates::queue(c, &u, &n)).await
-    }
-
-    async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>> {
-        let u = user_id.to_string();
-        self.read(move |c| gates::queues(c, &u)).await
     }
 
     async fn upsert_queue(
@@ -361,16 +432,6 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn flow_key(&self, user_id: &str, key: &str) -> Result<Option<(FlowKey, u64)>> {
-        let (u, k) = (user_id.to_string(), key.to_string());
-        self.read(move |c| gates::flow_key(c, &u, &k)).await
-    }
-
-    async fn flow_keys(&self, user_id: &str) -> Result<Vec<(FlowKey, u64)>> {
-        let u = user_id.to_string();
-        self.read(move |c| gates::flow_keys(c, &u)).await
-    }
-
     async fn change_flow_key(
         &self,
         user_id: &str,
@@ -395,32 +456,6 @@ impl Store for SqliteStore {
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>> {
         self.writer
             .write(move |c| gates::claim_gated(c, &claims, now))
-            .await
-    }
-
-    // --- Logs and the dead-letter queue (callbacks, DLQ, logs) ---
-
-    async fn list_logs(
-        &self,
-        user_id: &str,
-        filter: LogFilter,
-        cursor: Option<LogCursor>,
-        count: usize,
-    ) -> Result<LogPage> {
-        let user_id = user_id.to_string();
-        self.read(move |conn| logs::list(conn, &user_id, &filter, cursor, count))
-            .await
-    }
-
-    async fn list_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqPage> {
-        let user_id = user_id.to_string();
-        self.read(move |conn| dlq::list(conn, &user_id, &query))
-            .await
-    }
-
-    async fn get_dlq(&self, user_id: &str, dlq_id: &str) -> Result<Option<DlqEntry>> {
-        let (user_id, dlq_id) = (user_id.to_string(), dlq_id.to_string());
-        self.read(move |conn| dlq::get(conn, &user_id, &dlq_id))
             .await
     }
 
@@ -451,27 +486,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    // --- Schedules (issue 5: cron schedules) ---
-
     async fn put_schedule(&self, schedule: Schedule, now: Millis) -> Result<Schedule> {
         self.writer
             .write(move |conn| schedules::put(conn, &schedule, now))
             .await
-    }
-
-    async fn get_schedule(&self, user_id: &str, id: &str) -> Result<Option<ScheduleInfo>> {
-        let (user_id, id) = (user_id.to_string(), id.to_string());
-        self.read(move |conn| {
-            schedules::get(conn, &user_id, &id)?
-                .map(|d| schedules::info(conn, d.schedule))
-                .transpose()
-        })
-        .await
-    }
-
-    async fn list_schedules(&self, user_id: &str) -> Result<Vec<ScheduleInfo>> {
-        let user_id = user_id.to_string();
-        self.read(move |conn| schedules::list(conn, &user_id)).await
     }
 
     async fn delete_schedule(&self, user_id: &str, id: &str) -> Result<bool> {
@@ -541,11 +559,6 @@ impl Store for SqliteStore {
     async fn next_due_of_users(&self, users: Vec<String>) -> Result<Option<Millis>> {
         self.read(move |conn| messages::next_due_of_users(conn, &users))
             .await
-    }
-
-    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>> {
-        let (u, n) = (user_id.to_string(), name.to_string());
-        self.read(move |c| url_group_headers::get(c, &u, &n)).await
     }
 
     async fn set_url_group_headers(

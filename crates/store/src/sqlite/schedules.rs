@@ -5,47 +5,15 @@
 //! once, or not at all.
 
 use qstash_core::clock::Millis;
-use qstash_core::schedule::{resume_at, CronExpr, Schedule};
-use qstash_core::{MessageSpec, MessageState};
+use qstash_core::schedule::{CronExpr, Schedule};
+use qstash_core::MessageState;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use crate::rows::{catch_up as catch_up_one, fired_ids, ScheduleRow, SCHEDULE_COLUMNS};
 use crate::sqlite::messages;
 use crate::{CatchUp, DueCursor, DueSchedule, Result, ScheduleFire, ScheduleInfo, StoreError};
 
-pub const SCHEDULES_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS schedules (
-    user_id       TEXT NOT NULL,
-    id            TEXT NOT NULL,
-    cron          TEXT NOT NULL,
-    destination   TEXT NOT NULL,
-    spec          TEXT NOT NULL,
-    body          BLOB NOT NULL,
-    queue_name    TEXT,
-    delay_secs    INTEGER,
-    caller_ip     TEXT,
-    created_at    INTEGER NOT NULL,
-    updated_at    INTEGER NOT NULL,
-    -- Bumped by every replace, pause and resume; a fire commits only at
-    -- the version it read.
-    version       INTEGER NOT NULL,
-    paused        INTEGER NOT NULL,
-    -- NULL while paused, so the due index holds only live schedules.
-    next_fire     INTEGER,
-    last_fire     INTEGER,
-    -- JSON array of the message ids of the last fire.
-    last_messages TEXT NOT NULL,
-    last_error    TEXT,
-    PRIMARY KEY (user_id, id)
-);
--- (user_id, id) too, so a pass over many schedules due at the same tick
--- pages through the index.
-CREATE INDEX IF NOT EXISTS schedules_due ON schedules(next_fire, user_id, id) WHERE next_fire IS NOT NULL;
-CREATE INDEX IF NOT EXISTS schedules_user ON schedules(user_id, created_at);
-"#;
-
-const COLUMNS: &str =
-    "user_id, id, cron, destination, spec, body, queue_name, delay_secs, caller_ip,
-    created_at, paused, next_fire, last_fire, last_messages, last_error, version";
+const COLUMNS: &str = SCHEDULE_COLUMNS;
 
 /// Creates the schedule, or replaces every setting of the user's schedule
 /// with that id. The creation time, the paused flag and the last fire's
@@ -98,7 +66,7 @@ pub fn get(conn: &Connection, user_id: &str, id: &str) -> Result<Option<DueSched
 
 pub fn list(conn: &Connection, user_id: &str) -> Result<Vec<ScheduleInfo>> {
     let sql = format!("SELECT {COLUMNS} FROM schedules WHERE user_id = ?1 ORDER BY created_at, id");
-    let rows: Vec<RawRow> = conn
+    let rows: Vec<ScheduleRow> = conn
         .prepare_cached(&sql)?
         .query_map([user_id], read_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -183,7 +151,7 @@ pub fn due(
             AND (next_fire, user_id, id) > (?2, ?3, ?4)
          ORDER BY next_fire, user_id, id LIMIT ?5"
     );
-    let rows: Vec<RawRow> = conn
+    let rows: Vec<ScheduleRow> = conn
         .prepare_cached(&sql)?
         .query_map(params![now, tick, user, id, limit as i64], read_row)?
         .collect::<rusqlite::Result<_>>()?;
@@ -193,9 +161,8 @@ pub fn due(
 /// Commits one tick: advances the schedule and inserts the tick's messages,
 /// only if the schedule is still at the version and tick that were read.
 /// Answers whether it fired.
-pub fn fire(conn: &Connection, f: &ScheduleFire) -> Result<bool> {
-    let ids: Vec<&str> = f.messages.iter().map(|m| m.message.id.as_str()).collect();
-    let last = serde_json::to_string(&ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+pub fn fire(conn: &super::Tx, f: &ScheduleFire) -> Result<bool> {
+    let last = fired_ids(f)?;
     let advanced = conn
         .prepare_cached(
             "UPDATE schedules SET next_fire = ?5, last_fire = ?6, last_messages = ?7, last_error = ?8
@@ -233,15 +200,13 @@ pub fn catch_up(conn: &Connection, now: Millis, window: Millis) -> Result<CatchU
         "UPDATE schedules SET next_fire = ?3, version = version + 1 WHERE user_id = ?1 AND id = ?2",
     )?;
     for (user_id, id, cron, next_fire) in missed {
-        // A damaged row must not keep the server from starting; the timer
-        // stops it at its tick and shows why.
-        let Ok(cron) = CronExpr::parse(&cron) else {
+        let Some((resume, fires)) = catch_up_one(&cron, next_fire, now, window) else {
             continue;
         };
-        let resume = resume_at(&cron, next_fire, now, window);
-        match resume {
-            Some(t) if t <= now => out.firing += 1,
-            _ => out.skipped += 1,
+        if fires {
+            out.firing += 1;
+        } else {
+            out.skipped += 1;
         }
         if resume != Some(next_fire) {
             update.execute(params![user_id, id, resume])?;
@@ -250,86 +215,27 @@ pub fn catch_up(conn: &Connection, now: Millis, window: Millis) -> Result<CatchU
     Ok(out)
 }
 
-type RawRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    Vec<u8>,
-    Option<String>,
-    Option<i64>,
-    Option<String>,
-    i64,
-    bool,
-    Option<i64>,
-    Option<i64>,
-    String,
-    Option<String>,
-    i64,
-);
-
-fn read_row(r: &Row) -> rusqlite::Result<RawRow> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-        r.get(10)?,
-        r.get(11)?,
-        r.get(12)?,
-        r.get(13)?,
-        r.get(14)?,
-        r.get(15)?,
-    ))
+fn read_row(r: &Row) -> rusqlite::Result<ScheduleRow> {
+    Ok(ScheduleRow {
+        user_id: r.get(0)?,
+        id: r.get(1)?,
+        cron: r.get(2)?,
+        destination: r.get(3)?,
+        spec: r.get(4)?,
+        body: r.get(5)?,
+        queue_name: r.get(6)?,
+        delay_secs: r.get(7)?,
+        caller_ip: r.get(8)?,
+        created_at: r.get(9)?,
+        paused: r.get(10)?,
+        next_fire: r.get(11)?,
+        last_fire: r.get(12)?,
+        last_messages: r.get(13)?,
+        last_error: r.get(14)?,
+        version: r.get(15)?,
+    })
 }
 
-fn decode(row: RawRow) -> Result<DueSchedule> {
-    let (
-        user_id,
-        id,
-        cron,
-        destination,
-        spec,
-        body,
-        queue_name,
-        delay_secs,
-        caller_ip,
-        created_at,
-        paused,
-        next_fire,
-        last_fire,
-        last_messages,
-        last_error,
-        version,
-    ) = row;
-    let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("schedule {id}: {e}"));
-    let spec: MessageSpec = serde_json::from_str(&spec).map_err(corrupt)?;
-    let last_messages: Vec<String> = serde_json::from_str(&last_messages).map_err(corrupt)?;
-    Ok(DueSchedule {
-        schedule: Schedule {
-            id,
-            user_id,
-            cron,
-            destination,
-            spec,
-            body,
-            queue_name,
-            delay_secs: delay_secs.map(|d| d.max(0) as u64),
-            caller_ip,
-            created_at,
-            paused,
-            next_fire,
-            last_fire,
-            last_messages,
-            last_error,
-        },
-        version,
-    })
+fn decode(row: ScheduleRow) -> Result<DueSchedule> {
+    row.decode()
 }

@@ -1,20 +1,11 @@
 //! Default headers of a URL group (`PATCH /v2/topics/{name}`), applied to
 //! publishes to the group where the request does not set them. A table of
-//! its own, so the `url_groups` rows and their writes stay as they are.
+//! its own (migration 2), so the `url_groups` rows and their writes stay as
+//! they are.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{Result, StoreError};
-
-pub const URL_GROUP_HEADERS_SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS url_group_headers (
-    user_id TEXT NOT NULL,
-    name    TEXT NOT NULL,
-    -- JSON list of [name, value] pairs, in the order given.
-    headers TEXT NOT NULL,
-    PRIMARY KEY (user_id, name)
-);
-"#;
 
 pub fn get(conn: &Connection, user_id: &str, name: &str) -> Result<Vec<(String, String)>> {
     let text: Option<String> = conn

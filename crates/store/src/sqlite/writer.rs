@@ -13,21 +13,63 @@
 //! a savepoint per job. Jobs are plain database functions (`Fn`), so a
 //! second run does exactly what the first one would have.
 
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use qstash_core::message::Arrival;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Result, StoreError};
+use crate::{Announcer, Result, StoreError};
 
 /// Most jobs in one transaction; bounds the latency of the first one.
 const MAX_BATCH: usize = 1024;
 /// Jobs waiting for the writer before callers are made to wait.
 const QUEUE_DEPTH: usize = 16 * 1024;
 
+/// A write job's view of the open transaction: the connection, plus the
+/// arrivals its inserts noted, announced only once the transaction has
+/// committed (and dropped if the job's work is rolled back).
+pub struct Tx<'c> {
+    conn: &'c Connection,
+    arrivals: RefCell<Vec<Arrival>>,
+}
+
+impl Deref for Tx<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl<'c> Tx<'c> {
+    pub fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            arrivals: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// A message became pending in this transaction.
+    pub fn arrived(&self, arrival: Arrival) {
+        self.arrivals.borrow_mut().push(arrival);
+    }
+
+    pub fn into_arrivals(self) -> Vec<Arrival> {
+        self.arrivals.into_inner()
+    }
+}
+
 /// A queued write: run (possibly twice, see the module comment), then
 /// told whether its transaction committed.
 trait Job: Send {
-    /// Runs the work, keeping its result; answers whether it succeeded.
+    /// Runs the work, keeping its result and arrivals; answers whether it
+    /// succeeded.
     fn run(&mut self, conn: &Connection) -> bool;
+    /// The arrivals of its last successful run.
+    fn take_arrivals(&mut self) -> Vec<Arrival>;
     /// Answers the caller with the result, or the commit's error.
     fn finish(self: Box<Self>, committed: Result<()>);
     /// Whether its last run failed for lack of space.
@@ -37,19 +79,26 @@ trait Job: Send {
 struct Pending<T, F> {
     work: F,
     result: Option<Result<T>>,
+    arrivals: Vec<Arrival>,
     reply: oneshot::Sender<Result<T>>,
 }
 
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: Fn(&Connection) -> Result<T> + Send,
+    F: Fn(&Tx) -> Result<T> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let result = (self.work)(conn);
+        let tx = Tx::new(conn);
+        let result = (self.work)(&tx);
         let ok = result.is_ok();
+        self.arrivals = if ok { tx.into_arrivals() } else { Vec::new() };
         self.result = Some(result);
         ok
+    }
+
+    fn take_arrivals(&mut self) -> Vec<Arrival> {
+        std::mem::take(&mut self.arrivals)
     }
 
     fn finish(self: Box<Self>, committed: Result<()>) {
@@ -68,11 +117,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(conn: Connection) -> Self {
+    /// Starts the writer thread; after each commit it announces the
+    /// arrivals of the committed jobs through `announcer`.
+    pub fn start(conn: Connection, announcer: Arc<Announcer>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
         std::thread::Builder::new()
             .name("qstash-store-writer".into())
-            .spawn(move || run(conn, rx))
+            .spawn(move || run(conn, rx, &announcer))
             .expect("spawn the store writer thread");
         Self { jobs: tx }
     }
@@ -83,12 +134,13 @@ impl Writer {
     pub async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: Fn(&Connection) -> Result<T> + Send + 'static,
+        F: Fn(&Tx) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let job = Box::new(Pending {
             work,
             result: None,
+            arrivals: Vec::new(),
             reply,
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
@@ -96,7 +148,7 @@ impl Writer {
     }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, announcer: &Announcer) {
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
@@ -107,6 +159,10 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>) {
             }
         }
         let committed = run_batch(&conn, &mut jobs);
+        if committed.is_ok() {
+            let arrivals: Vec<Arrival> = jobs.iter_mut().flat_map(|j| j.take_arrivals()).collect();
+            announcer.announce(&arrivals);
+        }
         for job in jobs.drain(..) {
             let status = match &committed {
                 Ok(()) => Ok(()),
@@ -192,7 +248,7 @@ mod tests {
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch("CREATE TABLE t (v TEXT PRIMARY KEY)")
             .unwrap();
-        let writer = Writer::start(conn);
+        let writer = Writer::start(conn, Arc::default());
         let insert = |v: &'static str, fail: bool| {
             let writer = writer.clone();
             tokio::spawn(async move {
@@ -224,5 +280,51 @@ mod tests {
         c.await.unwrap().unwrap();
         let read = Connection::open(&path).unwrap();
         assert_eq!(rows(&read), ["a", "c"]);
+    }
+
+    struct Heard(std::sync::Mutex<Vec<Arrival>>);
+
+    impl crate::Listener for Heard {
+        fn arrived(&self, arrivals: &[Arrival]) {
+            self.0.lock().unwrap().extend_from_slice(arrivals);
+        }
+    }
+
+    fn arrival(user: &str) -> Arrival {
+        Arrival {
+            user_id: user.into(),
+            due_at: 1,
+            queue: Some("q".into()),
+            flow_control_key: None,
+        }
+    }
+
+    /// Arrivals are announced after the commit, and only those of jobs
+    /// whose work committed: a failed job's are dropped with its rollback.
+    #[tokio::test]
+    async fn only_committed_arrivals_are_announced() {
+        let conn = Connection::open_in_memory().unwrap();
+        let announcer = Arc::new(Announcer::default());
+        let heard = Arc::new(Heard(Default::default()));
+        announcer.listen(Arc::downgrade(&heard) as std::sync::Weak<dyn crate::Listener>);
+        let writer = Writer::start(conn, announcer);
+        let job = |user: &'static str, fail: bool| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .write(move |tx| {
+                        tx.arrived(arrival(user));
+                        if fail {
+                            return Err(StoreError::Corrupt("on purpose".into()));
+                        }
+                        Ok(())
+                    })
+                    .await
+            })
+        };
+        let (a, b) = (job("ok", false), job("failed", true));
+        a.await.unwrap().unwrap();
+        assert!(b.await.unwrap().is_err());
+        assert_eq!(*heard.0.lock().unwrap(), vec![arrival("ok")]);
     }
 }

@@ -1,9 +1,12 @@
-//! The SQLite store against its contract, on a real database file.
+//! The store against its contract: SQLite on a real database file, or
+//! PostgreSQL with `QSTASH_TEST_BACKEND=postgres`.
 
 use qstash_core::signing::SigningKeys;
 use qstash_core::{Message, MessageSpec, MessageState};
-use qstash_store::sqlite::{Durability, SqliteStore};
 use qstash_store::*;
+
+mod common;
+use common::{open, reopen};
 
 fn message(id: &str, user: &str, due_at: i64) -> Message {
     Message {
@@ -31,15 +34,9 @@ fn new(id: &str, due_at: i64) -> NewMessage {
     }
 }
 
-fn open() -> (tempfile::TempDir, SqliteStore) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
-    (dir, store)
-}
-
 #[tokio::test]
 async fn claims_only_due_messages_earliest_first() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     store
         .insert_messages(vec![new("b", 20), new("a", 10), new("c", 1000)], 0)
         .await
@@ -59,7 +56,7 @@ async fn claims_only_due_messages_earliest_first() {
 
 #[tokio::test]
 async fn outcomes_move_messages_through_their_states() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     store
         .insert_messages(vec![new("a", 0), new("b", 0)], 0)
         .await
@@ -110,7 +107,7 @@ async fn outcomes_move_messages_through_their_states() {
 
 #[tokio::test]
 async fn dedup_key_answers_the_first_id_within_the_window() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let with_key = |id: &str| NewMessage {
         message: message(id, "u", 0),
         dedup_key: Some("k".into()),
@@ -131,7 +128,7 @@ async fn dedup_key_answers_the_first_id_within_the_window() {
 
 #[tokio::test]
 async fn cancel_by_ids_counts_only_live_messages_of_the_user() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     store
         .insert_messages(vec![new("a", 0), new("b", 0), new("c", 0)], 0)
         .await
@@ -177,18 +174,18 @@ async fn cancel_by_ids_counts_only_live_messages_of_the_user() {
 async fn in_flight_messages_return_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
+        let store = reopen(dir.path()).await;
         store.insert_messages(vec![new("a", 0)], 0).await.unwrap();
         assert_eq!(store.claim_due(0, 10).await.unwrap().len(), 1);
     }
-    let store = SqliteStore::open(dir.path(), Durability::Full).unwrap();
+    let store = reopen(dir.path()).await;
     assert_eq!(store.release_in_flight(7).await.unwrap(), 1);
     assert_eq!(store.claim_due(7, 10).await.unwrap()[0].id, "a");
 }
 
 #[tokio::test]
 async fn signing_keys_rotate_and_persist() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let initial = SigningKeys {
         current: "sig_a".into(),
         next: "sig_b".into(),
@@ -210,7 +207,7 @@ async fn signing_keys_rotate_and_persist() {
 
 #[tokio::test]
 async fn concurrent_writes_share_commits_and_all_land() {
-    let (_dir, store) = open();
+    let (_dir, store) = open().await;
     let tasks: Vec<_> = (0..500)
         .map(|i| {
             let store = store.clone();

@@ -1,0 +1,650 @@
+//! Message rows: inserting them in bulk (with their dedup keys, queues,
+//! flow-control keys and CREATED entries), recording outcomes in bulk,
+//! claiming due messages, cancelling, and retention.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use qstash_core::clock::Millis;
+use qstash_core::dedup::WINDOW_MS;
+use qstash_core::message::{
+    Arrival, CancelRequest, CancelResult, Inserted, LogState, MessageFilter, NewMessage,
+};
+use qstash_core::outcome::Outcome;
+use qstash_core::{Message, MessageState};
+use tokio_postgres::Row;
+
+use super::events::Events;
+use super::{gates, sql};
+use crate::rows::{self, EventDetail, Head};
+use crate::{PurgeCounts, Result};
+
+/// The columns a [`Message`] is read from, in [`message_at`]'s order.
+pub const COLUMNS: &str = "id, user_id, state, due_at, created_at, not_before, retried, spec, body";
+/// Then the columns its log keys are built from, in [`keys_at`]'s order.
+pub const KEY_COLUMNS: &str = "url, topic_name, queue_name, schedule_id, flow_control_key, labels";
+
+/// The message whose [`COLUMNS`] start at column `at` of `r`.
+pub fn message_at(r: &Row, at: usize) -> Result<Message> {
+    rows::decode_message(
+        r.try_get(at)?,
+        r.try_get(at + 1)?,
+        r.try_get(at + 2)?,
+        r.try_get(at + 3)?,
+        r.try_get(at + 4)?,
+        r.try_get(at + 5)?,
+        r.try_get::<_, i32>(at + 6)?.max(0) as u32,
+        r.try_get(at + 7)?,
+        r.try_get(at + 8)?,
+    )
+}
+
+/// The log keys of the row whose [`KEY_COLUMNS`] start at column `at`.
+pub fn keys_at(r: &Row, at: usize) -> Result<Vec<String>> {
+    Ok(rows::keys_of_columns(
+        r.try_get(at)?,
+        r.try_get(at + 1)?,
+        r.try_get(at + 2)?,
+        r.try_get(at + 3)?,
+        r.try_get(at + 4)?,
+        r.try_get(at + 5)?,
+    ))
+}
+
+/// Inserts messages (each with the time it was submitted), noting their
+/// CREATED (and, when stored in flight, ACTIVE) entries in `events` and
+/// the pending ones in `arrivals`. A message whose dedup key is live, or
+/// that repeats the key of an earlier message of `items`, is not stored:
+/// its answer names the message holding the key.
+pub async fn insert<C: GenericClient>(
+    c: &C,
+    items: &[(&NewMessage, Millis)],
+    events: &mut Events,
+    arrivals: &mut Vec<Arrival>,
+) -> Result<Vec<Inserted>> {
+    let answers = dedup(c, items).await?;
+    let fresh: Vec<(&Message, Millis)> = items
+        .iter()
+        .zip(&answers)
+        .filter(|(_, a)| matches!(a, Inserted::New(_)))
+        .map(|((new, now), _)| (&new.message, *now))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(answers);
+    }
+    gates::on_insert(c, &fresh).await?;
+    let mut cols = MessageColumns::default();
+    for (m, now) in &fresh {
+        let enc = rows::encode_one(m)?;
+        cols.push(m, enc.spec, enc.labels);
+        let none = EventDetail::default();
+        events.push(
+            &m.user_id,
+            &m.id,
+            &enc.keys,
+            m.created_at,
+            LogState::Created,
+            &none,
+        );
+        // Stored already in flight: its delivery starts after the commit.
+        if m.state == MessageState::Active {
+            events.push(&m.user_id, &m.id, &enc.keys, *now, LogState::Active, &none);
+        }
+        arrivals.extend(Arrival::of(m));
+    }
+    cols.write(c).await?;
+    Ok(answers)
+}
+
+/// Message columns of a bulk insert.
+#[derive(Default)]
+struct MessageColumns<'a> {
+    id: Vec<&'a str>,
+    user_id: Vec<&'a str>,
+    state: Vec<&'static str>,
+    due_at: Vec<Millis>,
+    created_at: Vec<Millis>,
+    not_before: Vec<Millis>,
+    retried: Vec<i32>,
+    url: Vec<&'a str>,
+    topic: Vec<Option<&'a str>>,
+    queue: Vec<Option<&'a str>>,
+    schedule: Vec<Option<&'a str>>,
+    flow: Vec<Option<&'a str>>,
+    caller_ip: Vec<Option<&'a str>>,
+    labels: Vec<Option<String>>,
+    spec: Vec<String>,
+    body: Vec<&'a [u8]>,
+}
+
+impl<'a> MessageColumns<'a> {
+    fn push(&mut self, m: &'a Message, spec: String, labels: Option<String>) {
+        let s = &m.spec;
+        self.id.push(&m.id);
+        self.user_id.push(&m.user_id);
+        self.state.push(m.state.as_str());
+        self.due_at.push(m.due_at);
+        self.created_at.push(m.created_at);
+        self.not_before.push(m.not_before);
+        self.retried.push(m.retried as i32);
+        self.url.push(&s.url);
+        self.topic.push(s.topic_name.as_deref());
+        self.queue.push(s.queue_name.as_deref());
+        self.schedule.push(s.schedule_id.as_deref());
+        self.flow
+            .push(s.flow_control.as_ref().map(|f| f.key.as_str()));
+        self.caller_ip.push(s.caller_ip.as_deref());
+        self.labels.push(labels);
+        self.spec.push(spec);
+        self.body.push(&m.body);
+    }
+
+    async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+        sql::execute(
+            c,
+            "INSERT INTO messages (id, user_id, state, due_at, created_at, not_before, retried,
+                updated_at, url, topic_name, queue_name, schedule_id, flow_control_key, caller_ip,
+                labels, spec, body)
+             SELECT id, user_id, state, due_at, created_at, not_before, retried, created_at, url,
+                topic, queue, schedule, flow, ip, labels, spec, body
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[],
+                $7::int4[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+                $13::text[], $14::text[], $15::text[], $16::bytea[])
+             AS t(id, user_id, state, due_at, created_at, not_before, retried, url, topic, queue,
+                schedule, flow, ip, labels, spec, body)",
+            &[
+                &self.id,
+                &self.user_id,
+                &self.state,
+                &self.due_at,
+                &self.created_at,
+                &self.not_before,
+                &self.retried,
+                &self.url,
+                &self.topic,
+                &self.queue,
+                &self.schedule,
+                &self.flow,
+                &self.caller_ip,
+                &self.labels,
+                &self.spec,
+                &self.body,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Which of `items` are new and which repeat a live dedup key. The first
+/// message of `items` with a key claims it (if no live entry holds it);
+/// claims take the keys' rows in (user, key) order, so concurrent batches
+/// never deadlock on them.
+async fn dedup<C: GenericClient>(c: &C, items: &[(&NewMessage, Millis)]) -> Result<Vec<Inserted>> {
+    let mut answers: Vec<Inserted> = items
+        .iter()
+        .map(|(n, _)| Inserted::New(n.message.id.clone()))
+        .collect();
+    // (user, key) -> index of the first message with it.
+    let mut first: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, (n, _)) in items.iter().enumerate() {
+        let Some(key) = &n.dedup_key else { continue };
+        match first.get(&(n.message.user_id.as_str(), key.as_str())) {
+            Some(&j) => answers[i] = Inserted::Duplicate(items[j].0.message.id.clone()),
+            None => {
+                first.insert((&n.message.user_id, key), i);
+            }
+        }
+    }
+    if first.is_empty() {
+        return Ok(answers);
+    }
+    let mut claims: Vec<((&str, &str), usize)> = first.into_iter().collect();
+    claims.sort();
+    let users: Vec<&str> = claims.iter().map(|((u, _), _)| *u).collect();
+    let keys: Vec<&str> = claims.iter().map(|((_, k), _)| *k).collect();
+    let ids: Vec<&str> = claims
+        .iter()
+        .map(|(_, i)| items[*i].0.message.id.as_str())
+        .collect();
+    let expires: Vec<Millis> = claims
+        .iter()
+        .map(|(_, i)| items[*i].1 + WINDOW_MS)
+        .collect();
+    // Every key comes back with the message that holds it now: ours when
+    // the key was free or its entry expired (`expires_at - window` is the
+    // claiming message's submit time), else the earlier holder. Taking the
+    // row even to keep it is what makes a concurrent claim wait for ours.
+    let holders = sql::query(
+        c,
+        "INSERT INTO dedup (user_id, key, message_id, expires_at)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
+         ON CONFLICT (user_id, key) DO UPDATE SET
+            message_id = CASE WHEN dedup.expires_at <= excluded.expires_at - $5
+                THEN excluded.message_id ELSE dedup.message_id END,
+            expires_at = CASE WHEN dedup.expires_at <= excluded.expires_at - $5
+                THEN excluded.expires_at ELSE dedup.expires_at END
+         RETURNING user_id, key, message_id",
+        &[&users, &keys, &ids, &expires, &WINDOW_MS],
+    )
+    .await?;
+    let index: HashMap<(&str, &str), usize> = claims.iter().map(|(k, i)| (*k, *i)).collect();
+    for row in &holders {
+        let (user, key, holder): (&str, &str, String) =
+            (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        let Some(&i) = index.get(&(user, key)) else {
+            continue;
+        };
+        if holder == items[i].0.message.id {
+            continue;
+        }
+        // Held by an earlier message: so is every later one with the key.
+        for (j, (n, _)) in items.iter().enumerate() {
+            if n.message.user_id == user && n.dedup_key.as_deref() == Some(key) {
+                answers[j] = Inserted::Duplicate(holder.clone());
+            }
+        }
+    }
+    Ok(answers)
+}
+
+/// Records outcomes: each message still in flight takes its transition
+/// (state, log entries, DLQ row); the callbacks of applied outcomes are
+/// answered (with the outcome's time) for the caller to insert in the same
+/// transaction. Locks the messages in id order, so concurrent batches never
+/// deadlock on them.
+pub async fn record<'o, C: GenericClient>(
+    c: &C,
+    outcomes: &[&'o Outcome],
+    events: &mut Events,
+    arrivals: &mut Vec<Arrival>,
+) -> Result<Vec<(&'o NewMessage, Millis)>> {
+    let mut ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = format!(
+        "SELECT id, user_id, state, due_at, retried, {KEY_COLUMNS} FROM messages
+         WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+    );
+    let mut heads: HashMap<String, Head> = HashMap::new();
+    for r in sql::query(c, &sql, &[&ids]).await? {
+        let head = Head {
+            id: r.try_get(0)?,
+            user_id: r.try_get(1)?,
+            state: r.try_get(2)?,
+            due_at: r.try_get(3)?,
+            retried: r.try_get::<_, i32>(4)?.max(0) as u32,
+            queue: r.try_get(7)?,
+            flow_control_key: r.try_get(9)?,
+            keys: keys_at(&r, 5)?,
+        };
+        heads.insert(head.id.clone(), head);
+    }
+    let mut updates = Updates::default();
+    let mut dlq = DlqRows::default();
+    let mut callbacks = Vec::new();
+    for o in outcomes {
+        let Some(head) = heads.get_mut(&o.message_id) else {
+            continue;
+        };
+        // Not in flight any more (cancelled, or recorded earlier in this
+        // batch): the outcome and its callbacks are dropped.
+        let Some(t) = rows::transition(head, o) else {
+            continue;
+        };
+        head.state = t.state.as_str().to_string();
+        updates.push(&head.id, t.state, t.due_at, t.retried, o.at);
+        for (state, detail) in &t.events {
+            events.push(&head.user_id, &head.id, &head.keys, o.at, *state, detail);
+        }
+        if let Some(row) = t.dlq {
+            dlq.push(&head.user_id, &head.id, o.at, row);
+        }
+        arrivals.extend(t.arrival);
+        callbacks.extend(o.callbacks.iter().map(|cb| (cb, o.at)));
+    }
+    updates.write(c).await?;
+    dlq.write(c).await?;
+    Ok(callbacks)
+}
+
+/// New states of messages, written with one statement.
+#[derive(Default)]
+struct Updates {
+    id: Vec<String>,
+    state: Vec<&'static str>,
+    due_at: Vec<Millis>,
+    retried: Vec<i32>,
+    at: Vec<Millis>,
+}
+
+impl Updates {
+    fn push(&mut self, id: &str, state: MessageState, due_at: Millis, retried: u32, at: Millis) {
+        self.id.push(id.to_string());
+        self.state.push(state.as_str());
+        self.due_at.push(due_at);
+        self.retried.push(retried as i32);
+        self.at.push(at);
+    }
+
+    async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
+        sql::execute(
+            c,
+            "UPDATE messages m SET state = u.state, due_at = u.due_at, retried = u.retried,
+                updated_at = u.at
+             FROM unnest($1::text[], $2::text[], $3::int8[], $4::int4[], $5::int8[])
+                AS u(id, state, due_at, retried, at)
+             WHERE m.id = u.id",
+            &[&self.id, &self.state, &self.due_at, &self.retried, &self.at],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// DLQ entries of final failures, written with one statement.
+#[derive(Default)]
+struct DlqRows {
+    dlq_id: Vec<String>,
+    user_id: Vec<String>,
+    message_id: Vec<String>,
+    created_at: Vec<Millis>,
+    status: Vec<i32>,
+    header: Vec<String>,
+    body: Vec<Vec<u8>>,
+    error: Vec<String>,
+}
+
+impl DlqRows {
+    fn push(&mut self, user_id: &str, id: &str, at: Millis, row: rows::DlqRow) {
+        self.dlq_id.push(row.dlq_id);
+        self.user_id.push(user_id.to_string());
+        self.message_id.push(id.to_string());
+        self.created_at.push(at);
+        self.status.push(i32::from(row.status));
+        self.header.push(row.header);
+        self.body.push(row.body);
+        self.error.push(row.error);
+    }
+
+    async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+        if self.dlq_id.is_empty() {
+            return Ok(());
+        }
+        sql::execute(
+            c,
+            "INSERT INTO dlq (dlq_id, user_id, message_id, created_at, response_status,
+                response_header, response_body, error)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[], $5::int4[],
+                $6::text[], $7::bytea[], $8::text[])",
+            &[
+                &self.dlq_id,
+                &self.user_id,
+                &self.message_id,
+                &self.created_at,
+                &self.status,
+                &self.header,
+                &self.body,
+                &self.error,
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+pub async fn get<C: GenericClient>(c: &C, id: &str) -> Result<Option<Message>> {
+    let sql = format!("SELECT {COLUMNS} FROM messages WHERE id = $1");
+    sql::query_opt(c, &sql, &[&id])
+        .await?
+        .map(|r| message_at(&r, 0))
+        .transpose()
+}
+
+/// When the earliest plain pending message is due: one step of the plain
+/// due index.
+pub const NEXT_DUE: &str = "SELECT MIN(due_at) FROM messages
+    WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL";
+
+/// The claim of due plain messages ($1 now, $2 limit), earliest first,
+/// skipping rows another claim holds.
+pub fn claim_due_sql() -> String {
+    format!(
+        "UPDATE messages SET state = 'active', updated_at = $1
+         WHERE id IN (SELECT id FROM messages
+             WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL
+               AND due_at <= $1
+             ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+         RETURNING {COLUMNS}, {KEY_COLUMNS}"
+    )
+}
+
+/// Marks up to `limit` plain messages due by `now` in flight, earliest
+/// first, skipping rows another claim holds, and logs them ACTIVE.
+pub async fn claim_due<C: GenericClient>(
+    c: &C,
+    now: Millis,
+    limit: usize,
+    events: &mut Events,
+) -> Result<Vec<Message>> {
+    let rows = sql::query(c, &claim_due_sql(), &[&now, &(limit as i64)]).await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let m = message_at(r, 0)?;
+        let keys = keys_at(r, 9)?;
+        let none = EventDetail::default();
+        events.push(&m.user_id, &m.id, &keys, now, LogState::Active, &none);
+        claimed.push(m);
+    }
+    claimed.sort_by_key(|m| m.due_at);
+    Ok(claimed)
+}
+
+/// Marks the given pending messages in flight (skipping any that are no
+/// longer pending) and logs them ACTIVE; answers those it marked.
+pub async fn claim_ids<C: GenericClient>(
+    c: &C,
+    ids: &[&str],
+    now: Millis,
+    events: &mut Events,
+) -> Result<Vec<Message>> {
+    let sql = format!(
+        "UPDATE messages SET state = 'active', updated_at = $2
+         WHERE id = ANY($1) AND state = 'pending'
+         RETURNING {COLUMNS}, {KEY_COLUMNS}"
+    );
+    let rows = sql::query(c, &sql, &[&ids, &now]).await?;
+    let mut claimed = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let m = message_at(r, 0)?;
+        let keys = keys_at(r, 9)?;
+        let none = EventDetail::default();
+        events.push(&m.user_id, &m.id, &keys, now, LogState::Active, &none);
+        claimed.push(m);
+    }
+    Ok(claimed)
+}
+
+/// Cancels the user's live messages named by `req` (by ids, in the order
+/// given, or by filter, oldest first), at most `count` of them.
+pub async fn cancel<C: GenericClient>(
+    c: &C,
+    user_id: &str,
+    req: &CancelRequest,
+    now: Millis,
+    events: &mut Events,
+) -> Result<CancelResult> {
+    let ids = if req.message_ids.is_empty() {
+        matching_live_ids(c, user_id, &req.filter).await?
+    } else {
+        req.message_ids.clone()
+    };
+    let sql = format!(
+        "SELECT {COLUMNS}, {KEY_COLUMNS} FROM messages
+         WHERE id = ANY($1) AND user_id = $2 AND state IN ('pending', 'active')
+         ORDER BY array_position($1, id) FOR UPDATE"
+    );
+    let live = sql::query(c, &sql, &[&ids, &user_id]).await?;
+    let limit = req.count.unwrap_or(usize::MAX);
+    let mut cancelled: Vec<String> = Vec::new();
+    for r in live.iter().take(limit) {
+        let m = message_at(r, 0)?;
+        let keys = keys_at(r, 9)?;
+        let none = EventDetail::default();
+        events.push(user_id, &m.id, &keys, now, LogState::CancelRequested, &none);
+        events.push(user_id, &m.id, &keys, now, LogState::Canceled, &none);
+        cancelled.push(m.id);
+    }
+    sql::execute(
+        c,
+        "UPDATE messages SET state = 'cancelled', updated_at = $2 WHERE id = ANY($1)",
+        &[&cancelled, &now],
+    )
+    .await?;
+    let more_after = (live.len() > cancelled.len())
+        .then(|| cancelled.last().cloned())
+        .flatten();
+    Ok(CancelResult {
+        cancelled: cancelled.len() as u64,
+        more_after,
+    })
+}
+
+/// Ids of the user's live messages matching `filter`, oldest first: the
+/// user's index narrowed by the other columns; host and path are checked
+/// on the URL.
+async fn matching_live_ids<C: GenericClient>(
+    c: &C,
+    user_id: &str,
+    f: &MessageFilter,
+) -> Result<Vec<String>> {
+    let mut w = sql::Where::default();
+    let user = w.arg(user_id.to_string());
+    w.push(format!(
+        "user_id = {user} AND state IN ('pending', 'active')"
+    ));
+    w.any_of("url", &f.url);
+    w.any_of("topic_name", &f.topic_name);
+    w.any_of("queue_name", &f.queue_name);
+    w.any_of("schedule_id", &f.schedule_id);
+    w.any_of("flow_control_key", &f.flow_control_key);
+    w.any_of("caller_ip", &f.caller_ip);
+    w.any_label("labels", &f.label);
+    if let Some(from) = f.from_date {
+        let from = w.arg(from);
+        w.push(format!("created_at >= {from}"));
+    }
+    if let Some(to) = f.to_date {
+        let to = w.arg(to);
+        w.push(format!("created_at <= {to}"));
+    }
+    let sql = format!(
+        "SELECT id, url FROM messages WHERE {} ORDER BY created_at, id",
+        w.sql()
+    );
+    let rows = sql::query(c, &sql, &w.params()).await?;
+    let mut ids = Vec::new();
+    for r in rows {
+        let (id, url): (String, String) = (r.try_get(0)?, r.try_get(1)?);
+        if rows::url_matches(&url, &f.host, &f.path) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+/// Returns in-flight messages to pending, due at once.
+pub async fn release_in_flight<C: GenericClient>(c: &C, now: Millis) -> Result<u64> {
+    sql::execute(
+        c,
+        "UPDATE messages SET state = 'pending', due_at = LEAST(due_at, $1), updated_at = $1
+         WHERE state = 'active'",
+        &[&now],
+    )
+    .await
+}
+
+/// Rows deleted per statement by retention: short statements, so retention
+/// never holds locks for long on a large table.
+pub const PURGE_BATCH: i64 = 5000;
+
+/// Expired dedup keys, and finished messages and log entries older than
+/// `retain_before`, each in batches.
+pub async fn purge<C: GenericClient>(
+    c: &C,
+    now: Millis,
+    retain_before: Millis,
+) -> Result<PurgeCounts> {
+    let dedup = purge_batched(
+        c,
+        "DELETE FROM dedup WHERE (user_id, key) IN
+            (SELECT user_id, key FROM dedup WHERE expires_at <= $1 LIMIT $2)",
+        now,
+    )
+    .await?;
+    let events = purge_events(c, retain_before).await?;
+    let messages = purge_batched(
+        c,
+        "DELETE FROM messages WHERE id IN
+            (SELECT id FROM messages WHERE state IN ('delivered', 'cancelled') AND updated_at < $1
+             LIMIT $2)",
+        retain_before,
+    )
+    .await?;
+    Ok(PurgeCounts {
+        messages,
+        events,
+        dedup,
+    })
+}
+
+/// Drops log entries older than `before`, one user at a time along the
+/// (user, time) index that the listing needs anyway (an index on time
+/// alone would cost every event write). The users are found by skipping
+/// through the same index, one lookup per user.
+async fn purge_events<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
+    let mut purged = 0;
+    let mut user = String::new();
+    loop {
+        let next: Option<String> = sql::query_one(
+            c,
+            "SELECT MIN(user_id) FROM events WHERE user_id > $1",
+            &[&user],
+        )
+        .await?
+        .try_get(0)?;
+        let Some(next) = next else {
+            return Ok(purged);
+        };
+        loop {
+            let n = sql::execute(
+                c,
+                "DELETE FROM events WHERE seq IN
+                    (SELECT seq FROM events WHERE user_id = $1 AND time < $2 LIMIT $3)",
+                &[&next, &before, &PURGE_BATCH],
+            )
+            .await?;
+            purged += n;
+            if n < PURGE_BATCH as u64 {
+                break;
+            }
+        }
+        user = next;
+    }
+}
+
+/// Runs a `DELETE ... LIMIT $2` (cut-off in `$1`) until it deletes less
+/// than a batch; answers how many rows went.
+pub async fn purge_batched<C: GenericClient>(c: &C, sql: &str, before: Millis) -> Result<u64> {
+    let mut total = 0;
+    loop {
+        let n = sql::execute(c, sql, &[&before, &PURGE_BATCH]).await?;
+        total += n;
+        if n < PURGE_BATCH as u64 {
+            return Ok(total);
+        }
+    }
+}
