@@ -139,13 +139,15 @@ pub struct CommonArgs {
     /// Open client connections at once; more wait in the listen backlog.
     #[arg(long, env = "QSTASH_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
-    /// Time a client has to send a request's headers.
+    /// Time a client has to send a request's headers; also how long a
+    /// keep-alive connection may sit idle between requests.
     #[arg(long, env = "QSTASH_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
     /// Time a client has to send a request's body.
     #[arg(long, env = "QSTASH_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub body_read_timeout: Duration,
-    /// How long an idle keep-alive connection is kept open.
+    /// How long a connection may stall (no byte read or written while one
+    /// is awaited) before it is closed.
     #[arg(long, env = "QSTASH_IDLE_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
     /// Most deliveries of one user in flight at once (default: all of

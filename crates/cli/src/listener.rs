@@ -4,9 +4,12 @@
 //! - at most `--max-connections` connections are served at once; further
 //!   ones wait in the kernel's listen backlog until one closes;
 //! - a client has `--header-read-timeout` to send a request's headers (and
-//!   to finish a TLS handshake);
-//! - a connection on which nothing moves for `--idle-timeout` is closed
-//!   (idle keep-alive, or a client that stopped reading or writing);
+//!   to finish a TLS handshake). hyper starts that timer as soon as it
+//!   waits for the next request head, so it also closes a keep-alive
+//!   connection left idle between requests;
+//! - a connection on which nothing moves for `--idle-timeout` while a read
+//!   or write waits is closed (a client that stopped reading a response or
+//!   sending a body);
 //! - the body has `--body-read-timeout` (in the API's admission step).
 //!
 //! Optionally TLS (rustls) for deployments without a proxy in front.
@@ -32,6 +35,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+const READ_BUFFER: usize = 128 * 1024;
 
 #[derive(Clone)]
 pub struct Limits {
@@ -131,6 +136,10 @@ async fn connection<I>(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // hyper's read buffer grows to this per connection (default about
+        // 400 KB); 128 KB holds the largest request head the API accepts
+        // (16 KB URI, 64 KB of headers) and keeps slow uploads cheap.
+        .max_buf_size(READ_BUFFER)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
