@@ -89,6 +89,32 @@ impl RateLimits {
     }
 }
 
+impl RateLimits {
+    /// A batch of `items` messages counts each one against the daily limit;
+    /// its admission counted the first.
+    pub fn admit_batch(&self, user: &str, items: usize) -> Result<(), ApiError> {
+        let Some((n, limiter)) = self.users.get(user).and_then(|l| l.daily.as_ref()) else {
+            return Ok(());
+        };
+        let Some(more) = u32::try_from(items.saturating_sub(1))
+            .ok()
+            .and_then(NonZeroU32::new)
+        else {
+            return Ok(());
+        };
+        match limiter.check_n(more) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(refusal(
+                Kind::Daily,
+                *n,
+                not_until.wait_time_from(self.clock.now()),
+            )),
+            // More items than the whole daily limit: never fits.
+            Err(_) => Err(refusal(Kind::Daily, *n, Duration::from_secs(86_400))),
+        }
+    }
+}
+
 /// Publish, enqueue and batch have a daily limit and no burst limit.
 fn is_messaging(path: &str) -> bool {
     path.starts_with("/v2/publish/") || path.starts_with("/v2/enqueue/") || path == "/v2/batch"
@@ -177,6 +203,19 @@ mod tests {
             assert!(l.admit("u", "/v2/publish/http://x").is_ok());
         }
         assert!(l.admit("other", "/v2/queues").is_ok());
+    }
+
+    #[test]
+    fn a_batch_counts_every_item() {
+        let l = limits(None, Some(5));
+        assert!(l.admit("u", "/v2/batch").is_ok());
+        assert!(l.admit_batch("u", 3).is_ok());
+        assert!(l.admit("u", "/v2/batch").is_ok());
+        // 4 counted so far: a batch of 3 needs 2 more than remain.
+        let e = l.admit_batch("u", 3).unwrap_err();
+        assert_eq!(header(&e, "RateLimit-Limit").as_deref(), Some("5"));
+        assert!(l.admit_batch("u", 100).is_err());
+        assert!(limits(None, None).admit_batch("u", 100).is_ok());
     }
 
     #[test]

@@ -524,10 +524,12 @@ async fn round(
             continue;
         };
         let permit = permits.pop().expect("one permit per admitted message");
+        let user_slot = engine.user_slots.take_counted(&message.user_id);
         let engine = engine.clone();
         tokio::spawn(async move {
             engine.deliver(message).await;
             drop(permit);
+            drop(user_slot);
             engine.gate.release(&slots);
         });
     }

@@ -2,8 +2,9 @@
 //! every delivery slot. A counter per user, consulted where plain messages
 //! take a slot (the due-now shortcut of a publish, and the scheduler's
 //! claim, which asks the store only for users below their cap). Queued and
-//! flow-controlled messages are bounded per user by `--global-parallelism`
-//! in the gate instead.
+//! flow-controlled deliveries are admitted by the gate under the user's
+//! global parallelism (which the cap lowers), and counted here too, so a
+//! user's plain and gated deliveries together stay within the cap.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,21 @@ impl UserSlots {
             slots: self.clone(),
             user: user.to_string(),
         })
+    }
+
+    /// A slot for a delivery the gate admitted under its own per-user
+    /// limit: counted, never refused.
+    pub(crate) fn take_counted(self: &Arc<Self>, user: &str) -> UserSlot {
+        *self
+            .counts
+            .lock()
+            .expect("user slots lock")
+            .entry(user.to_string())
+            .or_default() += 1;
+        UserSlot {
+            slots: self.clone(),
+            user: user.to_string(),
+        }
     }
 
     /// Each configured user below its cap, with how many more it may start.

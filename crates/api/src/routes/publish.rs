@@ -144,6 +144,7 @@ pub async fn batch(
     if items.len() > max {
         return Err(too_many(items.len()));
     }
+    state.limits.admit_batch(&user.id, items.len())?;
     let mut planned_count = 0;
     let now = state.engine.now();
     // Validate every item before storing any, so a bad item stores nothing.

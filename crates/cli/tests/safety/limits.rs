@@ -276,3 +276,39 @@ async fn one_user_cannot_take_every_delivery_slot() {
     assert_eq!(sink.received_at("/slow").len(), 2);
     sink.wait_for("/slow", 4, WAIT).await;
 }
+
+#[tokio::test]
+async fn the_per_user_cap_covers_queues_and_global_parallelism() {
+    let s = Server::start(bin(), &["--max-in-flight", "4", "--max-in-flight-per-user", "2"]);
+    let sink = Sink::start().await;
+    sink.script("/q", vec![Reply::status(200).after(Duration::from_secs(3))]);
+    let resp = s
+        .post("/v2/queues")
+        .json(&json!({"queueName": "wide", "parallelism": 4}))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    for i in 0..4 {
+        let resp = s
+            .post(&format!("/v2/enqueue/wide/{}", sink.at("/q")))
+            .body(i.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201);
+    }
+    sink.wait_for("/q", 2, WAIT).await;
+    let v: Value = s.get("/v2/globalParallelism").send().await.unwrap().json().await.unwrap();
+    assert_eq!(v["parallelismMax"], 2, "{v}");
+    let started = Instant::now();
+    let resp = s
+        .request(reqwest::Method::POST, &format!("/v2/publish/{}", sink.at("/other")), &dev_user(2))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    sink.wait_for("/other", 1, WAIT).await;
+    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
+    assert_eq!(sink.received_at("/q").len(), 2);
+}
