@@ -48,10 +48,12 @@ pub async fn run(plan: Plan) -> Result<()> {
         retention: c.retention,
         // The per-user cap bounds a user's queued and flow-controlled
         // deliveries too (`GET /v2/globalParallelism` shows it).
-        global_parallelism: per_user.map_or(c.global_parallelism, |cap| {
-            c.global_parallelism.min(u32::try_from(cap).unwrap_or(u32::MAX))
-        })
-        .max(1),
+        global_parallelism: per_user
+            .map_or(c.global_parallelism, |cap| {
+                c.global_parallelism
+                    .min(u32::try_from(cap).unwrap_or(u32::MAX))
+            })
+            .max(1),
         dlq_retention: c.dlq_retention,
         schedule_catch_up: c.schedule_catch_up,
         destination_policy: Arc::new(policy(&plan, addr)?),

@@ -38,6 +38,7 @@ use qstash_core::Message;
 use qstash_store::StoreError;
 use tokio::sync::{Notify, OwnedSemaphorePermit};
 
+use crate::user_slots::UserSlots;
 use crate::Engine;
 
 /// Most gates looked at, and most messages started, in one round.
@@ -180,15 +181,50 @@ pub(crate) struct Gate {
     book: Mutex<Book>,
     wake: Notify,
     global_max: u32,
+    /// `--max-in-flight-per-user`: a user's plain deliveries count against
+    /// its cap together with its gated ones (`user_slots.rs`).
+    user_slots: Arc<UserSlots>,
 }
 
 impl Gate {
-    pub fn new(global_max: u32) -> Self {
+    pub(crate) fn new(global_max: u32, user_slots: Arc<UserSlots>) -> Self {
         Self {
             book: Mutex::new(Book::default()),
             wake: Notify::new(),
             global_max: global_max.max(1),
+            user_slots,
         }
+    }
+
+    /// Gated deliveries of `user_id` in flight.
+    pub(crate) fn gated_in_flight(&self, user_id: &str) -> usize {
+        self.book()
+            .users
+            .get(user_id)
+            .map_or(0, |u| u.in_flight as usize)
+    }
+
+    /// A plain delivery of `user_id` ended: lines that waited on the user's
+    /// cap may start.
+    pub(crate) fn user_freed(&self, user_id: &str) {
+        let mut book = self.book();
+        let woken: Vec<GateRef> = book.user(user_id).blocked.drain().collect();
+        if woken.is_empty() {
+            return;
+        }
+        woken.into_iter().for_each(|g| book.mark(g));
+        drop(book);
+        self.wake.notify_one();
+    }
+
+    /// Whether `user` (with `gated` deliveries in flight) is at a limit:
+    /// its global parallelism, or its per-user cap counting plain ones.
+    fn user_full(&self, user_id: &str, gated: u32) -> bool {
+        gated >= self.global_max
+            || self
+                .user_slots
+                .cap()
+                .is_some_and(|cap| gated as usize + self.user_slots.plain(user_id) >= cap)
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
@@ -359,15 +395,19 @@ impl Gate {
                 key: key.clone(),
             });
         }
-        let global_max = self.global_max;
         let user = book.user(&slots.user_id);
         user.in_flight = user.in_flight.saturating_sub(1);
-        if user.in_flight < global_max {
-            wake.extend(user.blocked.drain());
+        let gated = user.in_flight;
+        if !self.user_full(&slots.user_id, gated) {
+            wake.extend(book.user(&slots.user_id).blocked.drain());
         }
         wake.into_iter().for_each(|g| book.mark(g));
         drop(book);
         self.wake.notify_one();
+        if self.user_slots.cap().is_some() {
+            // Plain messages of this user may have waited on its cap.
+            self.user_slots.freed.notify_one();
+        }
     }
 }
 
@@ -524,12 +564,10 @@ async fn round(
             continue;
         };
         let permit = permits.pop().expect("one permit per admitted message");
-        let user_slot = engine.user_slots.take_counted(&message.user_id);
         let engine = engine.clone();
         tokio::spawn(async move {
             engine.deliver(message).await;
             drop(permit);
-            drop(user_slot);
             engine.gate.release(&slots);
         });
     }
@@ -548,10 +586,9 @@ fn pick(gate: &Gate, now: Millis, free: u32) -> Vec<GateLook> {
             break;
         };
         book.dirty_set.remove(&g);
-        let global_max = gate.global_max;
-        let user = book.user(g.user_id());
-        if user.in_flight >= global_max {
-            user.blocked.insert(g);
+        let gated = book.user(g.user_id()).in_flight;
+        if gate.user_full(g.user_id(), gated) {
+            book.user(g.user_id()).blocked.insert(g);
             continue;
         }
         let in_flight = match &g {
@@ -618,7 +655,7 @@ fn decide(
                         book.mark(view.gate.clone());
                         break;
                     }
-                    if !user_has_room(&mut book, gate.global_max, &view.gate) {
+                    if !user_has_room(&mut book, gate, &view.gate) {
                         break;
                     }
                     let k = book.key(&user_id, key);
@@ -684,7 +721,7 @@ fn decide(
                         book.mark(view.gate.clone());
                         break;
                     }
-                    if !user_has_room(&mut book, gate.global_max, &view.gate) {
+                    if !user_has_room(&mut book, gate, &view.gate) {
                         break;
                     }
                     // A queued message with a flow-control key passes the
@@ -735,10 +772,10 @@ fn decide(
     out
 }
 
-fn user_has_room(book: &mut Book, global_max: u32, gate: &GateRef) -> bool {
-    let user = book.user(gate.user_id());
-    if user.in_flight >= global_max {
-        user.blocked.insert(gate.clone());
+fn user_has_room(book: &mut Book, g: &Gate, gate: &GateRef) -> bool {
+    let gated = book.user(gate.user_id()).in_flight;
+    if g.user_full(gate.user_id(), gated) {
+        book.user(gate.user_id()).blocked.insert(gate.clone());
         return false;
     }
     true

@@ -121,7 +121,7 @@ impl Engine {
         ));
         let engine = Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            gate: gate::Gate::new(config.global_parallelism),
+            gate: gate::Gate::new(config.global_parallelism, user_slots.clone()),
             store,
             clock,
             keys,
@@ -197,11 +197,21 @@ impl Engine {
                 tokio::spawn(async move {
                     engine.deliver(message).await;
                     drop(permit);
-                    drop(user_slot);
+                    engine.plain_done(user_slot);
                 });
             }
         }
         Ok(inserted)
+    }
+
+    /// A plain delivery ended: its user's slot is free, and the gate's lines
+    /// of that user may have waited on its cap.
+    pub(crate) fn plain_done(&self, slot: user_slots::UserSlot) {
+        let user = slot.user.clone();
+        drop(slot);
+        if self.user_slots.cap().is_some() {
+            self.gate.user_freed(&user);
+        }
     }
 
     /// Marks the plain, due messages that can start at once as in flight,
@@ -223,7 +233,8 @@ impl Engine {
             if m.due_at > now || gated {
                 continue;
             }
-            let Some(user) = self.user_slots.try_take(&m.user_id) else {
+            let gated = self.gate.gated_in_flight(&m.user_id);
+            let Some(user) = self.user_slots.try_take(&m.user_id, gated) else {
                 continue;
             };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {

@@ -33,8 +33,8 @@ pub async fn run(engine: Arc<Engine>) {
         // lands during the look still wakes us.
         engine.sleeping_until.store(Millis::MAX, Ordering::Release);
         let now = engine.now();
-        let claimed = if engine.user_slots.is_capped() {
-            let rooms = engine.user_slots.rooms();
+        let claimed = if engine.user_slots.cap().is_some() {
+            let rooms = engine.user_slots.rooms(|u| engine.gate.gated_in_flight(u));
             engine.store.claim_due_of_users(now, rooms, free).await
         } else {
             engine.store.claim_due(now, free).await
@@ -52,13 +52,17 @@ pub async fn run(engine: Arc<Engine>) {
         for message in claimed {
             let permit = slots.pop().expect("claimed within the slots taken");
             // Claimed within the user's room, so this only fails if a
-            // publish took the room meanwhile; deliver anyway (one over).
-            let user_slot = engine.user_slots.try_take(&message.user_id);
+            // publish or the gate took the room meanwhile; deliver anyway
+            // (one over), uncounted.
+            let gated = engine.gate.gated_in_flight(&message.user_id);
+            let user_slot = engine.user_slots.try_take(&message.user_id, gated);
             let engine = engine.clone();
             tokio::spawn(async move {
                 engine.deliver(message).await;
                 drop(permit);
-                drop(user_slot);
+                if let Some(slot) = user_slot {
+                    engine.plain_done(slot);
+                }
             });
         }
         // Never sleep on slots: publishes and retries need them.
@@ -66,10 +70,10 @@ pub async fn run(engine: Arc<Engine>) {
         if full {
             continue;
         }
-        let next = if engine.user_slots.is_capped() {
+        let next = if engine.user_slots.cap().is_some() {
             let users = engine
                 .user_slots
-                .rooms()
+                .rooms(|u| engine.gate.gated_in_flight(u))
                 .into_iter()
                 .map(|(u, _)| u)
                 .collect();

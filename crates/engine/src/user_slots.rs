@@ -1,10 +1,17 @@
 //! `--max-in-flight-per-user`: one user's slow destinations cannot take
-//! every delivery slot. A counter per user, consulted where plain messages
-//! take a slot (the due-now shortcut of a publish, and the scheduler's
-//! claim, which asks the store only for users below their cap). Queued and
-//! flow-controlled deliveries are admitted by the gate under the user's
-//! global parallelism (which the cap lowers), and counted here too, so a
-//! user's plain and gated deliveries together stay within the cap.
+//! every delivery slot. The cap covers a user's plain and gated (queued or
+//! flow-controlled) deliveries together:
+//!
+//! - plain deliveries are counted here, and one starts (the due-now
+//!   shortcut of a publish, or the scheduler's claim, which asks the store
+//!   only for users with room) only while the user's plain plus gated
+//!   deliveries are below the cap;
+//! - gated deliveries are counted by the gate, which admits one only while
+//!   the same sum is below the cap (and within the user's global
+//!   parallelism).
+//!
+//! When a delivery ends, the other side is told: the scheduler through
+//! `freed`, the gate through `Gate::user_freed`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,16 +21,17 @@ use tokio::sync::Notify;
 pub(crate) struct UserSlots {
     cap: Option<usize>,
     users: Vec<String>,
+    /// Plain deliveries in flight per user.
     counts: Mutex<HashMap<String, usize>>,
-    /// Told when a user at its cap finishes a delivery, so the scheduler
-    /// can claim that user's waiting messages.
+    /// Told when a user that was at its cap finishes a delivery, so the
+    /// scheduler claims that user's waiting messages.
     pub(crate) freed: Notify,
 }
 
-/// A delivery slot of one user, given back on drop.
+/// A plain delivery's slot of its user, given back on drop.
 pub(crate) struct UserSlot {
     slots: Arc<UserSlots>,
-    user: String,
+    pub(crate) user: String,
 }
 
 impl UserSlots {
@@ -36,15 +44,22 @@ impl UserSlots {
         }
     }
 
-    pub(crate) fn is_capped(&self) -> bool {
-        self.cap.is_some()
+    pub(crate) fn cap(&self) -> Option<usize> {
+        self.cap
     }
 
-    /// A slot for `user`, unless the user is at its cap.
-    pub(crate) fn try_take(self: &Arc<Self>, user: &str) -> Option<UserSlot> {
+    /// Plain deliveries of `user` in flight.
+    pub(crate) fn plain(&self, user: &str) -> usize {
+        let counts = self.counts.lock().expect("user slots lock");
+        counts.get(user).copied().unwrap_or(0)
+    }
+
+    /// A slot for a plain delivery of `user`, who has `gated` deliveries in
+    /// flight; None at the cap.
+    pub(crate) fn try_take(self: &Arc<Self>, user: &str, gated: usize) -> Option<UserSlot> {
         let mut counts = self.counts.lock().expect("user slots lock");
         let n = counts.entry(user.to_string()).or_default();
-        if self.cap.is_some_and(|cap| *n >= cap) {
+        if self.cap.is_some_and(|cap| *n + gated >= cap) {
             return None;
         }
         *n += 1;
@@ -54,23 +69,9 @@ impl UserSlots {
         })
     }
 
-    /// A slot for a delivery the gate admitted under its own per-user
-    /// limit: counted, never refused.
-    pub(crate) fn take_counted(self: &Arc<Self>, user: &str) -> UserSlot {
-        *self
-            .counts
-            .lock()
-            .expect("user slots lock")
-            .entry(user.to_string())
-            .or_default() += 1;
-        UserSlot {
-            slots: self.clone(),
-            user: user.to_string(),
-        }
-    }
-
-    /// Each configured user below its cap, with how many more it may start.
-    pub(crate) fn rooms(&self) -> Vec<(String, usize)> {
+    /// Each configured user below its cap, with how many more plain
+    /// deliveries it may start; `gated` answers a user's gated ones.
+    pub(crate) fn rooms(&self, gated: impl Fn(&str) -> usize) -> Vec<(String, usize)> {
         let Some(cap) = self.cap else {
             return Vec::new();
         };
@@ -78,7 +79,7 @@ impl UserSlots {
         self.users
             .iter()
             .filter_map(|u| {
-                let used = counts.get(u).copied().unwrap_or(0);
+                let used = counts.get(u).copied().unwrap_or(0) + gated(u);
                 (used < cap).then(|| (u.clone(), cap - used))
             })
             .collect()
@@ -89,11 +90,10 @@ impl Drop for UserSlot {
     fn drop(&mut self) {
         let mut counts = self.slots.counts.lock().expect("user slots lock");
         if let Some(n) = counts.get_mut(&self.user) {
-            let was_full = self.slots.cap.is_some_and(|cap| *n >= cap);
             *n = n.saturating_sub(1);
-            if was_full {
-                self.slots.freed.notify_one();
-            }
+        }
+        if self.slots.cap.is_some() {
+            self.slots.freed.notify_one();
         }
     }
 }
@@ -103,20 +103,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_user_at_its_cap_gets_no_slot_and_no_room_until_one_is_freed() {
-        let slots = Arc::new(UserSlots::new(Some(2), vec!["a".into(), "b".into()]));
-        let first = slots.try_take("a").unwrap();
-        let _second = slots.try_take("a").unwrap();
-        assert!(slots.try_take("a").is_none());
-        assert_eq!(slots.rooms(), vec![("b".to_string(), 2)]);
-        drop(first);
-        assert_eq!(
-            slots.rooms(),
-            vec![("a".to_string(), 1), ("b".to_string(), 2)]
+    fn plain_and_gated_deliveries_share_the_cap() {
+        let slots = Arc::new(UserSlots::new(Some(3), vec!["a".into(), "b".into()]));
+        let first = slots.try_take("a", 0).unwrap();
+        let _second = slots.try_take("a", 0).unwrap();
+        assert!(
+            slots.try_take("a", 1).is_none(),
+            "2 plain + 1 gated is the cap"
         );
-        assert!(slots.try_take("a").is_some());
+        let gated = |u: &str| if u == "a" { 1 } else { 0 };
+        assert_eq!(slots.rooms(gated), vec![("b".to_string(), 3)]);
+        drop(first);
+        assert_eq!(slots.plain("a"), 1);
+        assert_eq!(
+            slots.rooms(gated),
+            vec![("a".to_string(), 1), ("b".to_string(), 3)]
+        );
         let open = Arc::new(UserSlots::new(None, vec!["a".into()]));
-        let held: Vec<_> = (0..100).map(|_| open.try_take("a").unwrap()).collect();
+        let held: Vec<_> = (0..100)
+            .map(|_| open.try_take("a", 1000).unwrap())
+            .collect();
         assert_eq!(held.len(), 100);
+        assert!(open.rooms(|_| 0).is_empty());
     }
 }

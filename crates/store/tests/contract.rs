@@ -262,7 +262,10 @@ async fn per_user_claims_stay_within_each_users_room() {
         .await
         .unwrap();
     assert_eq!(next, Some(1000));
-    assert_eq!(store.next_due_of_users(vec!["c".into()]).await.unwrap(), Some(0));
+    assert_eq!(
+        store.next_due_of_users(vec!["c".into()]).await.unwrap(),
+        Some(0)
+    );
     assert_eq!(store.next_due_of_users(vec![]).await.unwrap(), None);
 }
 
@@ -287,8 +290,15 @@ async fn url_group_default_headers_live_and_die_with_the_group() {
         .await
         .unwrap());
     assert_eq!(store.url_group_headers("u", "g").await.unwrap(), headers);
-    assert!(store.url_group_headers("other", "g").await.unwrap().is_empty());
+    assert!(store
+        .url_group_headers("other", "g")
+        .await
+        .unwrap()
+        .is_empty());
     store.delete_url_group("u", "g").await.unwrap();
-    store.upsert_endpoints("u", "g", vec![endpoint], 0).await.unwrap();
+    store
+        .upsert_endpoints("u", "g", vec![endpoint], 0)
+        .await
+        .unwrap();
     assert!(store.url_group_headers("u", "g").await.unwrap().is_empty());
 }

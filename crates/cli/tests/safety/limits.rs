@@ -279,9 +279,16 @@ async fn one_user_cannot_take_every_delivery_slot() {
 
 #[tokio::test]
 async fn the_per_user_cap_covers_queues_and_global_parallelism() {
-    let s = Server::start(bin(), &["--max-in-flight", "4", "--max-in-flight-per-user", "2"]);
+    let s = Server::start(
+        bin(),
+        &["--max-in-flight", "4", "--max-in-flight-per-user", "2"],
+    );
     let sink = Sink::start().await;
     sink.script("/q", vec![Reply::status(200).after(Duration::from_secs(3))]);
+    sink.script("/p", vec![Reply::status(200).after(Duration::from_secs(3))]);
+    // One plain delivery in flight: it counts against the same cap.
+    publish_ok(&s, &sink.at("/p"), &[], "plain").await;
+    sink.wait_for("/p", 1, WAIT).await;
     let resp = s
         .post("/v2/queues")
         .json(&json!({"queueName": "wide", "parallelism": 4}))
@@ -298,17 +305,36 @@ async fn the_per_user_cap_covers_queues_and_global_parallelism() {
             .unwrap();
         assert_eq!(resp.status(), 201);
     }
-    sink.wait_for("/q", 2, WAIT).await;
-    let v: Value = s.get("/v2/globalParallelism").send().await.unwrap().json().await.unwrap();
+    sink.wait_for("/q", 1, WAIT).await;
+    let v: Value = s
+        .get("/v2/globalParallelism")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["parallelismMax"], 2, "{v}");
     let started = Instant::now();
     let resp = s
-        .request(reqwest::Method::POST, &format!("/v2/publish/{}", sink.at("/other")), &dev_user(2))
+        .request(
+            reqwest::Method::POST,
+            &format!("/v2/publish/{}", sink.at("/other")),
+            &dev_user(2),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 201);
     sink.wait_for("/other", 1, WAIT).await;
-    assert!(started.elapsed() < Duration::from_millis(2500), "{:?}", started.elapsed());
-    assert_eq!(sink.received_at("/q").len(), 2);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    // One plain and one queued: the queue's parallelism of 4 never got
+    // past the user's cap of 2.
+    assert_eq!(sink.received_at("/q").len(), 1);
+    // Once the plain delivery ends, the queue takes its place.
+    sink.wait_for("/q", 2, WAIT).await;
 }
