@@ -4,6 +4,8 @@
 #   tests/compat/run.sh                 # uses $QSTASH_BIN or <repo>/target/debug/qstash
 #   QSTASH_BIN=/path/to/qstash tests/compat/run.sh
 #   tests/compat/run.sh py|js           # only one of the suites
+#   tests/compat/run.sh setup           # only install the SDKs
+#   QSTASH_TEST_BACKEND=postgres tests/compat/run.sh   # servers on PostgreSQL (QSTASH_TEST_DATABASE_URL)
 #
 # Needs Python >= 3.9 (3.11 on CI machines) and Node 20; installs the pinned SDKs on first use
 # (python/.venv from python/requirements.txt, js/node_modules via `npm ci`). Only 127.0.0.1 is used.
@@ -44,13 +46,19 @@ setup_js() {
   fi
 }
 
+# `setup` only installs, so that several runs can start at once afterwards.
+if [ "$WHICH" = setup ]; then
+  setup_python && setup_js
+  exit $?
+fi
+
 py_rc=0
 js_rc=0
 
 if [ "$WHICH" = all ] || [ "$WHICH" = py ]; then
   if setup_python; then
     echo "== Python SDK (qstash) compat suite" >&2
-    (cd "$HERE/python" && .venv/bin/python -m pytest -q) || py_rc=$?
+    (cd "$HERE/python" && .venv/bin/python -m pytest -q -n 4 --dist load) || py_rc=$?
   else
     echo "run.sh: Python setup failed" >&2
     py_rc=1

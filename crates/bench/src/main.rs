@@ -10,6 +10,7 @@
 mod body;
 mod client;
 mod clock;
+mod database;
 mod load;
 mod plan;
 mod qstash;
@@ -29,6 +30,7 @@ use scenarios::Ctx;
 
 const ALL: &[&str] = &[
     "ceiling",
+    "pgbench",
     "publish",
     "e2e",
     "latency_fixed",
@@ -75,6 +77,10 @@ struct Args {
     /// End-to-end and fan-out: deliveries allowed to lag behind publishes.
     #[arg(long)]
     window: Option<u64>,
+    /// Run every server on this PostgreSQL database (a fresh schema each,
+    /// dropped at the end) and measure the database's ceiling with pgbench.
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -160,11 +166,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
+    let database = match &args.database_url {
+        Some(url) => Some(database::Database::connect(url).await?),
+        None => None,
+    };
     let ctx = Ctx {
         sink: sink::Sink::start().await?,
         bin: bin.clone(),
         server_args: args.server_args.clone(),
         plan,
+        database,
     };
     let wanted = |id: &str| args.only.is_empty() || args.only.iter().any(|o| o == id);
     let mut report = Report {
@@ -174,16 +185,19 @@ async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
         server_args: args.server_args.clone(),
         machine: Machine::read(),
         ceiling_per_second: None,
+        database_ceiling_per_second: None,
         scenarios: Vec::new(),
     };
     let mut max_delivery = None;
     for &id in ALL {
-        if !wanted(id) {
+        // The database's ceiling only means something on PostgreSQL.
+        if !wanted(id) || (id == "pgbench" && ctx.database.is_none()) {
             continue;
         }
         eprintln!("running {id} ...");
         let result = match id {
             "ceiling" => scenarios::ceiling(&ctx).await,
+            "pgbench" => scenarios::pgbench(&ctx).await,
             "publish" => scenarios::publish(&ctx).await,
             "e2e" => scenarios::end_to_end(&ctx).await,
             "latency_fixed" => scenarios::latency(&ctx, id, ctx.plan.latency_rate).await,
@@ -207,6 +221,9 @@ async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
         }
         eprintln!("  {:?}", scenario.status);
         report.scenarios.push(scenario);
+    }
+    if let Some(db) = &ctx.database {
+        db.cleanup().await;
     }
     Ok(report)
 }

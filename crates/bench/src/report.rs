@@ -23,6 +23,8 @@ pub enum Target {
     MinRatio(f64),
     /// At most this value, in the figure's unit.
     Max(f64),
+    /// At least this multiple of the database's one-row pgbench rate.
+    MinDatabaseRatio(f64),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,6 +34,9 @@ pub struct Figure {
     pub unit: Unit,
     /// Fraction of the direct-to-sink rate, for throughput figures.
     pub vs_ceiling: Option<f64>,
+    /// Multiple of pgbench's one-row rate, for throughput figures of runs
+    /// on PostgreSQL.
+    pub vs_database: Option<f64>,
     pub target: Option<Target>,
     pub met: Option<bool>,
 }
@@ -43,6 +48,7 @@ impl Figure {
             value,
             unit,
             vs_ceiling: None,
+            vs_database: None,
             target: None,
             met: None,
         }
@@ -54,12 +60,16 @@ impl Figure {
     }
 
     /// Fills the ratio to the ceiling and whether the target is met.
-    fn finish(&mut self, ceiling: Option<f64>) {
+    fn finish(&mut self, ceiling: Option<f64>, database: Option<f64>) {
         if self.unit == Unit::PerSecond {
             self.vs_ceiling = ceiling.filter(|c| *c > 0.0).map(|c| self.value / c);
+            if matches!(self.target, Some(Target::MinDatabaseRatio(_))) {
+                self.vs_database = database.filter(|c| *c > 0.0).map(|c| self.value / c);
+            }
         }
         self.met = match self.target {
             Some(Target::MinRatio(r)) => self.vs_ceiling.map(|v| v >= r),
+            Some(Target::MinDatabaseRatio(r)) => self.vs_database.map(|v| v >= r),
             Some(Target::Max(m)) => Some(self.value <= m),
             None => None,
         };
@@ -167,6 +177,8 @@ pub struct Report {
     pub machine: Machine,
     /// The load generator straight to the sink, requests per second.
     pub ceiling_per_second: Option<f64>,
+    /// pgbench's one-row INSERT transactions per second (PostgreSQL runs).
+    pub database_ceiling_per_second: Option<f64>,
     pub scenarios: Vec<Scenario>,
 }
 
@@ -178,9 +190,16 @@ impl Report {
             .iter()
             .find(|s| s.id == "ceiling" && s.status == Status::Ok)
             .and_then(|s| s.get("requests"));
+        self.database_ceiling_per_second = self
+            .scenarios
+            .iter()
+            .find(|s| s.id == "pgbench" && s.status == Status::Ok)
+            .and_then(|s| s.get("one row per transaction"));
         for s in &mut self.scenarios {
+            // pgbench's rates are the database's, not HTTP round trips.
+            let http = self.ceiling_per_second.filter(|_| s.id != "pgbench");
             for f in &mut s.figures {
-                f.finish(self.ceiling_per_second);
+                f.finish(http, self.database_ceiling_per_second);
             }
         }
     }
@@ -205,6 +224,12 @@ impl Report {
                     .map(|r| format!("{:.0}%", r * 100.0))
                     .unwrap_or_default();
                 let target = match (f.target, f.met) {
+                    (Some(t @ Target::MinDatabaseRatio(_)), Some(met)) => format!(
+                        "{} ({:.2}×) {}",
+                        describe(t, f.unit),
+                        f.vs_database.unwrap_or_default(),
+                        if met { "✓" } else { "✗" }
+                    ),
                     (Some(t), Some(met)) => {
                         format!("{} {}", describe(t, f.unit), if met { "✓" } else { "✗" })
                     }
@@ -227,6 +252,7 @@ fn describe(t: Target, unit: Unit) -> String {
     match t {
         Target::MinRatio(r) => format!("≥ {:.0}% of ceiling", r * 100.0),
         Target::Max(m) => format!("< {}", format_value(m, unit)),
+        Target::MinDatabaseRatio(r) => format!("≥ {r}× pgbench one-row"),
     }
 }
 
@@ -281,6 +307,7 @@ mod tests {
             server_args: vec![],
             machine: Machine::read(),
             ceiling_per_second: None,
+            database_ceiling_per_second: None,
             scenarios: vec![ceiling, publish],
         };
         r.finish();

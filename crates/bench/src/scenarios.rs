@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::body::{self, Stamp};
 use crate::client::{Conn, Req};
 use crate::clock::now_us;
+use crate::database::Database;
 use crate::load::{Gate, Load, LoadOut, MakeReq};
 use crate::plan::Plan;
 use crate::qstash::{self, CpuMeter, Qstash};
@@ -23,11 +24,27 @@ pub struct Ctx {
     pub bin: PathBuf,
     pub server_args: Vec<String>,
     pub plan: Plan,
+    /// Set for runs on PostgreSQL (`--database-url`).
+    pub database: Option<Database>,
 }
 
 impl Ctx {
+    /// A fresh server: a new data directory, and on PostgreSQL a new schema.
     async fn server(&self) -> anyhow::Result<Qstash> {
-        Qstash::start(&self.bin, &self.server_args).await
+        let mut args = self.server_args.clone();
+        if let Some(db) = &self.database {
+            args.extend(["--database-url".to_string(), db.fresh_url()]);
+        }
+        Qstash::start(&self.bin, &args).await
+    }
+
+    /// A throughput target: a share of the HTTP ceiling on SQLite, a
+    /// multiple of pgbench's one-row rate on PostgreSQL.
+    fn throughput_target(&self, of_http: f64, of_pgbench: f64) -> Target {
+        match self.database {
+            Some(_) => Target::MinDatabaseRatio(of_pgbench),
+            None => Target::MinRatio(of_http),
+        }
     }
 
     /// A plain body of the configured size (throughput runs need no stamp).
@@ -142,6 +159,31 @@ pub async fn ceiling(ctx: &Ctx) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
+/// The database's own ceiling, for runs on PostgreSQL: pgbench inserting
+/// a 1 KB row into a one-index table, one row per transaction and 100 rows
+/// per transaction, with as many clients as the load generator.
+pub async fn pgbench(ctx: &Ctx) -> anyhow::Result<Scenario> {
+    let mut s = Scenario::new("pgbench", "pgbench INSERT 1 KB (database ceiling)");
+    let Some(db) = &ctx.database else {
+        s.status = Status::NotAvailable("runs on PostgreSQL only (--database-url)".into());
+        return Ok(s);
+    };
+    let secs = ctx.plan.measure.as_secs().max(1);
+    let one = db.pgbench(1, ctx.plan.workers, secs).await?;
+    let hundred = db.pgbench(100, ctx.plan.workers, secs).await?;
+    s.figure(Figure::new("one row per transaction", one, Unit::PerSecond));
+    s.figure(Figure::new(
+        "rows, 100 per transaction",
+        hundred * 100.0,
+        Unit::PerSecond,
+    ));
+    s.note(format!(
+        "{} clients, {secs} s each; the publish and end-to-end targets are multiples of the one-row rate",
+        ctx.plan.workers
+    ));
+    Ok(s)
+}
+
 /// Scenario 1, publish throughput, durable: messages are delayed by an hour
 /// so no delivery competes for the CPU (end-to-end measures both at once).
 pub async fn publish(ctx: &Ctx) -> anyhow::Result<Scenario> {
@@ -156,7 +198,8 @@ pub async fn publish(ctx: &Ctx) -> anyhow::Result<Scenario> {
     let w = measure(ctx, &load, server.pid()).await;
     let out = load.stop().await;
     check_load(&out, "publish")?;
-    s.figure(Figure::new("acknowledged", w.acked, Unit::PerSecond).target(Target::MinRatio(0.5)));
+    let target = ctx.throughput_target(0.5, 1.5);
+    s.figure(Figure::new("acknowledged", w.acked, Unit::PerSecond).target(target));
     if let Some(p) = percentiles_us(out.ack_us) {
         latency_figures(&mut s, "answer", &p, None);
     }
@@ -191,7 +234,8 @@ pub async fn end_to_end(ctx: &Ctx) -> anyhow::Result<Scenario> {
     let out = load.stop().await;
     check_load(&out, "publish")?;
     let drained = drain(ctx, base, out.ok).await?;
-    s.figure(Figure::new("delivered", w.arrived, Unit::PerSecond).target(Target::MinRatio(0.3)));
+    let target = ctx.throughput_target(0.3, 0.6);
+    s.figure(Figure::new("delivered", w.arrived, Unit::PerSecond).target(target));
     s.figure(Figure::new("published", w.acked, Unit::PerSecond));
     s.cpu = Some(w.cpu);
     s.note(format!(
@@ -242,7 +286,8 @@ pub async fn latency(ctx: &Ctx, id: &'static str, rate: f64) -> anyhow::Result<S
     s.cpu = Some(cpu.read());
     let p = percentiles_us(ctx.sink.take_samples()).ok_or_else(|| anyhow::anyhow!("no samples"))?;
     s.figure(Figure::new("offered", rate, Unit::PerSecond));
-    let target = (id == "latency_fixed" && rate >= 1000.0).then_some(10.0);
+    let p99 = if ctx.database.is_some() { 25.0 } else { 10.0 };
+    let target = (id == "latency_fixed" && rate >= 1000.0).then_some(p99);
     latency_figures(&mut s, "publish→arrival", &p, target);
     if let Some(a) = percentiles_us(out.ack_us) {
         s.figure(Figure::new("publish answer p99", a.p99_ms, Unit::Millis));
@@ -360,7 +405,10 @@ pub async fn backlog(ctx: &Ctx) -> anyhow::Result<Scenario> {
         .and_then(|v| v[0]["messageId"].as_str().map(String::from))
         .ok_or_else(|| anyhow::anyhow!("no message id in the batch answer"))?;
     let (rss, peak) = qstash::memory(server.pid()).unwrap_or((0, 0));
-    let size = qstash::dir_size(server.data_dir());
+    let size = match &ctx.database {
+        Some(db) => db.last_schema_bytes().await?,
+        None => qstash::dir_size(server.data_dir()),
+    };
     s.figure(Figure::new("messages", published as f64, Unit::Count));
     s.figure(Figure::new("publish time", load_secs, Unit::Seconds));
     s.figure(Figure::new(
@@ -370,7 +418,12 @@ pub async fn backlog(ctx: &Ctx) -> anyhow::Result<Scenario> {
     ));
     s.figure(Figure::new("server RSS", rss as f64, Unit::Bytes));
     s.figure(Figure::new("server peak RSS", peak as f64, Unit::Bytes).target(Target::Max(300e6)));
-    s.figure(Figure::new("data dir", size as f64, Unit::Bytes));
+    let where_ = if ctx.database.is_some() {
+        "database tables"
+    } else {
+        "data dir"
+    };
+    s.figure(Figure::new(where_, size as f64, Unit::Bytes));
 
     let stopped_in = server.stop().await?;
     let t = Instant::now();

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 // Shared helpers for the JS SDK compatibility suite (node:test, Node 20).
 // All traffic stays on 127.0.0.1: a `qstash dev` server per test file, and a local sink.
 import { spawn } from "node:child_process";
@@ -90,6 +91,18 @@ async function freePortPair() {
   throw new Error("no two consecutive free ports");
 }
 
+/**
+ * With QSTASH_TEST_BACKEND=postgres, the server's database: QSTASH_TEST_DATABASE_URL (default the local
+ * server) with a schema of its own, so suites run in parallel (the server creates the schema).
+ */
+function databaseEnv() {
+  if ((process.env.QSTASH_TEST_BACKEND || "").toLowerCase() !== "postgres") return {};
+  const base = process.env.QSTASH_TEST_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+  const schema = `qt_js_${randomBytes(6).toString("hex")}`;
+  const sep = base.includes("?") ? "&" : "?";
+  return { QSTASH_DATABASE_URL: `${base}${sep}options=-csearch_path%3D${schema}` };
+}
+
 /** Start `$QSTASH_BIN dev --port P --data-dir D`; resolves once GET /v2/keys answers 200. */
 export async function startServer({ timeoutMs = 20000, args = [] } = {}) {
   if (!existsSync(QSTASH_BIN)) {
@@ -102,7 +115,7 @@ export async function startServer({ timeoutMs = 20000, args = [] } = {}) {
   const dataDir = path.join(tmp, "data");
   const proc = spawn(QSTASH_BIN, ["dev", "--port", String(port), "--data-dir", dataDir, ...args], {
     stdio: ["ignore", logFd, logFd],
-    env: { RUST_LOG: "info", ...process.env },
+    env: { RUST_LOG: "info", ...process.env, ...databaseEnv() },
   });
   closeSync(logFd);
   let exited = null;

@@ -114,10 +114,22 @@ class QStashServer:
         self.port = 0
         self.tmp = ""
         self.log_path = ""
+        self.schema = ""
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def database_env(self) -> Dict[str, str]:
+        """With QSTASH_TEST_BACKEND=postgres, the server's database: QSTASH_TEST_DATABASE_URL (default the
+        local server) with a schema of its own, kept across restarts (the server creates it)."""
+        if os.environ.get("QSTASH_TEST_BACKEND", "").lower() != "postgres":
+            return {}
+        if not self.schema:
+            self.schema = "qt_py_" + os.urandom(6).hex()
+        base = os.environ.get("QSTASH_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+        sep = "&" if "?" in base else "?"
+        return {"QSTASH_DATABASE_URL": f"{base}{sep}options=-csearch_path%3D{self.schema}"}
 
     def log_tail(self, n: int = 4000) -> str:
         try:
@@ -141,6 +153,7 @@ class QStashServer:
         log = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
+        env.update(self.database_env())
         self.proc = subprocess.Popen(
             [self.bin_path, "dev", "--port", str(self.port), "--data-dir", data_dir],
             stdout=log,
