@@ -1,35 +1,65 @@
 //! Who is calling: `Authorization: Bearer <token>` or `?qstash_token=`.
 
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 use qstash_core::users::User;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::{ApiError, AppState};
 
-/// The authenticated user of a request, put there by [`authenticate`].
+/// The authenticated user of a request, put there by the admission
+/// middleware (`routes/whole_body.rs`).
 #[derive(Debug, Clone)]
 pub struct Caller(pub User);
 
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let token = bearer(req.headers()).or_else(|| query_token(req.uri().query()));
-    let Some(token) = token else {
+/// The user a request's headers (or `?qstash_token=`) authenticate.
+pub fn caller(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    query: Option<&str>,
+) -> Result<User, ApiError> {
+    let token = bearer(headers).or_else(|| query_token(query));
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
         return Err(ApiError::Unauthorized(
             "missing credentials: send Authorization: Bearer <QSTASH_TOKEN>".into(),
         ));
     };
-    let user = state
+    state
         .users
-        .get(&token)
+        .find(&token)
         .cloned()
-        .ok_or_else(|| ApiError::Unauthorized("invalid token".into()))?;
-    req.extensions_mut().insert(Caller(user));
-    Ok(next.run(req).await)
+        .ok_or_else(|| ApiError::Unauthorized("invalid token".into()))
+}
+
+/// Users by token. The map is keyed by the token's SHA-256, so the lookup's
+/// timing depends on a hash the caller cannot steer byte by byte, and the
+/// token itself is then compared in constant time.
+#[derive(Debug, Default)]
+pub struct Tokens(std::collections::HashMap<[u8; 32], User>);
+
+impl Tokens {
+    pub fn new(users: &[User]) -> Self {
+        Self(
+            users
+                .iter()
+                .map(|u| (digest(&u.token), u.clone()))
+                .collect(),
+        )
+    }
+
+    /// The user whose token is `token`; never one with an empty token.
+    pub fn find(&self, token: &str) -> Option<&User> {
+        if token.is_empty() {
+            return None;
+        }
+        let user = self.0.get(&digest(token))?;
+        bool::from(user.token.as_bytes().ct_eq(token.as_bytes())).then_some(user)
+    }
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
 }
 
 fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
@@ -58,5 +88,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Caller>()
             .cloned()
             .ok_or_else(|| ApiError::Unauthorized("not authenticated".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_whole_and_never_empty() {
+        let tokens = Tokens::new(&[
+            User::new("a", "secret-a", "c", "n"),
+            User::new("blank", "", "c", "n"),
+        ]);
+        assert_eq!(tokens.find("secret-a").map(|u| u.id.as_str()), Some("a"));
+        for bad in ["", "secret-", "secret-a ", "secret-b"] {
+            assert!(tokens.find(bad).is_none(), "{bad:?} must not authenticate");
+        }
+    }
+
+    #[test]
+    fn an_empty_or_bare_query_token_is_no_token() {
+        assert_eq!(query_token(Some("qstash_token=")), Some(String::new()));
+        assert_eq!(query_token(Some("qstash_token")), Some(String::new()));
     }
 }

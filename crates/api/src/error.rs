@@ -19,12 +19,22 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("{0}")]
     NotImplemented(String),
-    /// The storage cannot take the request now (a database restarting);
-    /// nothing was stored, so the caller may send it again.
-    #[error("{0}")]
-    Unavailable(String),
     #[error("{0}")]
     InsufficientStorage(String),
+    #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
+    /// 429 with the `Burst-RateLimit-*` or `RateLimit-*` headers.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        headers: Vec<(&'static str, String)>,
+    },
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,8 +54,15 @@ impl ApiError {
             Self::MethodNotAllowed(m) => Self::MethodNotAllowed(add(m)),
             Self::PayloadTooLarge(m) => Self::PayloadTooLarge(add(m)),
             Self::NotImplemented(m) => Self::NotImplemented(add(m)),
-            Self::Unavailable(m) => Self::Unavailable(add(m)),
             Self::InsufficientStorage(m) => Self::InsufficientStorage(add(m)),
+            Self::RequestTimeout(m) => Self::RequestTimeout(add(m)),
+            Self::HeadersTooLarge(m) => Self::HeadersTooLarge(add(m)),
+            Self::UriTooLong(m) => Self::UriTooLong(add(m)),
+            Self::RateLimited { message, headers } => Self::RateLimited {
+                message: add(message),
+                headers,
+            },
+            Self::Unavailable(m) => Self::Unavailable(add(m)),
             Self::Internal(m) => Self::Internal(add(m)),
         }
     }
@@ -58,8 +75,12 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +106,9 @@ impl From<qstash_engine::PlanError> for ApiError {
     fn from(e: qstash_engine::PlanError) -> Self {
         match e {
             qstash_engine::PlanError::UnknownUrlGroup(_) => Self::NotFound(e.to_string()),
+            qstash_engine::PlanError::Denied(_) | qstash_engine::PlanError::Limit(_) => {
+                Self::BadRequest(e.to_string())
+            }
             qstash_engine::PlanError::Store(e) => e.into(),
         }
     }
@@ -92,10 +116,19 @@ impl From<qstash_engine::PlanError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status(),
+        let status = self.status();
+        let mut response = (
+            status,
             Json(serde_json::json!({ "error": self.to_string() })),
         )
-            .into_response()
+            .into_response();
+        if let Self::RateLimited { headers, .. } = self {
+            for (name, value) in headers {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&value) {
+                    response.headers_mut().insert(name, v);
+                }
+            }
+        }
+        response
     }
 }

@@ -3,12 +3,13 @@
 //! to the engine or the store, and render the answer; nothing else.
 
 mod auth;
+mod client_ip;
 mod error;
 mod query;
+pub mod rate_limit;
 mod routes;
 mod views;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -21,12 +22,30 @@ pub use error::ApiError;
 pub struct ApiConfig {
     /// Largest request body accepted; larger ones answer 413.
     pub max_body_bytes: usize,
+    /// Most items in one `POST /v2/batch`.
+    pub max_batch_items: usize,
+    /// Most endpoints in one URL group.
+    pub max_url_group_endpoints: usize,
+    /// Per-user API rate limits, by user id (users not listed have none).
+    pub rate_limits: Vec<(String, rate_limit::UserRateLimits)>,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` name the caller.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `api/llm` is delivered to `<llm_base_url>/v1/chat/completions`.
+    pub llm_base_url: String,
+    /// Time a client has to send a request's body (408 past it).
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 1024 * 1024,
+            max_batch_items: 1000,
+            max_url_group_endpoints: 1000,
+            rate_limits: Vec::new(),
+            trusted_proxies: Vec::new(),
+            llm_base_url: "https://api.openai.com".into(),
+            body_read_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -35,16 +54,17 @@ impl Default for ApiConfig {
 pub struct AppState {
     pub engine: Arc<Engine>,
     /// Users by API token.
-    users: Arc<HashMap<String, User>>,
+    users: Arc<auth::Tokens>,
+    limits: Arc<rate_limit::RateLimits>,
     pub config: ApiConfig,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, users: &[User], config: ApiConfig) -> Self {
-        let users = users.iter().map(|u| (u.token.clone(), u.clone())).collect();
         Self {
             engine,
-            users: Arc::new(users),
+            users: Arc::new(auth::Tokens::new(users)),
+            limits: Arc::new(rate_limit::RateLimits::new(config.rate_limits.clone())),
             config,
         }
     }

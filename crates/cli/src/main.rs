@@ -2,6 +2,8 @@
 //! long-running server.
 
 mod config;
+mod data_dir;
+mod listener;
 mod server;
 
 use anyhow::Result;
@@ -12,8 +14,16 @@ use config::Cli;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+fn main() {
+    // One line, not a backtrace: "qstash: cannot listen on ...: Address in use".
+    if let Err(e) = start() {
+        eprintln!("qstash: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn start() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),

@@ -1,66 +1,162 @@
 //! Wiring: store, key ring, engine, HTTP API; and a graceful stop.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use qstash_api::{ApiConfig, AppState};
 use qstash_core::clock::SystemClock;
+use qstash_core::policy::{parse_rules, serve_default_deny, DestinationPolicy};
+use qstash_core::publish::Limits;
 use qstash_engine::{Engine, EngineConfig, KeyRing};
 use qstash_store::postgres::{masked, PgOptions, PgStore};
 use qstash_store::sqlite::{Durability, SqliteStore};
 use qstash_store::Store;
+use tokio::net::TcpListener;
 
 use crate::config::{DurabilityArg, Plan};
+use crate::data_dir::DataDirLock;
+use crate::listener;
 
 pub async fn run(plan: Plan) -> Result<()> {
     let c = &plan.common;
+    // Bind first: a taken port is the most common start-up error, and the
+    // destination policy needs the address we listen on.
+    let listener = bind(&plan.host, plan.port).await?;
+    let addr = listener.local_addr()?;
+    let log_listener = match plan.log_port {
+        Some(port) => Some(bind(&plan.host, port).await?),
+        None => None,
+    };
+    let tls = match (&c.tls_cert, &c.tls_key) {
+        (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
+        _ => None,
+    };
     let node_id = node_id(&plan)?;
-    let store = open_store(&plan, &node_id).await?;
+    let (store, _lock) = open_store(&plan, &node_id).await?;
     let keys = Arc::new(KeyRing::load(store.clone(), &plan.users).await?);
+    let max_in_flight = c.max_in_flight.max(1);
+    // By default a server with several users keeps half the slots from
+    // any one of them; `dev` and single-user servers do not cap.
+    let per_user = c
+        .max_in_flight_per_user
+        .or_else(|| (!plan.dev && plan.users.len() > 1).then_some(max_in_flight / 2))
+        .map(|n| n.max(1))
+        .filter(|n| *n < max_in_flight);
     let engine_config = EngineConfig {
-        max_in_flight: c.max_in_flight.max(1),
+        max_in_flight,
         default_timeout: c.default_timeout,
         retention: c.retention,
-        global_parallelism: c.global_parallelism.max(1),
+        // The per-user cap bounds a user's queued and flow-controlled
+        // deliveries too (`GET /v2/globalParallelism` shows it).
+        global_parallelism: per_user
+            .map_or(c.global_parallelism, |cap| {
+                c.global_parallelism
+                    .min(u32::try_from(cap).unwrap_or(u32::MAX))
+            })
+            .max(1),
         dlq_retention: c.dlq_retention,
         schedule_catch_up: c.schedule_catch_up,
+        destination_policy: Arc::new(policy(&plan, addr)?),
+        limits: Limits {
+            max_timeout: c.max_timeout,
+            max_delay: c.max_delay,
+        },
+        max_in_flight_per_user: per_user,
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;
     let scheduler = engine.start().await?;
 
+    let trusted_proxies = c
+        .trusted_proxies
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| format!("--trusted-proxies: {s:?} is not a CIDR or address"))
+        })
+        .collect::<Result<Vec<_>>>()?;
     let state = AppState::new(
         engine.clone(),
         &plan.users,
         ApiConfig {
             max_body_bytes: c.max_body_bytes,
+            max_batch_items: c.max_batch_items.max(1),
+            max_url_group_endpoints: c.max_url_group_endpoints.max(1),
+            rate_limits: plan.rate_limits.clone(),
+            trusted_proxies,
+            llm_base_url: c.llm_base_url.trim_end_matches('/').to_string(),
+            body_read_timeout: c.body_read_timeout,
         },
     );
     let mut app = qstash_api::router(state);
     if c.console {
         app = app.merge(qstash_console::router(console_config(&plan)));
     }
-    let listener = tokio::net::TcpListener::bind((plan.host.as_str(), plan.port))
-        .await
-        .with_context(|| format!("binding {}:{}", plan.host, plan.port))?;
-    let addr = listener.local_addr()?;
-    announce(&plan, addr, &keys);
+    announce(&plan, addr, &keys, tls.is_some());
 
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(stop_signal())
-    .await?;
+    let limits = listener::Limits {
+        max_connections: c.max_connections,
+        header_read_timeout: c.header_read_timeout,
+        idle_timeout: c.idle_timeout,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let log_server = log_listener.map(|l| {
+        tokio::spawn(listener::serve(
+            l,
+            app.clone(),
+            limits.clone(),
+            tls.clone(),
+            stop_rx.clone(),
+            c.shutdown_grace,
+        ))
+    });
+    let api = listener::serve(listener, app, limits, tls, stop_rx, c.shutdown_grace);
+    let signal = async {
+        stop_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(api, signal);
+    if let Some(log_server) = log_server {
+        let _ = log_server.await;
+    }
     tracing::info!("stopped accepting requests; finishing deliveries in flight");
     engine.shutdown(scheduler, c.shutdown_grace).await;
     tracing::info!("stopped");
     Ok(())
 }
 
+async fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    TcpListener::bind((host, port)).await.with_context(|| {
+        format!("cannot listen on {host}:{port} (is another server using that port? pick another with --port)")
+    })
+}
+
+/// `dev` allows every destination unless rules are given; `serve` adds its
+/// default deny list and its own listening address.
+fn policy(plan: &Plan, listen: SocketAddr) -> Result<DestinationPolicy> {
+    let c = &plan.common;
+    let allow = parse_rules(&c.destination_allow).context("--destination-allow")?;
+    let deny = parse_rules(&c.destination_deny).context("--destination-deny")?;
+    if plan.dev {
+        return Ok(DestinationPolicy::new(allow, deny, vec![]));
+    }
+    let local_ips = if listen.ip().is_unspecified() {
+        if_addrs::get_if_addrs()
+            .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    Ok(DestinationPolicy::new(allow, deny, serve_default_deny())
+        .deny_own_address(listen, local_ips))
+}
+
 /// PostgreSQL when a database URL is given, else SQLite in the data dir.
-async fn open_store(plan: &Plan, node_id: &str) -> Result<Arc<dyn Store>> {
+async fn open_store(plan: &Plan, node_id: &str) -> Result<(Arc<dyn Store>, Option<DataDirLock>)> {
     let c = &plan.common;
     if let Some(url) = &c.database_url {
         let options = PgOptions {
@@ -71,15 +167,18 @@ async fn open_store(plan: &Plan, node_id: &str) -> Result<Arc<dyn Store>> {
         let store = PgStore::connect(&options)
             .await
             .with_context(|| format!("opening the PostgreSQL store at {}", masked(url)))?;
-        return Ok(Arc::new(store));
+        return Ok((Arc::new(store), None));
     }
     let durability = match c.durability {
         DurabilityArg::Full => Durability::Full,
         DurabilityArg::Normal => Durability::Normal,
     };
-    let store = SqliteStore::open(&plan.data_dir, durability)
+    // The lock keeps a second server off this SQLite file; PostgreSQL
+    // servers share their database on purpose (scale-out).
+    let lock = crate::data_dir::prepare(&plan.data_dir)?;
+    let store = SqliteStore::open_limited(&plan.data_dir, durability, c.max_db_size)
         .with_context(|| format!("opening the store in {}", plan.data_dir.display()))?;
-    Ok(Arc::new(store))
+    Ok((Arc::new(store), Some(lock)))
 }
 
 /// `--node-id`, else the id kept in the data directory (made up and kept
@@ -127,8 +226,9 @@ fn console_config(plan: &Plan) -> qstash_console::ConsoleConfig {
     qstash_console::ConsoleConfig { dev_users }
 }
 
-fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
-    let url = format!("http://{addr}");
+fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}");
     if !plan.dev {
         println!(
             "QStash server is running at {url} (data in {})",
@@ -142,6 +242,9 @@ fn announce(plan: &Plan, addr: SocketAddr, keys: &KeyRing) {
     println!("QStash dev server is running at {url}\n");
     if plan.common.console {
         println!("Console: {url}/\n");
+    }
+    if let Some(port) = plan.log_port {
+        println!("The same API is served on the log port {port}.\n");
     }
     println!("A default user has been created for you to authorize your requests.");
     for u in &plan.users {

@@ -46,7 +46,7 @@ impl ParsedDestination {
                     .or_else(|| after.strip_prefix('/'))
                     .filter(|rest| !rest.starts_with('/'))
                     .ok_or_else(|| DestinationError::Invalid(raw.into()))?;
-                let mut url = format!("{scheme}://{rest}");
+                let mut url = format!("{scheme}://{}", decode_brackets(rest));
                 if !kept_query.is_empty() {
                     url.push(if url.contains('?') { '&' } else { '?' });
                     url.push_str(&kept_query);
@@ -67,16 +67,27 @@ impl ParsedDestination {
     }
 }
 
-/// Checks that `url` is an absolute http(s) URL with a host.
+/// Checks that `url` is an absolute http(s) URL with a host and a port
+/// other than 0. The URL parser reads `http:///x` as host `x`, so the text
+/// after `://` is checked first.
 pub fn validate_url(url: &str) -> Result<(), DestinationError> {
+    let invalid = || DestinationError::Invalid(url.into());
+    let after = scheme_of(url)
+        .and_then(|scheme| url.get(scheme.len()..))
+        .and_then(|rest| rest.strip_prefix("://"))
+        .ok_or_else(invalid)?;
+    if after.is_empty() || after.starts_with(['/', '?', '#', '@', ':']) {
+        return Err(invalid());
+    }
     match url::Url::parse(url) {
         Ok(u)
             if matches!(u.scheme(), "http" | "https")
-                && u.host_str().is_some_and(|h| !h.is_empty()) =>
+                && u.host_str().is_some_and(|h| !h.is_empty())
+                && u.port() != Some(0) =>
         {
             Ok(())
         }
-        _ => Err(DestinationError::Invalid(url.into())),
+        _ => Err(invalid()),
     }
 }
 
@@ -87,6 +98,20 @@ pub fn validate_group_name(name: &str) -> Result<&str, DestinationError> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     ok.then_some(name)
         .ok_or_else(|| DestinationError::BadGroupName(name.into()))
+}
+
+/// Some clients percent-encode `[` and `]` in the request path, which
+/// turns an IPv6 host (`[::1]:8080`) into text the URL parser refuses.
+/// Only the authority (up to the first `/`, `?` or `#`) is decoded.
+fn decode_brackets(rest: &str) -> String {
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let decoded = authority
+        .replace("%5B", "[")
+        .replace("%5b", "[")
+        .replace("%5D", "]")
+        .replace("%5d", "]");
+    format!("{decoded}{tail}")
 }
 
 /// `http` or `https` if `raw` starts with it and a colon; a proxy may have
@@ -167,6 +192,30 @@ mod tests {
     }
 
     #[test]
+    fn urls_need_a_host_and_a_real_port() {
+        for bad in [
+            "http:///x",
+            "https:///x",
+            "http://:8080/x",
+            "http://h:0/",
+            "http://@/x",
+            "ftp://h/x",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+        for good in ["http://h/x", "https://h:1/x", "http://[::1]:8080/x"] {
+            assert_eq!(validate_url(good), Ok(()), "{good}");
+        }
+    }
+
+    #[test]
+    fn ipv6_hosts_work_raw_or_percent_encoded() {
+        assert_eq!(url("http://[::1]:8080/x", None), "http://[::1]:8080/x");
+        assert_eq!(url("http://%5B::1%5D:8080/x", None), "http://[::1]:8080/x");
+        assert_eq!(url("http://h/%5Bkeep%5D", None), "http://h/%5Bkeep%5D");
+    }
+
+    #[test]
     fn repairs_merged_slashes() {
         assert_eq!(url("https:/example.com/x", None), "https://example.com/x");
     }
@@ -183,6 +232,9 @@ mod tests {
             "ftp://x.com",
             "http://",
             "http:///path",
+            "http://x.com:0/a",
+            "http://:80/a",
+            "http://[::1]:0/",
             "https:example.com",
             "bad group",
             "a/b",

@@ -9,6 +9,10 @@ use std::time::Duration;
 )]
 pub struct DurationError(pub String);
 
+/// Longest duration any header may give (100 years): past it, times in
+/// milliseconds would overflow, so such a value is an error, not a wrap.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 /// Parses a duration. humantime does the parsing; the pre-check narrows it to
 /// the units QStash documents, since humantime also takes `2w`, `1.5h` or
 /// `3 days`, which QStash rejects.
@@ -19,13 +23,17 @@ pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     if !starts_with_digit || !s.chars().all(allowed) || s.ends_with(|c: char| c.is_ascii_digit()) {
         return Err(DurationError(input.to_string()));
     }
-    humantime::parse_duration(s).map_err(|_| DurationError(input.to_string()))
+    humantime::parse_duration(s)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| DurationError(input.to_string()))
 }
 
 /// Parses a duration that may also be a bare number of seconds (`period=60`).
 pub fn parse_seconds_or_duration(input: &str) -> Result<Duration, DurationError> {
     match input.trim().parse::<u64>() {
-        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Ok(secs) if secs <= MAX_DURATION.as_secs() => Ok(Duration::from_secs(secs)),
+        Ok(_) => Err(DurationError(input.to_string())),
         Err(_) => parse_duration(input),
     }
 }
@@ -56,6 +64,20 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn huge_durations_are_errors_not_wraps() {
+        for huge in [
+            "200000000000d",
+            "213503982335d",
+            "99999999999999999999s",
+            "36501d",
+        ] {
+            assert!(parse_duration(huge).is_err(), "{huge}");
+        }
+        assert!(parse_seconds_or_duration("18446744073709551615").is_err());
+        assert!(parse_duration("36500d").is_ok());
     }
 
     #[test]

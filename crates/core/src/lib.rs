@@ -19,6 +19,7 @@ pub mod live;
 pub mod log;
 pub mod message;
 pub mod outcome;
+pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod redact;

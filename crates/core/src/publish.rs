@@ -7,7 +7,9 @@ use crate::dedup;
 use crate::destination::validate_url;
 use crate::duration::{parse_duration, parse_seconds_or_duration};
 use crate::flow_control::FlowControl;
-use crate::headers::{insert, strip_prefix_ci, HeaderMap};
+use crate::headers::{
+    has_control_breaks, insert, is_hop_by_hop, is_valid_name, strip_prefix_ci, HeaderMap,
+};
 use crate::message::{MessageSpec, DEFAULT_RETRIES, MAX_RETRIES};
 use crate::redact::Redaction;
 use crate::retry_delay::RetryDelayExpr;
@@ -34,6 +36,24 @@ pub enum Dedup {
     Content,
 }
 
+/// The operator's maxima for `Upstash-Timeout` and `Upstash-Delay`
+/// (`--max-timeout`, `--max-delay`): a slow destination holds a delivery
+/// slot for the whole timeout, and a far delay keeps a row for as long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_timeout: std::time::Duration,
+    pub max_delay: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_timeout: crate::duration::MAX_DURATION,
+            max_delay: crate::duration::MAX_DURATION,
+        }
+    }
+}
+
 /// The settings of a publish, before they are applied to each destination.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublishOptions {
@@ -50,6 +70,9 @@ pub struct PublishOptions {
     pub schedule_id: Option<String>,
     /// `Upstash-Delay` as given, for schedules (each run is delayed by it).
     pub delay_secs: Option<u64>,
+    /// `Upstash-Header-Forward: true`: the request's own headers are
+    /// forwarded as they are (webhooks that cannot add a prefix).
+    pub header_forward: bool,
 }
 
 impl PublishOptions {
@@ -67,6 +90,12 @@ impl PublishOptions {
         let mut fc_value = None;
         let mut content_dedup = false;
         for (name, value) in headers {
+            if has_control_breaks(name) || has_control_breaks(value) {
+                return Err(bad(
+                    "Upstash-*",
+                    format!("header {name:?} holds a CR, LF or NUL character"),
+                ));
+            }
             let lower = name.to_ascii_lowercase();
             let value = value.trim();
             if lower == "content-type" {
@@ -83,6 +112,7 @@ impl PublishOptions {
                 ));
             }
             if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
+                check_forwarded(name, fwd)?;
                 insert(&mut o.spec.header, fwd, value);
                 continue;
             }
@@ -116,7 +146,10 @@ impl PublishOptions {
                 }
                 "label" => o.spec.labels = parse_labels(value),
                 "deduplication-id" if !value.is_empty() => o.dedup = Some(Dedup::Id(value.into())),
-                "content-based-deduplication" => content_dedup = parse_bool(value)?,
+                "content-based-deduplication" => {
+                    content_dedup = parse_bool("Upstash-Content-Based-Deduplication", value)?
+                }
+                "header-forward" => o.header_forward = parse_bool("Upstash-Header-Forward", value)?,
                 "redact-fields" => {
                     o.spec.redact =
                         Redaction::parse(value).map_err(|e| bad("Upstash-Redact-Fields", e))?
@@ -136,7 +169,16 @@ impl PublishOptions {
         }
         o.delay_secs = delay.map(|d| d.as_secs());
         // An absolute time wins over a relative delay.
-        o.not_before = not_before.or(delay.map(|d| now + d.as_millis() as Millis));
+        let delayed = match delay {
+            Some(d) => Some(
+                i64::try_from(d.as_millis())
+                    .ok()
+                    .and_then(|ms| now.checked_add(ms))
+                    .ok_or_else(|| bad("Upstash-Delay", "the delay is too large"))?,
+            ),
+            None => None,
+        };
+        o.not_before = not_before.or(delayed);
         o.spec.flow_control = match (fc_key, fc_value) {
             (Some(key), value) => Some(
                 FlowControl::parse(&key, value.as_deref().unwrap_or(""))
@@ -154,6 +196,67 @@ impl PublishOptions {
         Ok(o)
     }
 
+    /// With `Upstash-Header-Forward: true`, adds the request's own headers
+    /// to the forwarded ones (an explicit `Upstash-Forward-*` wins). Never
+    /// forwarded: `Authorization` (the QStash token), `Upstash-*`,
+    /// `Content-Type` (already kept), hop-by-hop headers, and anything that
+    /// is not a clean header.
+    pub fn forward_incoming<'a>(&mut self, headers: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        if !self.header_forward {
+            return;
+        }
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            let skip = lower == "authorization"
+                || lower == "content-type"
+                || lower.starts_with("upstash-")
+                || is_hop_by_hop(name)
+                || !is_valid_name(name)
+                || has_control_breaks(value);
+            let canonical = crate::headers::canonical_name(name);
+            if !skip && !self.spec.header.contains_key(&canonical) {
+                insert(&mut self.spec.header, name, value.trim());
+            }
+        }
+    }
+
+    /// Refuses a timeout or delay past the operator's maxima (the delay
+    /// counted from `now`, whether given as a delay or as a time).
+    pub fn check_limits(&self, limits: &Limits, now: Millis) -> Result<(), HeaderError> {
+        if let Some(ms) = self.spec.timeout_ms {
+            if u128::from(ms) > limits.max_timeout.as_millis() {
+                return Err(bad(
+                    "Upstash-Timeout",
+                    format!(
+                        "{ms} ms is more than the server's maximum of {}",
+                        human(limits.max_timeout)
+                    ),
+                ));
+            }
+        }
+        let delay_ms = match (self.not_before, self.delay_secs) {
+            (Some(at), _) => at.saturating_sub(now).max(0) as u128,
+            (None, Some(secs)) => u128::from(secs) * 1000,
+            (None, None) => 0,
+        };
+        let scheduled_delay = self.delay_secs.map_or(0, |s| u128::from(s) * 1000);
+        if delay_ms.max(scheduled_delay) > limits.max_delay.as_millis() {
+            let header = if self.not_before.is_some() && self.delay_secs.is_none() {
+                "Upstash-Not-Before"
+            } else {
+                "Upstash-Delay"
+            };
+            return Err(bad(
+                header,
+                format!(
+                    "the delay is more than the server's maximum of {}",
+                    human(limits.max_delay)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The deduplication key of a message to `url` with `body`, if any.
     pub fn dedup_key(&self, url: &str, body: &[u8], header: &HeaderMap) -> Option<String> {
         match &self.dedup {
@@ -162,6 +265,28 @@ impl PublishOptions {
             None => None,
         }
     }
+}
+
+/// A forwarded header must be a valid field name and must not be one that
+/// frames the request or the connection.
+fn check_forwarded(name: &str, forwarded: &str) -> Result<(), HeaderError> {
+    if !is_valid_name(forwarded) {
+        return Err(bad(
+            "Upstash-Forward-*",
+            format!("{name:?} does not name a valid HTTP header"),
+        ));
+    }
+    if is_hop_by_hop(forwarded) {
+        return Err(bad(
+            "Upstash-Forward-*",
+            format!("{name:?}: {forwarded} belongs to the connection and is never forwarded"),
+        ));
+    }
+    Ok(())
+}
+
+fn human(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 fn parse_method(value: &str) -> Result<String, HeaderError> {
@@ -201,7 +326,7 @@ fn parse_timeout(value: &str) -> Result<u64, HeaderError> {
     if d.is_zero() {
         return Err(bad("Upstash-Timeout", "must be greater than zero"));
     }
-    Ok(d.as_millis() as u64)
+    u64::try_from(d.as_millis()).map_err(|_| bad("Upstash-Timeout", "the timeout is too large"))
 }
 
 fn parse_callback_url(header: &'static str, value: &str) -> Result<String, HeaderError> {
@@ -218,14 +343,11 @@ fn parse_labels(value: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_bool(value: &str) -> Result<bool, HeaderError> {
+fn parse_bool(header: &'static str, value: &str) -> Result<bool, HeaderError> {
     match value.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" | "" => Ok(false),
-        _ => Err(bad(
-            "Upstash-Content-Based-Deduplication",
-            format!("{value:?} is not true or false"),
-        )),
+        _ => Err(bad(header, format!("{value:?} is not true or false"))),
     }
 }
 
@@ -264,6 +386,82 @@ mod tests {
             let e = parse(&[(name, "x")]).unwrap_err();
             assert!(e.to_string().contains(name), "{e}");
         }
+    }
+
+    #[test]
+    fn hop_by_hop_and_broken_headers_are_refused() {
+        for name in [
+            "Upstash-Forward-Host",
+            "upstash-forward-content-length",
+            "Upstash-Forward-Transfer-Encoding",
+            "Upstash-Forward-Connection",
+            "Upstash-Callback-Forward-Host",
+            "Upstash-Forward-Bad Name",
+        ] {
+            let e = parse(&[(name, "x"), ("Upstash-Callback", "http://cb/x")])
+                .unwrap_err()
+                .to_string();
+            let forwarded = name.rsplit("orward-").next().unwrap();
+            assert!(e.contains(forwarded) && e.contains("Upstash-"), "{e}");
+        }
+        for (name, value) in [
+            ("Upstash-Forward-X", "a\r\nInjected: 1"),
+            ("Upstash-Forward-X", "a\0"),
+            ("Upstash-Delay", "1s\n"),
+            ("Upstash-Forward-X\r\nY", "a"),
+        ] {
+            let e = parse(&[(name, value)]).unwrap_err();
+            assert!(e.to_string().contains("CR, LF or NUL"), "{e}");
+        }
+    }
+
+    #[test]
+    fn overflowing_and_over_the_limit_durations_are_refused() {
+        for (h, v) in [
+            ("Upstash-Delay", "200000000000d"),
+            ("Upstash-Timeout", "213503982335d"),
+            ("Upstash-Timeout", "99999999999999999999"),
+        ] {
+            let e = parse(&[(h, v)]).unwrap_err();
+            assert!(e.to_string().contains(h), "{h}={v}: {e}");
+        }
+        let limits = Limits {
+            max_timeout: std::time::Duration::from_secs(3600),
+            max_delay: std::time::Duration::from_secs(86_400),
+        };
+        let check = |h: &[(&str, &str)]| parse(h).unwrap().check_limits(&limits, 1_000_000);
+        assert!(check(&[("Upstash-Timeout", "1h")]).is_ok());
+        assert!(check(&[("Upstash-Delay", "1d")]).is_ok());
+        let e = check(&[("Upstash-Timeout", "1000d")]).unwrap_err();
+        assert_eq!(e.header, "Upstash-Timeout");
+        let e = check(&[("Upstash-Delay", "2d")]).unwrap_err();
+        assert_eq!(e.header, "Upstash-Delay");
+        let e = check(&[("Upstash-Not-Before", "99999999999")]).unwrap_err();
+        assert_eq!(e.header, "Upstash-Not-Before");
+    }
+
+    #[test]
+    fn header_forward_adds_the_request_headers_but_never_the_token() {
+        let mut o = parse(&[
+            ("Upstash-Header-Forward", "true"),
+            ("Upstash-Forward-X-Sig", "explicit"),
+        ])
+        .unwrap();
+        o.forward_incoming([
+            ("x-sig", "incoming"),
+            ("stripe-signature", "t=1"),
+            ("authorization", "Bearer qstash-token"),
+            ("host", "qstash.local"),
+            ("content-length", "5"),
+            ("upstash-retries", "3"),
+        ]);
+        let names: Vec<_> = o.spec.header.keys().cloned().collect();
+        assert_eq!(names, vec!["Stripe-Signature", "X-Sig"]);
+        assert_eq!(o.spec.header["X-Sig"], vec!["explicit"]);
+        let mut off = parse(&[]).unwrap();
+        off.forward_incoming([("stripe-signature", "t=1")]);
+        assert!(off.spec.header.is_empty());
+        assert!(parse(&[("Upstash-Header-Forward", "maybe")]).is_err());
     }
 
     #[test]

@@ -26,6 +26,51 @@ impl User {
     }
 }
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum UserError {
+    #[error("user {user:?}: {field} is empty")]
+    Empty { user: String, field: &'static str },
+    #[error("a user has an empty id")]
+    EmptyId,
+    #[error("user {0:?} reuses another user's token")]
+    SharedToken(String),
+    #[error("user id {0:?} appears twice")]
+    DuplicateId(String),
+}
+
+/// Refuses users that would let anyone in or forge signatures: an empty
+/// token authenticates an empty `?qstash_token=`, and an empty signing key
+/// makes every `Upstash-Signature` forgeable.
+pub fn validate(users: &[User]) -> Result<(), UserError> {
+    let mut tokens = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    for u in users {
+        if u.id.trim().is_empty() {
+            return Err(UserError::EmptyId);
+        }
+        let empty = |field| UserError::Empty {
+            user: u.id.clone(),
+            field,
+        };
+        if u.token.trim().is_empty() {
+            return Err(empty("token"));
+        }
+        if u.initial_keys.current.trim().is_empty() {
+            return Err(empty("current_signing_key"));
+        }
+        if u.initial_keys.next.trim().is_empty() {
+            return Err(empty("next_signing_key"));
+        }
+        if !ids.insert(u.id.as_str()) {
+            return Err(UserError::DuplicateId(u.id.clone()));
+        }
+        if !tokens.insert(u.token.as_str()) {
+            return Err(UserError::SharedToken(u.id.clone()));
+        }
+    }
+    Ok(())
+}
+
 /// The four users of the official local dev server, with the exact tokens
 /// and keys its docs publish, so `.env` files written for it work unchanged.
 pub fn dev_users() -> Vec<User> {
@@ -68,6 +113,31 @@ pub fn dev_token(user: &str, password: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn empty_credentials_are_refused_naming_user_and_field() {
+        let ok = User::new("a", "t", "sig_c", "sig_n");
+        assert_eq!(validate(std::slice::from_ref(&ok)), Ok(()));
+        let cases = [
+            (User::new("a", "", "c", "n"), "token"),
+            (User::new("a", "t", " ", "n"), "current_signing_key"),
+            (User::new("a", "t", "c", ""), "next_signing_key"),
+        ];
+        for (u, field) in cases {
+            let e = validate(&[u]).unwrap_err().to_string();
+            assert!(e.contains("\"a\"") && e.contains(field), "{e}");
+        }
+        assert_eq!(
+            validate(&[User::new("", "t", "c", "n")]),
+            Err(UserError::EmptyId)
+        );
+        let twin = User::new("b", "t", "c", "n");
+        assert_eq!(
+            validate(&[ok, twin]),
+            Err(UserError::SharedToken("b".into()))
+        );
+        assert!(validate(&dev_users()).is_ok());
+    }
 
     #[test]
     fn dev_tokens_match_the_documented_ones() {

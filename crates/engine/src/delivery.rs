@@ -14,9 +14,17 @@ use crate::{Engine, EngineConfig};
 
 /// One pooled client for every delivery: keep-alive connections are reused
 /// across messages to the same host.
+///
+/// The destination policy applies to every address a name resolves to and
+/// to every redirect hop (`guard.rs`).
 pub fn client(config: &EngineConfig) -> reqwest::Result<reqwest::Client> {
+    let policy = config.destination_policy.clone();
     reqwest::Client::builder()
         .no_proxy()
+        .dns_resolver(crate::guard::PolicyResolver {
+            policy: policy.clone(),
+        })
+        .redirect(crate::guard::redirect_policy(policy))
         .user_agent("Upstash-QStash")
         .pool_max_idle_per_host(config.max_in_flight)
         .pool_idle_timeout(Duration::from_secs(90))
@@ -80,11 +88,20 @@ impl Engine {
     }
 
     async fn attempt(&self, m: &Message) -> Attempt {
+        // The policy may have changed since the message was accepted (a
+        // restart with new rules); literal addresses are checked here,
+        // names when they are resolved.
+        if let Err(e) = self.policy().check_url(&m.spec.url) {
+            return Attempt::NoAnswer(e.to_string());
+        }
         let request = match self.build_request(m) {
             Ok(r) => r,
             Err(e) => return Attempt::NoAnswer(e),
         };
-        match request.send().await {
+        let port = reqwest::Url::parse(&m.spec.url)
+            .ok()
+            .and_then(|u| u.port_or_known_default());
+        match crate::guard::with_port(port, request.send()).await {
             Ok(resp) => Attempt::Answered(self.read_response(resp).await),
             Err(e) if e.is_timeout() => {
                 Attempt::NoAnswer("timeout: the destination did not answer in time".into())
@@ -172,6 +189,10 @@ impl Engine {
 /// header replaces a default of the same name (such as User-Agent).
 fn forward(out: &mut reqwest::header::HeaderMap, stored: &HeaderMap) {
     for (name, values) in stored {
+        // Stored before forwarding them was refused at publish.
+        if qstash_core::headers::is_hop_by_hop(name) {
+            continue;
+        }
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
             continue;
         };

@@ -33,6 +33,13 @@ impl KeyRing {
         })
     }
 
+    /// Every configured user's id.
+    pub fn user_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.initial.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
     pub fn get(&self, user_id: &str) -> Option<SigningKeys> {
         self.current
             .read()

@@ -10,6 +10,7 @@ mod callbacks;
 mod delivery;
 pub mod dlq;
 mod gate;
+mod guard;
 pub mod keys;
 mod live;
 pub mod outcome;
@@ -18,6 +19,7 @@ mod scheduler;
 pub mod schedules;
 pub mod stats;
 mod url_groups;
+mod user_slots;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
@@ -25,6 +27,7 @@ use std::time::Duration;
 
 use qstash_core::clock::{Clock, Millis};
 use qstash_core::message::{Arrival, Inserted, NewMessage};
+use qstash_core::policy::DestinationPolicy;
 use qstash_core::{Message, MessageState};
 use qstash_store::{Listener, Reads, Store, StoreError};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
@@ -51,6 +54,14 @@ pub struct EngineConfig {
     /// At start, a schedule tick missed while the server was down fires
     /// once if it is at most this old; older ones are skipped.
     pub schedule_catch_up: Duration,
+    /// Which destinations may be called (checked when messages are planned
+    /// and again at every connection and redirect).
+    pub destination_policy: Arc<DestinationPolicy>,
+    /// Maxima of `Upstash-Timeout` and `Upstash-Delay`.
+    pub limits: qstash_core::publish::Limits,
+    /// Most plain deliveries of one user in flight; None is no cap below
+    /// `max_in_flight`.
+    pub max_in_flight_per_user: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -63,6 +74,9 @@ impl Default for EngineConfig {
             global_parallelism: 512,
             dlq_retention: Duration::from_secs(7 * 86_400),
             schedule_catch_up: Duration::from_secs(86_400),
+            destination_policy: Arc::new(DestinationPolicy::allow_all()),
+            limits: qstash_core::publish::Limits::default(),
+            max_in_flight_per_user: None,
         }
     }
 }
@@ -94,6 +108,8 @@ pub struct Engine {
     /// Per-user, per-minute counts for the console's overview.
     stats: stats::Stats,
     started_at: Millis,
+    /// Delivery slots per user (`--max-in-flight-per-user`).
+    user_slots: Arc<user_slots::UserSlots>,
 }
 
 impl Engine {
@@ -105,9 +121,13 @@ impl Engine {
     ) -> Result<Arc<Self>, EngineError> {
         let http = delivery::client(&config).map_err(|e| EngineError::Client(e.to_string()))?;
         let started_at = clock.now_ms();
+        let user_slots = Arc::new(user_slots::UserSlots::new(
+            config.max_in_flight_per_user,
+            keys.user_ids(),
+        ));
         let engine = Arc::new(Self {
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
-            gate: gate::Gate::new(config.global_parallelism),
+            gate: gate::Gate::new(config.global_parallelism, user_slots.clone()),
             store,
             clock,
             keys,
@@ -119,6 +139,7 @@ impl Engine {
             schedule_timer: schedules::ScheduleTimer::default(),
             stats: stats::Stats::default(),
             started_at,
+            user_slots,
         });
         // Every commit that makes messages pending, on whatever path,
         // wakes the scheduler or the gate through this (see `arrived`).
@@ -141,6 +162,10 @@ impl Engine {
         &self.keys
     }
 
+    pub fn policy(&self) -> &Arc<DestinationPolicy> {
+        &self.config.destination_policy
+    }
+
     pub fn now(&self) -> Millis {
         self.clock.now_ms()
     }
@@ -160,6 +185,8 @@ impl Engine {
     ) -> Result<Vec<Inserted>, StoreError> {
         let now = self.now();
         let permits = self.start_now(&mut messages, now);
+        let mut user_slots = permits.1.into_iter();
+        let permits = permits.0;
         let started: Vec<Option<Message>> = messages
             .iter()
             .map(|m| (m.message.state == MessageState::Active).then(|| m.message.clone()))
@@ -176,24 +203,44 @@ impl Engine {
         for (answer, message) in inserted.iter().zip(started) {
             let Some(message) = message else { continue };
             let permit = permits.next().expect("one permit per started message");
+            let user_slot = user_slots
+                .next()
+                .expect("one user slot per started message");
             // A deduplicated message was not stored: nothing to deliver.
             if let Inserted::New(_) = answer {
                 let engine = self.clone();
                 tokio::spawn(async move {
                     engine.deliver(message).await;
                     drop(permit);
+                    engine.plain_done(user_slot);
                 });
             }
         }
         Ok(inserted)
     }
 
+    /// A plain delivery ended: its user's slot is free, and the gate's lines
+    /// of that user may have waited on its cap.
+    pub(crate) fn plain_done(&self, slot: user_slots::UserSlot) {
+        let user = slot.user.clone();
+        drop(slot);
+        if self.user_slots.cap().is_some() {
+            self.gate.user_freed(&user);
+        }
+    }
+
     /// Marks the plain, due messages that can start at once as in flight,
-    /// taking a delivery slot for each; answers the slots in order.
-    fn start_now(&self, messages: &mut [NewMessage], now: Millis) -> Vec<OwnedSemaphorePermit> {
+    /// taking a delivery slot (and a slot of its user) for each; answers
+    /// the slots in order. A user at its cap leaves its messages pending.
+    fn start_now(
+        &self,
+        messages: &mut [NewMessage],
+        now: Millis,
+    ) -> (Vec<OwnedSemaphorePermit>, Vec<user_slots::UserSlot>) {
         let mut permits = Vec::new();
+        let mut users = Vec::new();
         if *self.shutdown.borrow() {
-            return permits;
+            return (permits, users);
         }
         for new in messages.iter_mut() {
             let m = &mut new.message;
@@ -201,13 +248,18 @@ impl Engine {
             if m.due_at > now || gated {
                 continue;
             }
+            let gated = self.gate.gated_in_flight(&m.user_id);
+            let Some(user) = self.user_slots.try_take(&m.user_id, gated) else {
+                continue;
+            };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
                 break;
             };
             m.state = MessageState::Active;
             permits.push(permit);
+            users.push(user);
         }
-        permits
+        (permits, users)
     }
 
     /// Whether shutdown has begun.

@@ -29,13 +29,38 @@ pub struct PublishRequest {
 pub enum PlanError {
     #[error("url group {0:?} not found")]
     UnknownUrlGroup(String),
+    #[error("{0}")]
+    Denied(#[from] qstash_core::policy::Denied),
+    #[error("{0}")]
+    Limit(#[from] qstash_core::publish::HeaderError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl Engine {
     /// The messages `req` creates, not yet stored.
+    ///
+    /// Every destination (each endpoint of a group, the callbacks) must pass
+    /// the destination policy: this is the one door for publish, enqueue,
+    /// batch, schedules and DLQ retries.
     pub async fn plan(&self, req: &PublishRequest) -> Result<Vec<NewMessage>, PlanError> {
+        req.options.check_limits(&self.config.limits, req.now)?;
+        let planned = self.plan_unchecked(req).await?;
+        let policy = self.policy();
+        for new in &planned {
+            let spec = &new.message.spec;
+            policy.check_url(&spec.url)?;
+            for callback in [&spec.callback, &spec.failure_callback]
+                .into_iter()
+                .flatten()
+            {
+                policy.check_url(callback)?;
+            }
+        }
+        Ok(planned)
+    }
+
+    async fn plan_unchecked(&self, req: &PublishRequest) -> Result<Vec<NewMessage>, PlanError> {
         match &req.destination {
             Destination::Url(url) => Ok(vec![new_message(req, url, None, None)]),
             Destination::UrlGroup(name) => {

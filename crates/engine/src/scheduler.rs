@@ -33,7 +33,13 @@ pub async fn run(engine: Arc<Engine>) {
         // lands during the look still wakes us.
         engine.sleeping_until.store(Millis::MAX, Ordering::Release);
         let now = engine.now();
-        let claimed = match engine.store.claim_due(now, free).await {
+        let claimed = if engine.user_slots.cap().is_some() {
+            let rooms = engine.user_slots.rooms(|u| engine.gate.gated_in_flight(u));
+            engine.store.claim_due_of_users(now, rooms, free).await
+        } else {
+            engine.store.claim_due(now, free).await
+        };
+        let claimed = match claimed {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming due messages failed");
@@ -45,10 +51,18 @@ pub async fn run(engine: Arc<Engine>) {
         let full = claimed.len() == free;
         for message in claimed {
             let permit = slots.pop().expect("claimed within the slots taken");
+            // Claimed within the user's room, so this only fails if a
+            // publish or the gate took the room meanwhile; deliver anyway
+            // (one over), uncounted.
+            let gated = engine.gate.gated_in_flight(&message.user_id);
+            let user_slot = engine.user_slots.try_take(&message.user_id, gated);
             let engine = engine.clone();
             tokio::spawn(async move {
                 engine.deliver(message).await;
                 drop(permit);
+                if let Some(slot) = user_slot {
+                    engine.plain_done(slot);
+                }
             });
         }
         // Never sleep on slots: publishes and retries need them.
@@ -56,7 +70,18 @@ pub async fn run(engine: Arc<Engine>) {
         if full {
             continue;
         }
-        let next = match engine.store.next_due_at().await {
+        let next = if engine.user_slots.cap().is_some() {
+            let users = engine
+                .user_slots
+                .rooms(|u| engine.gate.gated_in_flight(u))
+                .into_iter()
+                .map(|(u, _)| u)
+                .collect();
+            engine.store.next_due_of_users(users).await
+        } else {
+            engine.store.next_due_at().await
+        };
+        let next = match next {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "reading the next due time failed");
@@ -97,6 +122,7 @@ async fn sleep_until(
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
         _ = engine.wake.notified() => {}
+        _ = engine.user_slots.freed.notified() => {}
         _ = shutdown.changed() => {}
     }
 }

@@ -255,12 +255,15 @@ pub fn fire_request(s: &Schedule, now: Millis) -> PublishRequest {
     spec.schedule_id = Some(s.id.clone());
     let options = PublishOptions {
         spec,
-        not_before: s.delay_secs.map(|d| now + d as Millis * 1000),
+        not_before: s
+            .delay_secs
+            .map(|d| now.saturating_add((d as Millis).saturating_mul(1000))),
         dedup: None,
         queue_name: s.queue_name.clone(),
         cron: Some(s.cron.clone()),
         schedule_id: Some(s.id.clone()),
         delay_secs: s.delay_secs,
+        header_forward: false,
     };
     PublishRequest {
         user_id: s.user_id.clone(),

@@ -36,4 +36,17 @@ impl Engine {
     pub async fn delete_url_group(&self, user_id: &str, name: &str) -> Result<bool, StoreError> {
         self.store.delete_url_group(user_id, name).await
     }
+
+    /// Replaces the group's default headers; false when the group does not
+    /// exist.
+    pub async fn set_url_group_headers(
+        &self,
+        user_id: &str,
+        name: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<bool, StoreError> {
+        self.store
+            .set_url_group_headers(user_id, name, headers)
+            .await
+    }
 }

@@ -52,6 +52,9 @@ pub trait Reads: Send + Sync {
 
     async fn url_group(&self, user_id: &str, name: &str) -> Result<Option<UrlGroup>>;
     async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>>;
+    /// The default headers of a URL group (`PATCH /v2/topics/{name}`), in
+    /// the order they were set; empty when none or no such group.
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>>;
 
     async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>>;
     async fn queues(&self, user_id: &str) -> Result<Vec<QueueInfo>>;
@@ -284,4 +287,30 @@ pub trait Store: Reads + 'static {
     /// At start: ticks missed while the server was down fire once if the
     /// latest is at most `window` old, else they are skipped.
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp>;
+
+    // --- URL group default headers (issue 13; a table of their own) ---
+
+    /// Replaces a URL group's default headers; false when the group does
+    /// not exist. Deleting the group drops them.
+    async fn set_url_group_headers(
+        &self,
+        user_id: &str,
+        name: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<bool>;
+
+    // --- Per-user delivery slots (issue 13, --max-in-flight-per-user) ---
+
+    /// Like [`claim_due`](Store::claim_due), but at most `room` messages of
+    /// each listed user (users not listed get none), `limit` in all,
+    /// earliest first.
+    async fn claim_due_of_users(
+        &self,
+        now: Millis,
+        rooms: Vec<(String, usize)>,
+        limit: usize,
+    ) -> Result<Vec<Message>>;
+
+    /// When the earliest pending plain message of one of `users` is due.
+    async fn next_due_of_users(&self, users: Vec<String>) -> Result<Option<Millis>>;
 }

@@ -224,3 +224,81 @@ async fn concurrent_writes_share_commits_and_all_land() {
     }
     assert_eq!(store.claim_due(0, 1000).await.unwrap().len(), 500);
 }
+
+#[tokio::test]
+async fn per_user_claims_stay_within_each_users_room() {
+    let (_dir, store) = open().await;
+    let of = |id: &str, user: &str, due: i64| NewMessage {
+        message: message(id, user, due),
+        dedup_key: None,
+    };
+    store
+        .insert_messages(
+            vec![
+                of("a1", "a", 1),
+                of("a2", "a", 2),
+                of("a3", "a", 3),
+                of("b1", "b", 5),
+                of("b2", "b", 6),
+                of("c1", "c", 0),
+                of("a9", "a", 1000),
+            ],
+            0,
+        )
+        .await
+        .unwrap();
+    // a may start 2, b 1, c none (at its cap, not listed); 10 slots free.
+    let rooms = vec![("a".to_string(), 2), ("b".to_string(), 1)];
+    let claimed = store.claim_due_of_users(100, rooms, 10).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec!["a1", "a2", "b1"]);
+    // The limit picks the earliest across users.
+    let rooms = vec![("a".to_string(), 5), ("b".to_string(), 5)];
+    let claimed = store.claim_due_of_users(100, rooms, 2).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, vec!["a3", "b2"]);
+    let next = store
+        .next_due_of_users(vec!["a".into(), "b".into()])
+        .await
+        .unwrap();
+    assert_eq!(next, Some(1000));
+    assert_eq!(
+        store.next_due_of_users(vec!["c".into()]).await.unwrap(),
+        Some(0)
+    );
+    assert_eq!(store.next_due_of_users(vec![]).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn url_group_default_headers_live_and_die_with_the_group() {
+    let (_dir, store) = open().await;
+    let headers = vec![("Upstash-Retries".to_string(), "0".to_string())];
+    assert!(!store
+        .set_url_group_headers("u", "g", headers.clone())
+        .await
+        .unwrap());
+    let endpoint = qstash_core::url_group::Endpoint {
+        name: None,
+        url: "http://127.0.0.1/x".into(),
+    };
+    store
+        .upsert_endpoints("u", "g", vec![endpoint.clone()], 0)
+        .await
+        .unwrap();
+    assert!(store
+        .set_url_group_headers("u", "g", headers.clone())
+        .await
+        .unwrap());
+    assert_eq!(store.url_group_headers("u", "g").await.unwrap(), headers);
+    assert!(store
+        .url_group_headers("other", "g")
+        .await
+        .unwrap()
+        .is_empty());
+    store.delete_url_group("u", "g").await.unwrap();
+    store
+        .upsert_endpoints("u", "g", vec![endpoint], 0)
+        .await
+        .unwrap();
+    assert!(store.url_group_headers("u", "g").await.unwrap().is_empty());
+}

@@ -7,5 +7,5 @@ pub mod cluster;
 mod server;
 mod sink;
 
-pub use server::{dev_user, DevUser, Server};
+pub use server::{dev_user, run_to_exit, DevUser, Server};
 pub use sink::{Received, Reply, Sink};

@@ -59,9 +59,32 @@ impl Server {
 
     /// `qstash dev` on `data_dir`, which outlives the server.
     pub fn start_in(bin: &Path, data_dir: &Path, extra_args: &[&str]) -> Server {
+        Self::launch(bin, "dev", data_dir, extra_args, &[])
+    }
+
+    /// `qstash serve` on 127.0.0.1 and a fresh data directory, with
+    /// `env` (users come from `QSTASH_TOKEN` and friends or `--config`).
+    pub fn serve(bin: &Path, extra_args: &[&str], env: &[(&str, &str)]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let mut args = vec!["--host", "127.0.0.1"];
+        args.extend_from_slice(extra_args);
+        let mut s = Self::launch(bin, "serve", temp.path(), &args, env);
+        s._temp = Some(temp);
+        s
+    }
+
+    /// `qstash <command> --port 0 --data-dir <data_dir> <extra_args>`,
+    /// once it prints the address it listens on.
+    pub fn launch(
+        bin: &Path,
+        subcommand: &str,
+        data_dir: &Path,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let mut command = Command::new(bin);
         command
-            .args(["dev", "--port", "0", "--data-dir"])
+            .args([subcommand, "--port", "0", "--data-dir"])
             .arg(data_dir)
             .args(extra_args);
         let own_database = extra_args.contains(&"--database-url");
@@ -74,6 +97,7 @@ impl Server {
                 "RUST_LOG",
                 std::env::var("QSTASH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -153,6 +177,41 @@ impl Server {
     pub fn delete(&self, path: &str) -> reqwest::RequestBuilder {
         self.request(reqwest::Method::DELETE, path, &dev_user(0))
     }
+}
+
+/// Runs the binary to its exit (at most `within`), for commands that must
+/// refuse to start; answers its exit code and what it printed.
+pub fn run_to_exit(
+    bin: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    within: Duration,
+) -> (Option<i32>, String) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the qstash binary");
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
 }
 
 impl Drop for Server {

@@ -83,11 +83,17 @@ pub struct Sink {
 
 impl Sink {
     pub async fn start() -> Sink {
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// A sink on another loopback address (`127.0.0.2`), for tests of
+    /// per-address rules.
+    pub async fn start_on(ip: &str) -> Sink {
         let shared = Arc::new(Shared::default());
         let app = axum::Router::new()
             .fallback(record)
             .with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind sink");
         let url = format!("http://{}", listener.local_addr().expect("addr"));

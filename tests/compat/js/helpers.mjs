@@ -104,7 +104,7 @@ function databaseEnv() {
 }
 
 /** Start `$QSTASH_BIN dev --port P --data-dir D`; resolves once GET /v2/keys answers 200. */
-export async function startServer({ timeoutMs = 20000 } = {}) {
+export async function startServer({ timeoutMs = 20000, args = [] } = {}) {
   if (!existsSync(QSTASH_BIN)) {
     throw new Error(`qstash server binary not found at ${QSTASH_BIN} (set QSTASH_BIN or build it first)`);
   }
@@ -113,7 +113,7 @@ export async function startServer({ timeoutMs = 20000 } = {}) {
   const logPath = path.join(tmp, "server.log");
   const logFd = openSync(logPath, "w");
   const dataDir = path.join(tmp, "data");
-  const proc = spawn(QSTASH_BIN, ["dev", "--port", String(port), "--data-dir", dataDir], {
+  const proc = spawn(QSTASH_BIN, ["dev", "--port", String(port), "--data-dir", dataDir, ...args], {
     stdio: ["ignore", logFd, logFd],
     env: { RUST_LOG: "info", ...process.env, ...databaseEnv() },
   });

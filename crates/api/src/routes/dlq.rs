@@ -61,6 +61,15 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
                 KEYS[..12].join(", ")
             )));
         }
+        // An empty filter would select everything.
+        if let Some(key) = KEYS[..13]
+            .iter()
+            .find(|k| q.get(k).is_some() && q.all(k).is_empty())
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{key} is empty: give a value or leave it out"
+            )));
+        }
     }
     let mut response_status = Vec::new();
     for s in q.all("responseStatus") {
@@ -221,12 +230,45 @@ pub async fn delete_one(
     Ok(Json(json!({ "deleted": result.deleted })))
 }
 
-/// The legacy JSON body of a bulk delete (the Python SDK sends it).
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The legacy JSON body of a bulk delete or retry (the Python SDK sends
+/// it). Unknown fields are refused: `{"dlqIDs": [...]}` must not be read as
+/// "no ids", which means every entry.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct IdsBody {
-    #[serde(default)]
     dlq_ids: Vec<String>,
+}
+
+/// What a bulk call's body selects: nothing (no body), or the ids it names.
+enum BodyIds {
+    Absent,
+    Ids(Vec<String>),
+}
+
+fn body_ids(bytes: &[u8]) -> Result<BodyIds, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(BodyIds::Absent);
+    }
+    let body: IdsBody = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "invalid JSON body: {e}; expected {{\"dlqIds\": [\"<dlqId>\", ...]}}"
+        ))
+    })?;
+    Ok(BodyIds::Ids(body.dlq_ids))
+}
+
+impl BodyIds {
+    /// `{"dlqIds": []}` names no entry: it acts on none, never on all.
+    fn names_none(&self) -> bool {
+        matches!(self, BodyIds::Ids(ids) if ids.is_empty())
+    }
+
+    fn into_ids(self) -> Vec<String> {
+        match self {
+            BodyIds::Absent => Vec::new(),
+            BodyIds::Ids(ids) => ids,
+        }
+    }
 }
 
 /// `DELETE /v2/dlq`: ids from the query or a JSON body, or filters with
@@ -238,14 +280,12 @@ pub async fn delete_many(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let legacy: IdsBody = if bytes.iter().all(u8::is_ascii_whitespace) {
-        IdsBody::default()
-    } else {
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
-    };
+    let legacy = body_ids(&bytes)?;
     let raw = Query::parse(uri.query());
-    let mut q = query(&raw, true, legacy.dlq_ids)?;
+    if legacy.names_none() && raw.get("dlqIds").is_none() {
+        return Ok(Json(json!({ "deleted": 0 })));
+    }
+    let mut q = query(&raw, true, legacy.into_ids())?;
     let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
     let result = state.engine.delete_dlq(&user.id, q).await?;
     let mut answer = json!({ "deleted": result.deleted });
@@ -315,9 +355,12 @@ pub async fn retry_many(
     body: Body,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.config.max_body_bytes).await?;
-    let legacy: IdsBody = serde_json::from_slice(&bytes).unwrap_or_default();
+    let legacy = body_ids(&bytes)?;
     let raw = Query::parse(uri.query());
-    let mut q = query(&raw, true, legacy.dlq_ids)?;
+    if legacy.names_none() && raw.get("dlqIds").is_none() {
+        return Ok((StatusCode::CREATED, Json(json!({ "responses": [] }))).into_response());
+    }
+    let mut q = query(&raw, true, legacy.into_ids())?;
     let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
     let page = state.engine.reads().list_dlq(&user.id, q).await?;
     let retried = state

@@ -95,7 +95,8 @@ struct CancelBody {
     topic_name: Option<String>,
     queue_name: Option<String>,
     schedule_id: Option<String>,
-    #[serde(alias = "callerIp")]
+    /// WIRE.md §3.4 spells it `callerIP`; `callerIp` is accepted too.
+    #[serde(alias = "callerIP")]
     caller_ip: Option<String>,
     from_date: Option<i64>,
     to_date: Option<i64>,

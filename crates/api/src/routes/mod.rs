@@ -3,6 +3,7 @@
 mod cron;
 mod dlq;
 mod flow_control;
+mod json_errors;
 mod keys;
 mod live;
 mod logs;
@@ -18,7 +19,6 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::auth::authenticate;
 use crate::{ApiError, AppState};
 
 pub fn router(state: AppState) -> Router {
@@ -43,7 +43,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/topics", get(url_groups::list))
         .route(
             "/v2/topics/{name}",
-            get(url_groups::get).delete(url_groups::delete),
+            get(url_groups::get)
+                .delete(url_groups::delete)
+                .patch(url_groups::patch),
         )
         .route(
             "/v2/topics/{name}/endpoints",
@@ -79,14 +81,14 @@ pub fn router(state: AppState) -> Router {
         )
         // Extensions of this server, for the console (docs/ARCHITECTURE.md).
         .route("/v2/stats", get(stats::get))
-        .route("/v2/cron/next", get(cron::next))
-        .route_layer(from_fn_with_state(state.clone(), authenticate));
+        .route("/v2/cron/next", get(cron::next));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(
             state.clone(),
             whole_body::read_whole_body,
         ))
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         .with_state(state)
 }
 

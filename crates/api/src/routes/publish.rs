@@ -57,12 +57,28 @@ pub(crate) async fn accept(
     body: Body,
     queue: Option<String>,
 ) -> Result<Response, ApiError> {
-    let parsed = ParsedDestination::parse(raw, query).map_err(ApiError::bad)?;
-    let pairs = header_pairs(headers, &parsed.query_settings);
+    let llm = llm_url(state, raw);
+    let parsed =
+        ParsedDestination::parse(llm.as_deref().unwrap_or(raw), query).map_err(ApiError::bad)?;
+    let mut pairs = header_pairs(headers, &parsed.query_settings)?;
+    if let Destination::UrlGroup(name) = &parsed.destination {
+        let defaults = state
+            .engine
+            .reads()
+            .url_group_headers(&user_id, name)
+            .await?;
+        with_defaults(&mut pairs, defaults);
+    }
     let now = state.engine.now();
-    let options =
+    let mut options =
         PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)
             .map_err(ApiError::bad)?;
+    refuse_cron(&options)?;
+    options.forward_incoming(
+        headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_bytes()).ok()?))),
+    );
     let body = read_body(body, state.config.max_body_bytes).await?;
     let group = matches!(parsed.destination, Destination::UrlGroup(_));
     let request = PublishRequest {
@@ -75,8 +91,24 @@ pub(crate) async fn accept(
         now,
     };
     let planned = state.engine.plan(&request).await?;
-    let answers = submit(state, planned).await?;
+    let mut answers = submit(state, planned).await?;
+    if llm.is_some() {
+        // WIRE.md §3.1: an `api/llm` publish answers only the message id.
+        for a in &mut answers {
+            if let Some(o) = a.as_object_mut() {
+                o.remove("url");
+            }
+        }
+    }
     Ok(render(answers, group))
+}
+
+/// The `api/llm` destination (WIRE.md §3.13): an OpenAI-compatible chat
+/// completion request, delivered to `--llm-base-url`. The caller's
+/// `Upstash-Forward-Authorization` carries the provider's key.
+fn llm_url(state: &AppState, raw: &str) -> Option<String> {
+    (raw.trim_matches('/') == "api/llm")
+        .then(|| format!("{}/v1/chat/completions", state.config.llm_base_url))
 }
 
 /// One batch item, as both SDKs send it (Python sends `null` for unset).
@@ -101,6 +133,19 @@ pub async fn batch(
     let items: Vec<BatchItem> = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::BadRequest(format!("batch body must be a JSON array of messages: {e}"))
     })?;
+    // The limit counts messages, so a URL group item counts each endpoint:
+    // the product of the two is what one request can store.
+    let max = state.config.max_batch_items;
+    let too_many = |n: usize| {
+        ApiError::BadRequest(format!(
+            "the batch would create {n} messages or more; the limit is {max} (--max-batch-items; a URL group item counts one per endpoint)"
+        ))
+    };
+    if items.len() > max {
+        return Err(too_many(items.len()));
+    }
+    state.limits.admit_batch(&user.id, items.len())?;
+    let mut planned_count = 0;
     let now = state.engine.now();
     // Validate every item before storing any, so a bad item stores nothing.
     let mut plans = Vec::with_capacity(items.len());
@@ -114,14 +159,16 @@ pub async fn batch(
             ),
             None => None,
         };
+        let destination = llm_url(&state, &item.destination).unwrap_or(item.destination);
         let parsed =
-            ParsedDestination::parse(&item.destination, None).map_err(|e| at(ApiError::bad(e)))?;
+            ParsedDestination::parse(&destination, None).map_err(|e| at(ApiError::bad(e)))?;
         let headers: Vec<(String, String)> = item.headers.unwrap_or_default().into_iter().collect();
         let options = PublishOptions::from_headers(
             headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
             now,
         )
         .map_err(|e| at(ApiError::bad(e)))?;
+        refuse_cron(&options).map_err(at)?;
         let body = item.body.unwrap_or_default().into_bytes();
         let group = matches!(parsed.destination, Destination::UrlGroup(_));
         let request = PublishRequest {
@@ -138,6 +185,10 @@ pub async fn batch(
             .plan(&request)
             .await
             .map_err(|e| at(e.into()))?;
+        planned_count += planned.len();
+        if planned_count > max {
+            return Err(too_many(planned_count));
+        }
         plans.push((planned, group));
     }
     // One commit for the whole batch: all of it is stored, or none.
@@ -186,20 +237,52 @@ fn render(answers: Vec<Value>, group: bool) -> Response {
 
 /// Request headers as (name, value) pairs, then the `upstash-*` settings
 /// from the query string, which apply only where no header set them.
+///
+/// An `Upstash-*` or `Content-Type` value that is not UTF-8 is a 400:
+/// dropping it would send the message with defaults the caller did not ask
+/// for. Other headers are not read, so their bytes do not matter.
 pub(crate) fn header_pairs(
     headers: &HeaderMap,
     query_settings: &[(String, String)],
-) -> Vec<(String, String)> {
-    let mut pairs: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut pairs = Vec::with_capacity(headers.len());
+    for (k, v) in headers {
+        let name = k.as_str();
+        if !(name.starts_with("upstash-") || name == "content-type") {
+            continue;
+        }
+        let value = std::str::from_utf8(v.as_bytes()).map_err(|_| {
+            ApiError::BadRequest(format!("invalid {name} header: the value is not UTF-8"))
+        })?;
+        pairs.push((name.to_string(), value.to_string()));
+    }
     for (k, v) in query_settings {
         if !headers.contains_key(k.as_str()) {
             pairs.push((k.clone(), v.clone()));
         }
     }
-    pairs
+    Ok(pairs)
+}
+
+/// A URL group's default headers apply where the request set no header
+/// of the same name.
+fn with_defaults(pairs: &mut Vec<(String, String)>, defaults: Vec<(String, String)>) {
+    for (name, value) in defaults {
+        if !pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(&name)) {
+            pairs.push((name, value));
+        }
+    }
+}
+
+/// `Upstash-Cron` belongs to schedules; on a publish it would be ignored
+/// and the message sent once, which is never what the caller meant.
+pub(crate) fn refuse_cron(options: &PublishOptions) -> Result<(), ApiError> {
+    match options.cron {
+        Some(_) => Err(ApiError::BadRequest(
+            "Upstash-Cron is not accepted on a publish: create a schedule with POST /v2/schedules/{destination} instead".into(),
+        )),
+        None => Ok(()),
+    }
 }
 
 pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {

@@ -140,7 +140,7 @@ async fn create(
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
     let parsed = ParsedDestination::parse(raw, uri.query()).map_err(ApiError::bad)?;
-    let pairs = header_pairs(headers, &parsed.query_settings);
+    let pairs = header_pairs(headers, &parsed.query_settings)?;
     let now = state.engine.now();
     let options =
         PublishOptions::from_headers(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())), now)

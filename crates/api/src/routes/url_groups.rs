@@ -34,6 +34,85 @@ async fn body_json<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// A publish to a group creates one message per endpoint, so the number of
+/// endpoints bounds how much one request can store.
+async fn check_endpoint_limit(
+    state: &AppState,
+    user_id: &str,
+    name: &str,
+    adding: &[Endpoint],
+) -> Result<(), ApiError> {
+    let max = state.config.max_url_group_endpoints;
+    let existing = state.engine.reads().url_group(user_id, name).await?;
+    let mut urls: std::collections::HashSet<&str> = existing
+        .iter()
+        .flat_map(|g| g.endpoints.iter().map(|e| e.url.as_str()))
+        .collect();
+    urls.extend(adding.iter().map(|e| e.url.as_str()));
+    if urls.len() > max {
+        return Err(ApiError::BadRequest(format!(
+            "url group {name:?} would have {} endpoints; the limit is {max} (--max-url-group-endpoints)",
+            urls.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A default header value: a string, or a list of strings (the docs send
+/// `["true"]`), whose values are joined with `, `.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum HeaderValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    headers: std::collections::BTreeMap<String, HeaderValue>,
+}
+
+/// `PATCH /v2/topics/{name}` with `{"headers": {...}}`: default `Upstash-*`
+/// settings (and forwarded headers) for every publish to the group,
+/// validated as a publish would validate them.
+pub async fn patch(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let name = name_of(&name)?;
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let req: PatchBody = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "body must be {{\"headers\": {{\"Upstash-Retries\": \"3\", ...}}}}: {e}"
+        ))
+    })?;
+    let headers: Vec<(String, String)> = req
+        .headers
+        .into_iter()
+        .map(|(k, v)| match v {
+            HeaderValue::One(v) => (k, v),
+            HeaderValue::Many(vs) => (k, vs.join(", ")),
+        })
+        .collect();
+    let options = qstash_core::publish::PublishOptions::from_headers(
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        state.engine.now(),
+    )
+    .map_err(ApiError::bad)?;
+    crate::routes::publish::refuse_cron(&options)?;
+    let found = state
+        .engine
+        .set_url_group_headers(&user.id, name, headers)
+        .await?;
+    if !found {
+        return Err(ApiError::NotFound(format!("url group {name:?} not found")));
+    }
+    Ok(Json(json!({})))
+}
+
 fn view(g: &UrlGroup) -> Value {
     json!({
         "name": g.name,
@@ -52,6 +131,14 @@ pub async fn upsert_endpoints(
     let name = name_of(&name)?;
     let req: Endpoints<Endpoint> = body_json(&state, body).await?;
     let endpoints = validate_endpoints(req.endpoints).map_err(ApiError::bad)?;
+    for e in &endpoints {
+        state
+            .engine
+            .policy()
+            .check_url(&e.url)
+            .map_err(|d| ApiError::BadRequest(format!("endpoint {}: {d}", e.url)))?;
+    }
+    check_endpoint_limit(&state, &user.id, name, &endpoints).await?;
     state
         .engine
         .upsert_endpoints(&user.id, name, endpoints)

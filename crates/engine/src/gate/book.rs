@@ -8,11 +8,14 @@
 //! slots of each gated delivery still in flight.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use qstash_core::clock::Millis;
 use qstash_core::flow_control::FlowKey;
 use qstash_core::gate::{key_capacity, Capacity, GateRef, GateSnapshot, KeyLimits, RateWindow};
 use qstash_core::message::Arrival;
+
+use crate::user_slots::UserSlots;
 
 /// A key's counters that live in memory, for `GET /v2/flowControl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,10 +175,12 @@ pub(super) fn key_gate(user_id: &str, key: &str) -> GateRef {
 
 /// Every queue, key and user the gate has seen, the lines marked for a
 /// look and the timers.
-#[derive(Debug)]
 pub(super) struct Book {
     /// Most gated deliveries of one user in flight.
     pub global_max: u32,
+    /// `--max-in-flight-per-user`: a user's plain deliveries (counted
+    /// there) and gated ones (counted here) share one cap.
+    pub user_slots: Arc<UserSlots>,
     keys: HashMap<(String, String), KeyState>,
     queues: HashMap<(String, String), QueueState>,
     users: HashMap<String, UserState>,
@@ -184,9 +189,16 @@ pub(super) struct Book {
 }
 
 impl Book {
+    /// A book with no per-user cap (the rules' unit tests).
+    #[cfg(test)]
     pub fn new(global_max: u32) -> Self {
+        Self::with_user_slots(global_max, Arc::new(UserSlots::new(None, Vec::new())))
+    }
+
+    pub fn with_user_slots(global_max: u32, user_slots: Arc<UserSlots>) -> Self {
         Self {
             global_max: global_max.max(1),
+            user_slots,
             keys: HashMap::new(),
             queues: HashMap::new(),
             users: HashMap::new(),
@@ -383,6 +395,26 @@ impl Book {
     /// The user's gated deliveries in flight.
     pub fn user_in_flight(&self, user_id: &str) -> u32 {
         self.users.get(user_id).map_or(0, |u| u.in_flight)
+    }
+
+    /// Whether the user may start no more gated deliveries: its global
+    /// parallelism is taken, or its per-user cap counting plain ones.
+    pub fn user_full(&mut self, user_id: &str) -> bool {
+        let busy = self.user(user_id).in_flight;
+        busy >= self.global_max
+            || self
+                .user_slots
+                .cap()
+                .is_some_and(|cap| busy as usize + self.user_slots.plain(user_id) >= cap)
+    }
+
+    /// A plain delivery of the user ended: its lines held back by the cap
+    /// get a look. Answers whether there were any.
+    pub fn user_freed(&mut self, user_id: &str) -> bool {
+        let woken: Vec<GateRef> = self.user(user_id).blocked.drain().collect();
+        let any = !woken.is_empty();
+        woken.into_iter().for_each(|g| self.mark(g));
+        any
     }
 }
 

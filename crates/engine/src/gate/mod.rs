@@ -31,13 +31,15 @@
 //! `Mutex` that every method takes and lets go of before any await.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use qstash_core::clock::Millis;
 use qstash_core::flow_control::FlowKey;
 use qstash_core::gate::{GateClaim, GateLook, GateRef, GateSnapshot, GateView};
 use qstash_core::message::Arrival;
 use tokio::sync::Notify;
+
+use crate::user_slots::UserSlots;
 
 mod admin;
 mod book;
@@ -59,10 +61,23 @@ pub(crate) struct Gate {
 }
 
 impl Gate {
-    pub fn new(global_max: u32) -> Self {
+    pub(crate) fn new(global_max: u32, user_slots: Arc<UserSlots>) -> Self {
         Self {
-            book: Mutex::new(Book::new(global_max)),
+            book: Mutex::new(Book::with_user_slots(global_max, user_slots)),
             wake: Notify::new(),
+        }
+    }
+
+    /// Gated deliveries of `user_id` in flight.
+    pub(crate) fn gated_in_flight(&self, user_id: &str) -> usize {
+        self.book().user_in_flight(user_id) as usize
+    }
+
+    /// A plain delivery of `user_id` ended: lines that waited on the user's
+    /// cap may start.
+    pub(crate) fn user_freed(&self, user_id: &str) {
+        if self.book().user_freed(user_id) {
+            self.wake.notify_one();
         }
     }
 
@@ -103,7 +118,12 @@ impl Gate {
 
     /// An attempt is over: free its slots and look at what waited on them.
     fn release(&self, slots: &Slots) {
+        let capped = self.book().user_slots.cap().is_some();
         self.update(|book| rules::release(book, slots));
+        if capped {
+            // Plain messages of this user may have waited on its cap.
+            self.book().user_slots.freed.notify_one();
+        }
     }
 
     /// A key's live counters: deliveries in flight, starts in the current

@@ -243,10 +243,8 @@ fn key_is_full(book: &mut Book, gate: &GateRef, now: Millis) -> bool {
 /// Whether the user of `gate` may start another gated delivery; if not,
 /// the gate waits until one of the user's deliveries finishes.
 fn user_has_room(book: &mut Book, gate: &GateRef) -> bool {
-    let global_max = book.global_max;
-    let user = book.user(gate.user_id());
-    if user.in_flight >= global_max {
-        user.blocked.insert(gate.clone());
+    if book.user_full(gate.user_id()) {
+        book.user(gate.user_id()).blocked.insert(gate.clone());
         return false;
     }
     true
@@ -286,10 +284,8 @@ pub(super) fn release(book: &mut Book, slots: &Slots) {
         book.wake_waiters(user_id, key);
         book.mark(key_gate(user_id, key));
     }
-    let global_max = book.global_max;
-    let user = book.user(user_id);
-    if user.in_flight < global_max {
-        let blocked: Vec<_> = user.blocked.drain().collect();
+    if !book.user_full(user_id) {
+        let blocked: Vec<_> = book.user(user_id).blocked.drain().collect();
         blocked.into_iter().for_each(|g| book.mark(g));
     }
 }

@@ -363,6 +363,13 @@ pub async fn remove_group_endpoints<C: GenericClient>(
 }
 
 pub async fn delete_group<C: GenericClient>(c: &C, user_id: &str, name: &str) -> Result<bool> {
+    // Its default headers go with it (issue 13).
+    sql::execute(
+        c,
+        "DELETE FROM url_group_headers WHERE user_id = $1 AND name = $2",
+        &[&user_id, &name],
+    )
+    .await?;
     Ok(sql::execute(
         c,
         "DELETE FROM url_groups WHERE user_id = $1 AND name = $2",

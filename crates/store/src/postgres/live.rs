@@ -1,8 +1,8 @@
 //! Live messages (pending or in flight) of one user, for the console, as in
 //! `sqlite/live.rs`: a page newest first and counts, from two walks in
 //! `seq` (= insert) order: pending messages along `messages_pending_user`,
-//! in-flight ones along the existing `messages_in_flight` (at most
-//! `--max-in-flight` rows for all users).
+//! in-flight ones along `messages_claims`, the index of rows in flight (at
+//! most `--max-in-flight` rows per node).
 
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;

@@ -17,8 +17,21 @@ use crate::{Result, StoreError};
 pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "initial schema", INITIAL),
     (2, "live-message index (console)", super::live::LIVE_INDEX),
-    (3, "nodes and the claims they hold", CLUSTER),
+    (3, "URL group default headers, per-user due index", SAFETY),
+    (4, "nodes and the claims they hold", CLUSTER),
 ];
+
+/// Issue 13, as SQLite's migration 3.
+const SAFETY: &str = r#"
+CREATE TABLE IF NOT EXISTS url_group_headers (
+    user_id TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+CREATE INDEX IF NOT EXISTS messages_due_plain_user ON messages(user_id, due_at)
+    WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL;
+"#;
 
 /// First key of the advisory lock: "qs" (the second is the schema's hash).
 const LOCK: i32 = 0x7173;
@@ -290,7 +303,11 @@ CREATE TABLE nodes (
     heartbeat_at BIGINT NOT NULL
 );
 ALTER TABLE messages ADD COLUMN claimed_by TEXT;
+-- Every row in flight, by the node that claimed it: it replaces the index
+-- of in-flight rows (a second index over the same rows would cost every
+-- claim and outcome twice).
 CREATE INDEX messages_claims ON messages (claimed_by) WHERE state = 'active';
+DROP INDEX messages_in_flight;
 "#;
 
 #[cfg(test)]

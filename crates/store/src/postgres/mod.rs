@@ -17,6 +17,7 @@ pub mod live;
 pub mod logs;
 pub mod messages;
 mod migrations;
+mod safety;
 mod schedules;
 pub mod sql;
 
@@ -162,6 +163,10 @@ impl Reads for PgStore {
 
     async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
         gates::url_groups(&self.client().await?, user_id).await
+    }
+
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>> {
+        safety::url_group_headers(&self.client().await?, user_id, name).await
     }
 
     async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
@@ -559,5 +564,32 @@ impl Store for PgStore {
         self.writes
             .run(async |tx, _| schedules::catch_up(tx, now, window).await)
             .await
+    }
+
+    async fn set_url_group_headers(
+        &self,
+        user_id: &str,
+        name: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<bool> {
+        safety::set_url_group_headers(&self.client().await?, user_id, name, &headers).await
+    }
+
+    async fn claim_due_of_users(
+        &self,
+        now: Millis,
+        rooms: Vec<(String, usize)>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        self.writes
+            .run(async |tx, noted| {
+                let node = self.node();
+                safety::claim_due_of_users(tx, now, &rooms, limit, node, &mut noted.events).await
+            })
+            .await
+    }
+
+    async fn next_due_of_users(&self, users: Vec<String>) -> Result<Option<Millis>> {
+        safety::next_due_of_users(&self.client().await?, &users).await
     }
 }

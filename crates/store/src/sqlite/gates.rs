@@ -260,6 +260,7 @@ pub fn remove_group_endpoints(
 }
 
 pub fn delete_group(conn: &Connection, user_id: &str, name: &str) -> Result<bool> {
+    super::url_group_headers::forget(conn, user_id, name)?;
     Ok(conn.execute(
         "DELETE FROM url_groups WHERE user_id = ?1 AND name = ?2",
         params![user_id, name],

@@ -130,6 +130,79 @@ pub fn claim_due(conn: &Connection, now: Millis, limit: usize) -> Result<Vec<Raw
     Ok(out)
 }
 
+/// Per-user claims for `--max-in-flight-per-user`: up to `room` due plain
+/// messages of each listed user, at most `limit` in all, earliest first.
+/// Each user's messages are read from `messages_due_plain_user` (migration
+/// 2; an index
+/// seek per user), so a user with a large due backlog at its cap costs
+/// nothing: it is simply not listed.
+pub fn claim_due_of_users(
+    conn: &Connection,
+    now: Millis,
+    rooms: &[(String, usize)],
+    limit: usize,
+) -> Result<Vec<RawRow>> {
+    let mut candidates: Vec<(Millis, String)> = Vec::new();
+    let mut pick = conn.prepare_cached(
+        "SELECT due_at, id FROM messages INDEXED BY messages_due_plain_user
+         WHERE user_id = ?1 AND state = 'pending' AND queue_name IS NULL
+             AND flow_control_key IS NULL AND due_at <= ?2
+         ORDER BY due_at LIMIT ?3",
+    )?;
+    for (user, room) in rooms {
+        let rows = pick.query_map(params![user, now, (*room).min(limit) as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        for row in rows {
+            candidates.push(row?);
+        }
+    }
+    candidates.sort();
+    candidates.truncate(limit);
+    let sql = format!(
+        "UPDATE messages SET state = 'active', updated_at = ?1 WHERE id = ?2 AND state = 'pending'
+         RETURNING {COLUMNS}, {HEAD_COLUMNS}"
+    );
+    let mut claim = conn.prepare_cached(&sql)?;
+    let mut out = Vec::new();
+    for (_, id) in candidates {
+        let mut rows = claim.query(params![now, id])?;
+        if let Some(r) = rows.next()? {
+            let raw = read_row(r)?;
+            let keys = read_keys(r, 9)?;
+            log_keyed(
+                conn,
+                &raw.1,
+                &raw.0,
+                &keys,
+                now,
+                LogState::Active,
+                &EventDetail::default(),
+            )?;
+            out.push(raw);
+        }
+    }
+    Ok(out)
+}
+
+/// When the earliest pending plain message of any of `users` is due.
+pub fn next_due_of_users(conn: &Connection, users: &[String]) -> Result<Option<Millis>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT MIN(due_at) FROM messages INDEXED BY messages_due_plain_user
+         WHERE user_id = ?1 AND state = 'pending' AND queue_name IS NULL
+             AND flow_control_key IS NULL",
+    )?;
+    let mut earliest: Option<Millis> = None;
+    for user in users {
+        let due: Option<Millis> = stmt.query_row([user], |r| r.get(0))?;
+        earliest = match (earliest, due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    Ok(earliest)
+}
+
 /// The message columns the log keys are built from (see `logs::keys_of`).
 const HEAD_COLUMNS: &str = "url, topic_name, queue_name, schedule_id, flow_control_key, labels";
 

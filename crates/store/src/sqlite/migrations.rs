@@ -15,7 +15,23 @@ use crate::Result;
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "initial schema", INITIAL),
     (2, "live-message index (console)", super::live::LIVE_INDEX),
+    (3, "URL group default headers, per-user due index", SAFETY),
 ];
+
+/// Issue 13: default headers of URL groups (`PATCH /v2/topics/{name}`),
+/// and the index `--max-in-flight-per-user` claims from (one seek per user
+/// below its cap, so a capped user's backlog is never walked).
+const SAFETY: &str = r#"
+CREATE TABLE IF NOT EXISTS url_group_headers (
+    user_id TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    -- JSON list of [name, value] pairs, in the order given.
+    headers TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+CREATE INDEX IF NOT EXISTS messages_due_plain_user ON messages(user_id, due_at)
+    WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL;
+"#;
 
 /// Applies the migrations the database has not seen yet; answers the
 /// version it is at afterwards. Migration 1 uses `IF NOT EXISTS`

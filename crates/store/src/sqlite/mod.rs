@@ -9,6 +9,7 @@ pub mod logs;
 mod messages;
 mod migrations;
 mod schedules;
+mod url_group_headers;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -74,6 +75,17 @@ struct ReaderPool {
 impl SqliteStore {
     /// Opens (or creates) `dir/qstash.db`.
     pub fn open(dir: &Path, durability: Durability) -> Result<Self> {
+        Self::open_limited(dir, durability, None)
+    }
+
+    /// [`open`](Self::open), with the database file capped at about
+    /// `max_bytes`: past it, writes fail as on a full disk
+    /// ([`StoreError::Full`]) and nothing is stored.
+    pub fn open_limited(
+        dir: &Path,
+        durability: Durability,
+        max_bytes: Option<u64>,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
         let path = dir.join("qstash.db");
@@ -89,6 +101,11 @@ impl SqliteStore {
         // The writer runs a few dozen distinct statements; with the default
         // cache of 16 they evicted each other and were parsed again per job.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        if let Some(max) = max_bytes {
+            let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+            let page = page.max(1) as u64;
+            conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(1)))?;
+        }
         migrations::migrate(&conn)?;
         let announcer = Arc::new(Announcer::default());
         Ok(Self {
@@ -161,6 +178,11 @@ impl Reads for SqliteStore {
     async fn url_groups(&self, user_id: &str) -> Result<Vec<UrlGroup>> {
         let u = user_id.to_string();
         self.read(move |c| gates::url_groups(c, &u)).await
+    }
+
+    async fn url_group_headers(&self, user_id: &str, name: &str) -> Result<Vec<(String, String)>> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.read(move |c| url_group_headers::get(c, &u, &n)).await
     }
 
     async fn queue(&self, user_id: &str, name: &str) -> Result<Option<QueueInfo>> {
@@ -545,6 +567,41 @@ impl Store for SqliteStore {
     async fn catch_up_schedules(&self, now: Millis, window: Millis) -> Result<CatchUp> {
         self.writer
             .write(move |conn| schedules::catch_up(conn, now, window))
+            .await
+    }
+
+    async fn claim_due_of_users(
+        &self,
+        now: Millis,
+        rooms: Vec<(String, usize)>,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let rows = self
+            .writer
+            .write(move |conn| messages::claim_due_of_users(conn, now, &rooms, limit))
+            .await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(messages::decode)
+            .collect::<Result<Vec<_>>>()?;
+        claimed.sort_by_key(|m| m.due_at);
+        Ok(claimed)
+    }
+
+    async fn next_due_of_users(&self, users: Vec<String>) -> Result<Option<Millis>> {
+        self.read(move |conn| messages::next_due_of_users(conn, &users))
+            .await
+    }
+
+    async fn set_url_group_headers(
+        &self,
+        user_id: &str,
+        name: &str,
+        headers: Vec<(String, String)>,
+    ) -> Result<bool> {
+        let (u, n) = (user_id.to_string(), name.to_string());
+        self.writer
+            .write(move |conn| url_group_headers::set(conn, &u, &n, &headers))
             .await
     }
 }

@@ -72,6 +72,8 @@ trait Job: Send {
     fn take_arrivals(&mut self) -> Vec<Arrival>;
     /// Answers the caller with the result, or the commit's error.
     fn finish(self: Box<Self>, committed: Result<()>);
+    /// Whether its last run failed for lack of space.
+    fn failed_full(&self) -> bool;
 }
 
 struct Pending<T, F> {
@@ -102,6 +104,10 @@ where
     fn finish(self: Box<Self>, committed: Result<()>) {
         let result = self.result.unwrap_or(Err(StoreError::Closed));
         let _ = self.reply.send(committed.and(result));
+    }
+
+    fn failed_full(&self) -> bool {
+        matches!(self.result, Some(Err(StoreError::Full(_))))
     }
 }
 
@@ -160,6 +166,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, announcer: &Annou
         for job in jobs.drain(..) {
             let status = match &committed {
                 Ok(()) => Ok(()),
+                Err(StoreError::Full(e)) => Err(StoreError::Full(e.clone())),
                 Err(e) => Err(StoreError::Commit(e.to_string())),
             };
             job.finish(status);
@@ -174,6 +181,7 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     })?;
     let all_ok = jobs.iter_mut().all(|job| job.run(conn));
     if !all_ok {
+        lost_transaction(conn, jobs.iter().any(|j| j.failed_full()))?;
         // Undo the bare run, then isolate each job in a savepoint so the
         // failed one rolls back alone.
         run_cached(conn, "ROLLBACK")?;
@@ -185,16 +193,35 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     run_cached(conn, "COMMIT").map_err(|e| {
         tracing::error!(error = %e, "store: commit failed");
         let _ = conn.execute_batch("ROLLBACK");
-        StoreError::Commit(e.to_string())
+        match e {
+            StoreError::Full(e) => StoreError::Full(e),
+            e => StoreError::Commit(e.to_string()),
+        }
     })
 }
 
 fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> Result<()> {
     run_cached(conn, "SAVEPOINT job")?;
     if !job.run(conn) {
+        lost_transaction(conn, job.failed_full())?;
         run_cached(conn, "ROLLBACK TO job")?;
     }
     run_cached(conn, "RELEASE job")
+}
+
+/// On a full disk (or an I/O error) SQLite rolls back the whole
+/// transaction by itself; then there is nothing to roll back to, and the
+/// batch fails with the reason rather than "no transaction is active".
+fn lost_transaction(conn: &Connection, full: bool) -> Result<()> {
+    if !conn.is_autocommit() {
+        return Ok(());
+    }
+    if full {
+        return Err(StoreError::Full("database or disk is full".into()));
+    }
+    Err(StoreError::Commit(
+        "the transaction was rolled back by the database".into(),
+    ))
 }
 
 fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
