@@ -2,6 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use qstash_api::{ApiConfig, AppState};
@@ -63,9 +64,12 @@ pub async fn run(plan: Plan) -> Result<()> {
             max_delay: c.max_delay,
         },
         max_in_flight_per_user: per_user,
+        node_id: node_id.clone(),
+        lease: c.lease.max(Duration::from_millis(300)),
         ..EngineConfig::default()
     };
     let engine = Engine::new(store, Arc::new(SystemClock), keys.clone(), engine_config)?;
+    engine.set_address(addr.to_string());
     let scheduler = engine.start().await?;
 
     let trusted_proxies = c

@@ -48,6 +48,33 @@ impl KeyRing {
             .cloned()
     }
 
+    /// Reads a user's keys again from the store (another node rotated
+    /// them), or every user's with None. Runs in the background: called
+    /// from a listener that must not wait.
+    pub fn reload_later(self: &Arc<Self>, user_id: Option<String>) {
+        let ring = self.clone();
+        tokio::spawn(async move {
+            let users: Vec<String> = match user_id {
+                Some(u) => vec![u],
+                None => ring.initial.keys().cloned().collect(),
+            };
+            for user in users {
+                let Some(initial) = ring.initial.get(&user) else {
+                    continue;
+                };
+                match ring.store.signing_keys(&user, initial).await {
+                    Ok(keys) => {
+                        ring.current
+                            .write()
+                            .expect("key ring lock")
+                            .insert(user, keys);
+                    }
+                    Err(e) => tracing::warn!(user, error = %e, "reloading signing keys failed"),
+                }
+            }
+        });
+    }
+
     /// Next becomes current; a fresh key becomes next.
     pub async fn rotate(&self, user_id: &str) -> Result<Option<SigningKeys>, StoreError> {
         let Some(initial) = self.initial.get(user_id) else {

@@ -7,6 +7,7 @@
 //! semaphore; each outcome is committed through the store's group commit.
 
 mod callbacks;
+pub mod cluster;
 mod delivery;
 pub mod dlq;
 mod gate;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use qstash_core::clock::{Clock, Millis};
+use qstash_core::cluster::Signal;
 use qstash_core::message::{Arrival, Inserted, NewMessage};
 use qstash_core::policy::DestinationPolicy;
 use qstash_core::{Message, MessageState};
@@ -62,6 +64,10 @@ pub struct EngineConfig {
     /// Most plain deliveries of one user in flight; None is no cap below
     /// `max_in_flight`.
     pub max_in_flight_per_user: Option<usize>,
+    /// This node's id in a cluster (its claims carry it).
+    pub node_id: String,
+    /// In a cluster, how long a node's claims outlive its last heartbeat.
+    pub lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -77,6 +83,8 @@ impl Default for EngineConfig {
             destination_policy: Arc::new(DestinationPolicy::allow_all()),
             limits: qstash_core::publish::Limits::default(),
             max_in_flight_per_user: None,
+            node_id: qstash_core::ids::node_id(),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -108,6 +116,8 @@ pub struct Engine {
     /// Per-user, per-minute counts for the console's overview.
     stats: stats::Stats,
     started_at: Millis,
+    /// Where this node's API listens (set once bound; shown to the cluster).
+    address: std::sync::OnceLock<String>,
     /// Delivery slots per user (`--max-in-flight-per-user`).
     user_slots: Arc<user_slots::UserSlots>,
 }
@@ -139,6 +149,7 @@ impl Engine {
             schedule_timer: schedules::ScheduleTimer::default(),
             stats: stats::Stats::default(),
             started_at,
+            address: std::sync::OnceLock::new(),
             user_slots,
         });
         // Every commit that makes messages pending, on whatever path,
@@ -285,32 +296,51 @@ impl Engine {
                 "messages in flight at the last stop will be delivered again"
             );
         }
+        // Before serving: ticks missed while no node ran (safe on every node
+        // of a cluster: a schedule caught up once is not due again).
         self.catch_up_schedules().await?;
-        let housekeeping = tokio::spawn(scheduler::housekeeping(self.clone()));
-        let gate = tokio::spawn(gate::run(self.clone()));
-        let schedules = tokio::spawn(schedules::run(self.clone()));
+        // The leader's tasks (the gate, the schedule timer, retention) run
+        // in terms of leadership; a node alone leads from start to end.
+        let heartbeats = tokio::spawn(cluster::heartbeats(self.clone()));
+        let lead = tokio::spawn(cluster::lead(self.clone()));
         let engine = self.clone();
         Ok(tokio::spawn(async move {
             scheduler::run(engine).await;
-            let _ = gate.await;
-            housekeeping.abort();
-            let _ = schedules.await;
+            let _ = lead.await;
+            let _ = heartbeats.await;
         }))
     }
 
     /// Stops claiming messages and waits up to `grace` for deliveries in
-    /// flight. Unfinished ones stay in flight in the store and are
-    /// delivered again after the next start.
+    /// flight. In a cluster the node then hands back what is still
+    /// unfinished, at once (another node delivers it), and leaves; else
+    /// unfinished deliveries stay in flight in the store and run again
+    /// after the next start.
     pub async fn shutdown(&self, scheduler: JoinHandle<()>, grace: Duration) {
         let _ = self.shutdown.send(true);
         self.wake.notify_one();
         let _ = scheduler.await;
         let all = self.config.max_in_flight as u32;
-        if tokio::time::timeout(grace, self.in_flight.acquire_many(all))
+        let drained = tokio::time::timeout(grace, self.in_flight.acquire_many(all))
             .await
-            .is_err()
-        {
-            tracing::warn!("deliveries still in flight at shutdown will be retried after restart");
+            .is_ok();
+        match self.store.cluster() {
+            Some(cluster) => match cluster.leave().await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    handed_back = n,
+                    "deliveries still in flight at shutdown were handed to the other nodes"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster: leaving failed; this node's claims lapse with its lease")
+                }
+            },
+            None if !drained => {
+                tracing::warn!(
+                    "deliveries still in flight at shutdown will be retried after restart"
+                )
+            }
+            None => {}
         }
     }
 }
@@ -329,5 +359,28 @@ impl Listener for Engine {
             self.due_at(due);
         }
         self.gate.joined(arrivals);
+    }
+
+    /// Another node committed a change: the leader's gate and schedule
+    /// timer, and every node's signing keys, follow it.
+    fn signalled(&self, signal: &Signal) {
+        match signal {
+            Signal::Arrivals { arrivals } => self.arrived(arrivals),
+            Signal::QueueChanged { user_id, name } => self.gate.queue_changed(user_id, name),
+            Signal::KeyChanged {
+                user_id,
+                key,
+                reset_at,
+            } => self.gate.key_stale(user_id, key, *reset_at),
+            Signal::Cancelled { user_id } => self.gate.user_changed(user_id),
+            Signal::ScheduleDue { at } => self.schedule_due_at(*at),
+            Signal::KeysRotated { user_id } => self.keys.reload_later(Some(user_id.clone())),
+            Signal::Resync => {
+                self.due_at(self.now());
+                self.gate.mark_all();
+                self.schedule_due_at(self.now());
+                self.keys.reload_later(None);
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use qstash_core::clock::Millis;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::cluster::Term;
 use crate::Engine;
 
 /// Most messages claimed in one store round trip.
@@ -128,15 +129,19 @@ async fn sleep_until(
 }
 
 /// Periodic clean-up: expired dedup keys, and finished messages and log
-/// entries past retention.
-pub async fn housekeeping(engine: Arc<Engine>) {
+/// entries past retention. The leader's, until its term is over (so it
+/// runs once for a cluster).
+pub(crate) async fn housekeeping(engine: Arc<Engine>, mut term: Term) {
     // Every minute, or often enough that a short retention (tests) is kept
     // to within a quarter of itself.
     let shortest = engine.config.retention.min(engine.config.dlq_retention);
     let every = (shortest / 4).clamp(Duration::from_millis(100), Duration::from_secs(60));
     let mut tick = tokio::time::interval(every);
-    loop {
-        tick.tick().await;
+    while !term.over() {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = term.ended() => return,
+        }
         let now = engine.now();
         let retain_before = now - engine.config.retention.as_millis() as Millis;
         match engine.store.purge(now, retain_before).await {

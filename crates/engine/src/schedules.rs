@@ -21,6 +21,7 @@ use qstash_store::StoreError;
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::cluster::Term;
 use crate::{Engine, PlanError, PublishRequest};
 
 /// Due schedules read per page of the due index.
@@ -80,7 +81,7 @@ impl Engine {
         self.store.delete_schedule(user_id, id).await
     }
 
-    fn schedule_due_at(&self, due: Millis) {
+    pub(crate) fn schedule_due_at(&self, due: Millis) {
         let timer = &self.schedule_timer;
         if due < timer.sleeping_until.load(Ordering::Acquire) {
             timer.wake.notify_one();
@@ -102,10 +103,10 @@ impl Engine {
     }
 }
 
-pub async fn run(engine: Arc<Engine>) {
-    let mut shutdown = engine.shutdown.subscribe();
+/// The leader's schedule timer, until its term is over.
+pub(crate) async fn run(engine: Arc<Engine>, mut term: Term) {
     let timer = &engine.schedule_timer;
-    while !*shutdown.borrow() {
+    while !term.over() {
         // Announce the wake-up target before looking, so a schedule created
         // during the look still wakes us.
         timer.sleeping_until.store(Millis::MAX, Ordering::Release);
@@ -130,7 +131,7 @@ pub async fn run(engine: Arc<Engine>) {
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = timer.wake.notified() => {}
-            _ = shutdown.changed() => {}
+            _ = term.ended() => {}
         }
     }
 }

@@ -11,11 +11,12 @@ use tokio::sync::watch;
 
 use crate::Result;
 
-/// Deliveries in flight that other nodes claimed, by what they count
-/// against: the leader's gate counts them until they finish or their
-/// lease runs out.
+/// Gated deliveries in flight that a leader's gate did not start in its
+/// current term (other nodes', or this node's from an earlier term), by
+/// what they count against: the gate counts them until they finish or
+/// their lease runs out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ForeignClaims {
+pub struct InheritedClaims {
     /// (user, flow-control key) → deliveries.
     pub keys: Vec<(String, String, u32)>,
     /// user → queued and flow-controlled deliveries.
@@ -47,6 +48,7 @@ pub trait Cluster: Send + Sync {
     /// Every node that sent a heartbeat within `lease`, with its claims.
     async fn nodes(&self, lease: Duration) -> Result<Vec<NodeInfo>>;
 
-    /// Gated deliveries in flight claimed by other nodes.
-    async fn foreign_claims(&self) -> Result<ForeignClaims>;
+    /// Gated deliveries in flight, but for those this node claimed since
+    /// `term_started` (its gate counts those itself).
+    async fn inherited_claims(&self, term_started: Millis) -> Result<InheritedClaims>;
 }

@@ -16,7 +16,7 @@ pub mod rows;
 pub mod sqlite;
 
 pub use announce::{Announcer, Listener};
-pub use cluster::{Cluster, ForeignClaims};
+pub use cluster::{Cluster, InheritedClaims};
 pub use error::{Result, StoreError};
 
 pub use qstash_core::dlq::{

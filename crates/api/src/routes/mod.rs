@@ -1,5 +1,6 @@
 //! The route table.
 
+mod cluster;
 mod cron;
 mod dlq;
 mod flow_control;
@@ -81,7 +82,8 @@ pub fn router(state: AppState) -> Router {
         )
         // Extensions of this server, for the console (docs/ARCHITECTURE.md).
         .route("/v2/stats", get(stats::get))
-        .route("/v2/cron/next", get(cron::next));
+        .route("/v2/cron/next", get(cron::next))
+        .route("/v2/cluster", get(cluster::get));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(

@@ -47,6 +47,10 @@ pub(super) struct KeyState {
     pub window: RateWindow,
     /// Queues whose head waits for this key.
     pub waiters: HashSet<GateRef>,
+    /// Deliveries this book did not start that are still in flight: those
+    /// of an earlier leader (another node, or this one before it lost the
+    /// lead). They count against the limits until they finish.
+    pub inherited: u32,
 }
 
 impl KeyState {
@@ -58,15 +62,15 @@ impl KeyState {
         self.fresh = true;
     }
 
+    /// Deliveries in flight on the key: started here or inherited.
+    pub fn busy(&self) -> u32 {
+        self.in_flight + self.inherited
+    }
+
     /// How many more may start now, and when the rate lets one more.
     pub fn capacity(&mut self, now: Millis) -> Capacity {
-        key_capacity(
-            &self.limits,
-            self.paused,
-            self.in_flight,
-            &mut self.window,
-            now,
-        )
+        let busy = self.busy();
+        key_capacity(&self.limits, self.paused, busy, &mut self.window, now)
     }
 }
 
@@ -90,8 +94,17 @@ impl QueueState {
 #[derive(Debug, Default)]
 pub(super) struct UserState {
     pub in_flight: u32,
+    /// Gated deliveries of an earlier leader still in flight.
+    pub inherited: u32,
     /// Gates held back by the global parallelism.
     pub blocked: HashSet<GateRef>,
+}
+
+impl UserState {
+    /// Gated deliveries in flight: started here or inherited.
+    pub fn busy(&self) -> u32 {
+        self.in_flight + self.inherited
+    }
 }
 
 /// What a delivery holds, to give back when its attempt is over.
@@ -392,15 +405,85 @@ impl Book {
             .collect()
     }
 
-    /// The user's gated deliveries in flight.
+    /// The user's gated deliveries in flight (inherited ones included).
     pub fn user_in_flight(&self, user_id: &str) -> u32 {
-        self.users.get(user_id).map_or(0, |u| u.in_flight)
+        self.users.get(user_id).map_or(0, UserState::busy)
+    }
+
+    /// Takes the counts of gated deliveries in flight that this book did
+    /// not start (a new leader's predecessors' deliveries), replacing the
+    /// previous counts. Lines whose count went down are marked, as a
+    /// release would. Answers whether any remain, to count them again
+    /// later.
+    pub fn inherit(&mut self, keys: &[(String, String, u32)], users: &[(String, u32)]) -> bool {
+        let keys: HashMap<(&str, &str), u32> = keys
+            .iter()
+            .map(|(u, k, n)| ((u.as_str(), k.as_str()), *n))
+            .collect();
+        let users: HashMap<&str, u32> = users.iter().map(|(u, n)| (u.as_str(), *n)).collect();
+        let mut freed_keys = Vec::new();
+        for ((user, key), state) in self.keys.iter_mut() {
+            let now = keys
+                .get(&(user.as_str(), key.as_str()))
+                .copied()
+                .unwrap_or(0);
+            if now < state.inherited {
+                freed_keys.push((user.clone(), key.clone()));
+            }
+            state.inherited = now;
+        }
+        for ((user, key), n) in &keys {
+            self.key(user, key).inherited = *n;
+        }
+        let mut freed_users = Vec::new();
+        for (user, state) in self.users.iter_mut() {
+            let now = users.get(user.as_str()).copied().unwrap_or(0);
+            if now < state.inherited {
+                freed_users.push(user.clone());
+            }
+            state.inherited = now;
+        }
+        for (user, n) in &users {
+            self.user(user).inherited = *n;
+        }
+        for (user, key) in freed_keys {
+            self.wake_waiters(&user, &key);
+            self.mark(key_gate(&user, &key));
+        }
+        for user in freed_users {
+            let blocked: Vec<_> = self.user(&user).blocked.drain().collect();
+            blocked.into_iter().for_each(|g| self.mark(g));
+        }
+        !keys.is_empty() || !users.is_empty()
+    }
+
+    /// Every known line gets a look (something may have changed that no
+    /// signal told of).
+    pub fn mark_all(&mut self) {
+        let queues: Vec<GateRef> = self.queues.keys().map(|(u, n)| queue_gate(u, n)).collect();
+        let keys: Vec<GateRef> = self.keys.keys().map(|(u, k)| key_gate(u, k)).collect();
+        for (_, k) in self.keys.iter_mut() {
+            k.fresh = false;
+        }
+        queues.into_iter().chain(keys).for_each(|g| self.mark(g));
+    }
+
+    /// Another node changed a key: its settings are read again, and its
+    /// rate window restarts when `reset_at` is given.
+    pub fn key_stale(&mut self, user_id: &str, key: &str, reset_at: Option<Millis>) {
+        let k = self.key(user_id, key);
+        k.fresh = false;
+        if let Some(at) = reset_at {
+            k.window.reset(at);
+        }
+        self.mark(key_gate(user_id, key));
+        self.wake_waiters(user_id, key);
     }
 
     /// Whether the user may start no more gated deliveries: its global
     /// parallelism is taken, or its per-user cap counting plain ones.
     pub fn user_full(&mut self, user_id: &str) -> bool {
-        let busy = self.user(user_id).in_flight;
+        let busy = self.user(user_id).busy();
         busy >= self.global_max
             || self
                 .user_slots

@@ -29,8 +29,16 @@
 //! `task` is the loop that reads and claims in the store around the rules;
 //! `admin` is the queue and key API. `Gate` keeps the book behind a std
 //! `Mutex` that every method takes and lets go of before any await.
+//!
+//! In a cluster only the leader runs the gate (`crate::cluster`). Each
+//! time a node becomes leader its gate starts a new *term* with an empty
+//! book, loads every line from the store, and inherits the counts of gated
+//! deliveries still in flight from earlier terms (another node's, or its
+//! own from before it last lost the lead) until they finish. Deliveries
+//! started in an earlier term release nothing in the new book.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use qstash_core::clock::Millis;
@@ -58,6 +66,8 @@ use book::{Book, Slots};
 pub(crate) struct Gate {
     book: Mutex<Book>,
     wake: Notify,
+    /// The current term: bumped each time the gate starts over.
+    term: AtomicU64,
 }
 
 impl Gate {
@@ -65,6 +75,7 @@ impl Gate {
         Self {
             book: Mutex::new(Book::with_user_slots(global_max, user_slots)),
             wake: Notify::new(),
+            term: AtomicU64::new(0),
         }
     }
 
@@ -79,6 +90,38 @@ impl Gate {
         if self.book().user_freed(user_id) {
             self.wake.notify_one();
         }
+    }
+
+    /// Starts a new term with an empty book; answers its number.
+    fn start_term(&self) -> u64 {
+        let mut book = self.book();
+        *book = Book::with_user_slots(book.global_max, book.user_slots.clone());
+        self.term.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    /// Counts the gated deliveries in flight that this term did not start;
+    /// answers whether any remain.
+    fn inherit(&self, keys: &[(String, String, u32)], users: &[(String, u32)]) -> bool {
+        let mut book = self.book();
+        let remain = book.inherit(keys, users);
+        drop(book);
+        self.wake.notify_one();
+        remain
+    }
+
+    /// Every known line gets a look, and every key's settings are read
+    /// again (a signal from another node may have been missed).
+    pub fn mark_all(&self) {
+        self.update(|book| book.mark_all());
+    }
+
+    /// Another node changed a key through the API.
+    pub fn key_stale(&self, user_id: &str, key: &str, reset_at: Option<Millis>) {
+        self.update(|book| book.key_stale(user_id, key, reset_at));
     }
 
     fn book(&self) -> MutexGuard<'_, Book> {
@@ -123,6 +166,17 @@ impl Gate {
         if capped {
             // Plain messages of this user may have waited on its cap.
             self.book().user_slots.freed.notify_one();
+        }
+    }
+
+    /// An attempt started in `term` is over; one of an earlier term frees
+    /// nothing (the new book never counted it: it was inherited, and the
+    /// inherited counts are read again from the store).
+    fn release_in(&self, term: u64, slots: &Slots) {
+        if term == self.term() {
+            self.release(slots);
+        } else {
+            self.wake.notify_one();
         }
     }
 

@@ -47,7 +47,7 @@ fn look_at(book: &mut Book, gate: GateRef, now: Millis, free: u32) -> Option<Gat
             if book.key(user_id, key).fresh && key_is_full(book, &gate, now) {
                 return None;
             }
-            book.key(user_id, key).in_flight
+            book.key(user_id, key).busy()
         }
     };
     Some(GateLook {

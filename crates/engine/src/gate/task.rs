@@ -8,40 +8,55 @@ use std::time::Duration;
 use qstash_core::gate::{GateClaim, GateRef};
 use qstash_core::Message;
 use qstash_store::StoreError;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
 use super::rules::ROUND;
 use super::{Gate, Slots};
+use crate::cluster::Term;
 use crate::Engine;
 
 /// Back-off after a store error.
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
+/// How often inherited deliveries (of an earlier leader) are counted again
+/// while some remain in flight.
+const INHERITED_REFRESH: Duration = Duration::from_secs(1);
 
-/// The gate task: load every queue and key, then look at lines as they
-/// are marked, until shutdown.
-pub(crate) async fn run(engine: Arc<Engine>) {
-    let mut shutdown = engine.shutdown.subscribe();
-    if !load(&engine, &mut shutdown).await {
+/// The gate task of one leader term: a fresh book, every queue and key
+/// loaded, the deliveries of earlier terms inherited; then look at lines
+/// as they are marked, until the term is over.
+pub(crate) async fn run(engine: Arc<Engine>, mut term: Term) {
+    let number = engine.gate.start_term();
+    let started = engine.now();
+    if !load(&engine, &term).await {
         return;
     }
+    let mut recount = inherit(&engine, started)
+        .await
+        .then(|| Instant::now() + INHERITED_REFRESH);
     // A slot waited for in the semaphore's FIFO line, kept for the next
     // round: dropping it and taking it again later would let due publishes,
     // which take free slots too, starve queued messages.
     let mut reserved: Option<OwnedSemaphorePermit> = None;
-    while !*shutdown.borrow() {
+    while !term.over() {
+        if recount.is_some_and(|at| at <= Instant::now()) {
+            recount = inherit(&engine, started)
+                .await
+                .then(|| Instant::now() + INHERITED_REFRESH);
+        }
         // Register for a wake-up before looking, so a mark made during
         // the round is not missed.
         let notified = engine.gate.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let next_timer = match round(&engine, reserved.take()).await {
+        let next_timer = match round(&engine, reserved.take(), number).await {
             Ok(Next::More) => continue,
             Ok(Next::Idle) => engine.gate.next_timer(),
             Ok(Next::NoSlot) => {
                 // Every delivery slot is busy: wait for one, keeping the marks.
                 tokio::select! {
                     permit = engine.in_flight.clone().acquire_owned() => reserved = permit.ok(),
-                    _ = shutdown.changed() => {}
+                    _ = term.ended() => {}
                 }
                 continue;
             }
@@ -56,20 +71,39 @@ pub(crate) async fn run(engine: Arc<Engine>) {
         if wait == Some(Duration::ZERO) {
             continue;
         }
-        let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(3600)));
+        let mut until = Instant::now() + wait.unwrap_or(Duration::from_secs(3600));
+        if let Some(at) = recount {
+            until = until.min(at);
+        }
         tokio::select! {
-            _ = sleep => {}
+            _ = tokio::time::sleep_until(until) => {}
             _ = &mut notified => {}
-            _ = shutdown.changed() => {}
+            _ = term.ended() => {}
+        }
+    }
+}
+
+/// Counts the gated deliveries in flight that this term did not start (a
+/// cluster's earlier leaders'); answers whether to count them again later
+/// (some remain, or the count failed).
+async fn inherit(engine: &Engine, term_started: qstash_core::clock::Millis) -> bool {
+    let Some(cluster) = engine.store.cluster() else {
+        return false;
+    };
+    match cluster.inherited_claims(term_started).await {
+        Ok(c) => engine.gate.inherit(&c.keys, &c.users),
+        Err(e) => {
+            tracing::warn!(error = %e, "counting the deliveries of earlier leaders failed");
+            true
         }
     }
 }
 
 /// Loads every queue and key into the book, retrying store errors; false
-/// when shutdown came first.
-async fn load(engine: &Engine, shutdown: &mut watch::Receiver<bool>) -> bool {
+/// when the term ended first.
+async fn load(engine: &Engine, term: &Term) -> bool {
     loop {
-        if *shutdown.borrow() {
+        if term.over() {
             return false;
         }
         match engine.store.gate_snapshot(engine.now()).await {
@@ -109,6 +143,7 @@ impl Next {
 async fn round(
     engine: &Arc<Engine>,
     reserved: Option<OwnedSemaphorePermit>,
+    term: u64,
 ) -> Result<Next, StoreError> {
     let gate = &engine.gate;
     let now = engine.now();
@@ -153,7 +188,7 @@ async fn round(
             return Err(e);
         }
     };
-    deliver(engine, admitted, claimed, permits);
+    deliver(engine, admitted, claimed, permits, term);
     Ok(Next::after(gate))
 }
 
@@ -165,6 +200,7 @@ fn deliver(
     admitted: Vec<(GateClaim, Slots)>,
     claimed: Vec<Message>,
     mut permits: Vec<OwnedSemaphorePermit>,
+    term: u64,
 ) {
     let mut by_id: HashMap<String, Message> =
         claimed.into_iter().map(|m| (m.id.clone(), m)).collect();
@@ -178,7 +214,7 @@ fn deliver(
         tokio::spawn(async move {
             engine.deliver(message).await;
             drop(permit);
-            engine.gate.release(&slots);
+            engine.gate.release_in(term, &slots);
         });
     }
 }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use super::listen::LEADER_LOCK;
 use super::{messages, sql, PgStore};
-use crate::{Cluster, ForeignClaims, Result};
+use crate::{Cluster, InheritedClaims, Result};
 
 /// The database's clock in milliseconds: heartbeats and leases are read
 /// against one clock, so nodes' own clocks need not agree.
@@ -111,17 +111,19 @@ impl Cluster for PgStore {
             .collect()
     }
 
-    async fn foreign_claims(&self) -> Result<ForeignClaims> {
+    async fn inherited_claims(&self, term_started: Millis) -> Result<InheritedClaims> {
+        // A claim sets updated_at to the claiming node's clock, which is
+        // the clock `term_started` was read from.
         let rows = sql::query(
             &self.client().await?,
             "SELECT user_id, flow_control_key, COUNT(*) FROM messages
-             WHERE state = 'active' AND claimed_by IS DISTINCT FROM $1
-               AND (queue_name IS NOT NULL OR flow_control_key IS NOT NULL)
+             WHERE state = 'active' AND (queue_name IS NOT NULL OR flow_control_key IS NOT NULL)
+               AND NOT (claimed_by IS NOT DISTINCT FROM $1 AND updated_at >= $2)
              GROUP BY user_id, flow_control_key",
-            &[&self.node()],
+            &[&self.node(), &term_started],
         )
         .await?;
-        let mut claims = ForeignClaims::default();
+        let mut claims = InheritedClaims::default();
         let mut users: std::collections::BTreeMap<String, u32> = Default::default();
         for r in &rows {
             let (user, key, n): (String, Option<String>, i64) =
