@@ -62,10 +62,23 @@ impl Load {
         make: MakeReq,
         gate: Option<Gate>,
     ) -> Load {
+        Self::closed_over(&[addr], workers, limit, make, gate)
+    }
+
+    /// [`Load::closed`] spread over several servers: worker `i` talks to
+    /// `addrs[i % len]` (the nodes of a cluster behind no load balancer).
+    pub fn closed_over(
+        addrs: &[SocketAddr],
+        workers: usize,
+        limit: Option<u64>,
+        make: MakeReq,
+        gate: Option<Gate>,
+    ) -> Load {
         let counters = Arc::new(Counters::default());
         let handles = (0..workers)
-            .map(|_| {
+            .map(|i| {
                 let (counters, make, gate) = (counters.clone(), make.clone(), gate.clone());
+                let addr = addrs[i % addrs.len()];
                 tokio::spawn(async move {
                     let mut conn = Conn::new(addr);
                     let mut out = WorkerOut::default();

@@ -39,6 +39,7 @@ const ALL: &[&str] = &[
     "backlog",
     "fanout",
     "flow_control",
+    "cluster",
 ];
 
 #[derive(Debug, Parser)]
@@ -191,7 +192,8 @@ async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
     let mut max_delivery = None;
     for &id in ALL {
         // The database's ceiling only means something on PostgreSQL.
-        if !wanted(id) || (id == "pgbench" && ctx.database.is_none()) {
+        let postgres_only = matches!(id, "pgbench" | "cluster");
+        if !wanted(id) || (postgres_only && ctx.database.is_none()) {
             continue;
         }
         eprintln!("running {id} ...");
@@ -209,6 +211,7 @@ async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
             "backlog" => scenarios::backlog(&ctx).await,
             "fanout" => scenarios::fanout(&ctx).await,
             "flow_control" => scenarios::flow_control(&ctx).await,
+            "cluster" => scenarios::cluster(&ctx).await,
             _ => unreachable!("checked against ALL"),
         };
         let scenario = result.unwrap_or_else(|e| {

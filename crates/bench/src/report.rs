@@ -13,6 +13,8 @@ pub enum Unit {
     Seconds,
     Bytes,
     Count,
+    /// A fraction, shown as a percentage.
+    Ratio,
 }
 
 /// What a figure should reach, from the targets.
@@ -25,6 +27,8 @@ pub enum Target {
     Max(f64),
     /// At least this multiple of the database's one-row pgbench rate.
     MinDatabaseRatio(f64),
+    /// At least this value, in the figure's unit.
+    Min(f64),
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -71,6 +75,7 @@ impl Figure {
             Some(Target::MinRatio(r)) => self.vs_ceiling.map(|v| v >= r),
             Some(Target::MinDatabaseRatio(r)) => self.vs_database.map(|v| v >= r),
             Some(Target::Max(m)) => Some(self.value <= m),
+            Some(Target::Min(m)) => Some(self.value >= m),
             None => None,
         };
     }
@@ -253,6 +258,7 @@ fn describe(t: Target, unit: Unit) -> String {
         Target::MinRatio(r) => format!("≥ {:.0}% of ceiling", r * 100.0),
         Target::Max(m) => format!("< {}", format_value(m, unit)),
         Target::MinDatabaseRatio(r) => format!("≥ {r}× pgbench one-row"),
+        Target::Min(m) => format!("≥ {}", format_value(m, unit)),
     }
 }
 
@@ -263,6 +269,7 @@ pub fn format_value(v: f64, unit: Unit) -> String {
         Unit::Seconds => format!("{v:.2} s"),
         Unit::Bytes => format!("{:.1} MB", v / 1e6),
         Unit::Count => thousands(v.round() as u64),
+        Unit::Ratio => format!("{:.0}%", v * 100.0),
     }
 }
 

@@ -184,6 +184,95 @@ pub async fn pgbench(ctx: &Ctx) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
+/// A cluster: the same publish and end-to-end loads spread over one, two
+/// and three nodes of one database (runs on PostgreSQL only). On one
+/// machine more nodes add no CPU, so the figure that matters is what the
+/// extra nodes cost: three nodes' throughput as a share of one node's.
+pub async fn cluster(ctx: &Ctx) -> anyhow::Result<Scenario> {
+    let mut s = Scenario::new("cluster", "cluster on one database");
+    let Some(db) = &ctx.database else {
+        s.status = Status::NotAvailable("runs on PostgreSQL only (--database-url)".into());
+        return Ok(s);
+    };
+    let mut publish = Vec::new();
+    let mut delivered = Vec::new();
+    for nodes in 1..=3usize {
+        let url = db.fresh_url();
+        let mut servers = Vec::with_capacity(nodes);
+        for _ in 0..nodes {
+            let mut args = ctx.server_args.clone();
+            args.extend(["--database-url".to_string(), url.clone()]);
+            servers.push(Qstash::start(&ctx.bin, &args).await?);
+        }
+        let addrs: Vec<_> = servers.iter().map(|q| q.addr).collect();
+        let pids: Vec<u32> = servers.iter().map(Qstash::pid).collect();
+        ctx.sink.reset(Duration::ZERO);
+        let req = ctx
+            .publish("/cp", ctx.plain_body())
+            .header("upstash-delay", "1h");
+        let make: MakeReq = Arc::new(move |_, _| req.clone());
+        let load = Load::closed_over(&addrs, ctx.plan.workers, None, make, None);
+        let w = measure(ctx, &load, pids[0]).await;
+        check_load(&load.stop().await, "publish")?;
+        publish.push(w.acked);
+
+        let base = ctx.sink.arrivals();
+        let sent = Arc::new(AtomicU64::new(0));
+        let req = ctx.publish("/ce", ctx.plain_body());
+        let counter = sent.clone();
+        let make: MakeReq = Arc::new(move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            req.clone()
+        });
+        let (sink, window, counter) = (ctx.sink.clone(), ctx.plan.e2e_window, sent.clone());
+        let gate: Gate =
+            Arc::new(move || counter.load(Ordering::Relaxed) < sink.arrivals() - base + window);
+        let load = Load::closed_over(&addrs, ctx.plan.workers, None, make, Some(gate));
+        let w = measure(ctx, &load, pids[0]).await;
+        let out = load.stop().await;
+        check_load(&out, "publish")?;
+        drain(ctx, base, out.ok).await?;
+        delivered.push(w.arrived);
+        s.figure(Figure::new(
+            &format!("publish, {nodes} node{}", if nodes > 1 { "s" } else { "" }),
+            publish[nodes - 1],
+            Unit::PerSecond,
+        ));
+        s.figure(Figure::new(
+            &format!(
+                "end-to-end, {nodes} node{}",
+                if nodes > 1 { "s" } else { "" }
+            ),
+            w.arrived,
+            Unit::PerSecond,
+        ));
+        for mut q in servers {
+            q.stop().await?;
+        }
+    }
+    s.figure(
+        Figure::new(
+            "publish, 3 nodes ÷ 1 node",
+            publish[2] / publish[0],
+            Unit::Ratio,
+        )
+        .target(Target::Min(0.8)),
+    );
+    s.figure(
+        Figure::new(
+            "end-to-end, 3 nodes ÷ 1 node",
+            delivered[2] / delivered[0],
+            Unit::Ratio,
+        )
+        .target(Target::Min(0.8)),
+    );
+    s.note(format!(
+        "{} keep-alive clients spread evenly over the nodes (no load balancer); every node on the same machine and database",
+        ctx.plan.workers
+    ));
+    Ok(s)
+}
+
 /// Scenario 1, publish throughput, durable: messages are delayed by an hour
 /// so no delivery competes for the CPU (end-to-end measures both at once).
 pub async fn publish(ctx: &Ctx) -> anyhow::Result<Scenario> {

@@ -115,6 +115,10 @@ pub struct CommonArgs {
     /// Most connections to PostgreSQL.
     #[arg(long, env = "QSTASH_DATABASE_POOL", default_value_t = 16)]
     pub database_pool: usize,
+    /// Group commits to PostgreSQL in flight at once: more overlap commits
+    /// of one node; fewer make bigger groups (see docs/ARCHITECTURE.md).
+    #[arg(long, env = "QSTASH_DATABASE_WRITERS", default_value_t = 2)]
+    pub database_writers: usize,
     /// Serve the web console at `/` (`--console=false` turns it off).
     #[arg(long, env = "QSTASH_CONSOLE", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub console: bool,

@@ -165,6 +165,7 @@ async fn open_store(plan: &Plan, node_id: &str) -> Result<(Arc<dyn Store>, Optio
     if let Some(url) = &c.database_url {
         let options = PgOptions {
             pool_size: c.database_pool.max(4),
+            writers: c.database_writers.max(1),
             node_id: node_id.to_string(),
             ..PgOptions::new(url.clone())
         };

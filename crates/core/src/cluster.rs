@@ -37,9 +37,27 @@ pub enum Signal {
     /// Anything may have changed (a notification was too big, or some were
     /// missed while reconnecting): look at everything again.
     Resync,
+    /// A node started listening: the others learn they are not alone (a
+    /// node alone sends no signals).
+    Joined,
 }
 
 impl Signal {
+    /// What other nodes must hear of `arrivals`, as little as it can be:
+    /// one per line of a queue or key (the leader's gate), and the earliest
+    /// plain one if it is due by `soon` (the other nodes' schedulers may
+    /// take it; a plain message due later is found by every scheduler when
+    /// it next reads the due index, at most a lease later in a cluster).
+    /// None when there is nothing to say.
+    pub fn for_others(arrivals: &[Arrival], soon: Millis) -> Option<Signal> {
+        let soon: Vec<Arrival> = arrivals
+            .iter()
+            .filter(|a| !a.is_plain() || a.due_at <= soon)
+            .cloned()
+            .collect();
+        (!soon.is_empty()).then(|| Signal::arrivals(&soon))
+    }
+
     /// The arrivals as few as they can be: the earliest plain one (every
     /// scheduler only needs the earliest due time) and one per line.
     pub fn arrivals(arrivals: &[Arrival]) -> Signal {
@@ -130,6 +148,23 @@ mod tests {
                 arrival("u", 10, None, None),
             ]
         );
+    }
+
+    #[test]
+    fn plain_arrivals_due_later_are_not_signalled() {
+        let later = arrival("u", 5_000, None, None);
+        let queued_later = arrival("u", 5_000, Some("q"), None);
+        assert_eq!(
+            Signal::for_others(std::slice::from_ref(&later), 1_000),
+            None
+        );
+        assert_eq!(
+            Signal::for_others(&[later.clone(), queued_later.clone()], 1_000),
+            Some(Signal::Arrivals {
+                arrivals: vec![queued_later]
+            })
+        );
+        assert!(Signal::for_others(&[later], 5_000).is_some());
     }
 
     #[test]

@@ -128,7 +128,8 @@ pub(crate) async fn heartbeats(engine: Arc<Engine>) {
     let every = (engine.config.lease / 3).max(Duration::from_millis(100));
     while !*shutdown.borrow() {
         let address = engine.address();
-        if let Err(e) = cluster.heartbeat(&address, engine.started_at).await {
+        let lease = engine.config.lease;
+        if let Err(e) = cluster.heartbeat(&address, engine.started_at, lease).await {
             tracing::warn!(error = %e, "cluster: a heartbeat failed");
         }
         tokio::select! {

@@ -375,6 +375,7 @@ impl Listener for Engine {
             Signal::Cancelled { user_id } => self.gate.user_changed(user_id),
             Signal::ScheduleDue { at } => self.schedule_due_at(*at),
             Signal::KeysRotated { user_id } => self.keys.reload_later(Some(user_id.clone())),
+            Signal::Joined => {}
             Signal::Resync => {
                 self.due_at(self.now());
                 self.gate.mark_all();

@@ -119,7 +119,13 @@ async fn sleep_until(
     if target <= now {
         return;
     }
-    let wait = Duration::from_millis((target - now) as u64).min(Duration::from_secs(3600));
+    // In a cluster, other nodes do not signal plain messages due later than
+    // a second ahead: every node reads the due index again within a lease.
+    let longest = match engine.store.cluster() {
+        Some(_) => engine.config.lease,
+        None => Duration::from_secs(3600),
+    };
+    let wait = Duration::from_millis((target - now) as u64).min(longest);
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
         _ = engine.wake.notified() => {}

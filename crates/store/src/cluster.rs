@@ -33,8 +33,8 @@ pub trait Cluster: Send + Sync {
     fn leadership(&self) -> watch::Receiver<bool>;
 
     /// Says this node is alive (on the database's clock) and where its API
-    /// listens.
-    async fn heartbeat(&self, address: &str, started_at: Millis) -> Result<()>;
+    /// listens; learns whether other nodes live (within `lease`).
+    async fn heartbeat(&self, address: &str, started_at: Millis, lease: Duration) -> Result<()>;
 
     /// Returns to pending the claims of nodes silent for longer than
     /// `lease` (their deliveries will run again elsewhere); answers how

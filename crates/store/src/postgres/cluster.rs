@@ -26,14 +26,22 @@ impl Cluster for PgStore {
         self.leader.clone()
     }
 
-    async fn heartbeat(&self, address: &str, started_at: Millis) -> Result<()> {
+    async fn heartbeat(&self, address: &str, started_at: Millis, lease: Duration) -> Result<()> {
         let sql = format!(
             "INSERT INTO nodes (id, address, started_at, heartbeat_at) VALUES ($1, $2, $3, {DB_NOW})
              ON CONFLICT (id) DO UPDATE SET address = excluded.address,
                 started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at"
         );
         let node = self.node();
-        sql::execute(&self.client().await?, &sql, &[&node, &address, &started_at]).await?;
+        let client = self.client().await?;
+        sql::execute(&client, &sql, &[&node, &address, &started_at]).await?;
+        // Whether anyone else listens: a node alone sends no signals.
+        let others = format!(
+            "SELECT EXISTS (SELECT 1 FROM nodes WHERE id <> $1 AND heartbeat_at >= {DB_NOW} - $2)"
+        );
+        let lease_ms = lease.as_millis() as i64;
+        let row = sql::query_one(&client, &others, &[&node, &lease_ms]).await?;
+        self.writes.channel.set_others(row.try_get(0)?);
         Ok(())
     }
 

@@ -14,6 +14,7 @@
 //! every (re)connection the node resyncs: notifications sent while it was
 //! not listening are lost, so it looks at everything again.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,11 +35,16 @@ pub const LEADER_LOCK: i32 = 0x716c;
 const TICK: Duration = Duration::from_secs(1);
 
 /// Where this node's signals go, and how they are marked as its own.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Channel {
     pub name: String,
     pub node: String,
     pub schema: String,
+    /// Whether other nodes may be listening. A node alone sends nothing: a
+    /// NOTIFY makes PostgreSQL serialize commits on a global lock. Set by
+    /// every heartbeat from the live nodes, and at once by any other
+    /// node's signal (a new node announces itself when it starts).
+    others: AtomicBool,
 }
 
 impl Channel {
@@ -47,12 +53,26 @@ impl Channel {
             name: format!("qstash:{schema}"),
             node: node.to_string(),
             schema: schema.to_string(),
+            // Until the first heartbeat says otherwise, assume company.
+            others: AtomicBool::new(true),
         }
     }
 
+    /// Whether other nodes may be listening.
+    pub fn others(&self) -> bool {
+        self.others.load(Ordering::Acquire)
+    }
+
+    pub fn set_others(&self, others: bool) {
+        self.others.store(others, Ordering::Release);
+    }
+
     /// Sends `signal` to the other nodes when the caller's transaction
-    /// commits.
+    /// commits; nothing when this node is alone.
     pub async fn notify<C: GenericClient>(&self, c: &C, signal: &Signal) -> Result<()> {
+        if !self.others.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let payload = format!("{} {}", self.node, signal.encode());
         sql::query(c, "SELECT pg_notify($1, $2)", &[&self.name, &payload]).await?;
         Ok(())
@@ -61,7 +81,11 @@ impl Channel {
     /// The signal in `payload`, unless this node sent it.
     fn read(&self, payload: &str) -> Option<Signal> {
         let (from, json) = payload.split_once(' ')?;
-        (from != self.node).then(|| Signal::decode(json))
+        if from == self.node {
+            return None;
+        }
+        self.set_others(true);
+        Some(Signal::decode(json))
     }
 }
 
@@ -115,6 +139,10 @@ async fn session(
     let _stop_driver = AbortOnDrop(driver);
     client
         .batch_execute(&format!("LISTEN {}", quote_ident(&channel.name)))
+        .await?;
+    let hello = format!("{} {}", channel.node, Signal::Joined.encode());
+    client
+        .query("SELECT pg_notify($1, $2)", &[&channel.name, &hello])
         .await?;
     announcer.signal(&Signal::Resync);
     let mut tick = tokio::time::interval(TICK);

@@ -63,6 +63,21 @@ pub async fn insert<C: GenericClient>(
     events: &mut Events,
     arrivals: &mut Vec<Arrival>,
 ) -> Result<Vec<Inserted>> {
+    let (answers, columns) = prepare_insert(c, items, node, events, arrivals).await?;
+    columns.write(c).await?;
+    Ok(answers)
+}
+
+/// [`insert`] up to the message rows themselves, which it answers for the
+/// caller to write (a group commit sends them with its other statements
+/// at once). Dedup keys, queues and keys are written already.
+pub async fn prepare_insert<'a, C: GenericClient>(
+    c: &C,
+    items: &[(&'a NewMessage, Millis)],
+    node: &'a str,
+    events: &mut Events,
+    arrivals: &mut Vec<Arrival>,
+) -> Result<(Vec<Inserted>, MessageColumns<'a>)> {
     let answers = dedup(c, items).await?;
     let fresh: Vec<(&Message, Millis)> = items
         .iter()
@@ -70,11 +85,11 @@ pub async fn insert<C: GenericClient>(
         .filter(|(_, a)| matches!(a, Inserted::New(_)))
         .map(|((new, now), _)| (&new.message, *now))
         .collect();
+    let mut cols = MessageColumns::default();
     if fresh.is_empty() {
-        return Ok(answers);
+        return Ok((answers, cols));
     }
     gates::on_insert(c, &fresh).await?;
-    let mut cols = MessageColumns::default();
     for (m, now) in &fresh {
         let enc = rows::encode_one(m)?;
         cols.push(m, enc.spec, enc.labels, node);
@@ -93,13 +108,12 @@ pub async fn insert<C: GenericClient>(
         }
         arrivals.extend(Arrival::of(m));
     }
-    cols.write(c).await?;
-    Ok(answers)
+    Ok((answers, cols))
 }
 
 /// Message columns of a bulk insert.
 #[derive(Default)]
-struct MessageColumns<'a> {
+pub struct MessageColumns<'a> {
     id: Vec<&'a str>,
     user_id: Vec<&'a str>,
     state: Vec<&'static str>,
@@ -144,7 +158,10 @@ impl<'a> MessageColumns<'a> {
         self.body.push(&m.body);
     }
 
-    async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+    pub async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+        if self.id.is_empty() {
+            return Ok(());
+        }
         sql::execute(
             c,
             "INSERT INTO messages (id, user_id, state, due_at, created_at, not_before, retried,
@@ -264,7 +281,7 @@ pub async fn record<'o, C: GenericClient>(
     outcomes: &[&'o Outcome],
     events: &mut Events,
     arrivals: &mut Vec<Arrival>,
-) -> Result<Vec<(&'o NewMessage, Millis)>> {
+) -> Result<(Vec<(&'o NewMessage, Millis)>, Recorded)> {
     let mut ids: Vec<&str> = outcomes.iter().map(|o| o.message_id.as_str()).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -309,9 +326,22 @@ pub async fn record<'o, C: GenericClient>(
         arrivals.extend(t.arrival);
         callbacks.extend(o.callbacks.iter().map(|cb| (cb, o.at)));
     }
-    updates.write(c).await?;
-    dlq.write(c).await?;
-    Ok(callbacks)
+    Ok((callbacks, Recorded { updates, dlq }))
+}
+
+/// What recording outcomes writes once the messages were read and locked:
+/// their new states and DLQ rows, sent with a group's other statements.
+#[derive(Default)]
+pub struct Recorded {
+    updates: Updates,
+    dlq: DlqRows,
+}
+
+impl Recorded {
+    pub async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+        futures_util::try_join!(self.updates.write(c), self.dlq.write(c))?;
+        Ok(())
+    }
 }
 
 /// New states of messages, written with one statement.
