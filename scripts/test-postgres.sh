@@ -4,8 +4,10 @@
 # In order: QSTASH_TEST_DATABASE_URL when set; else the local server on
 # 127.0.0.1:5432 (user postgres) when it answers; else a throwaway cluster
 # in target/pg-test started with Debian's initdb/pg_ctl (stopped on exit);
-# else nothing. Each test server makes a schema of its own (qt_...), and the
-# schemas of earlier runs are dropped here first.
+# else nothing. Each test server makes a schema of its own, named after this
+# run (QSTASH_TEST_SCHEMA_PREFIX=qtr<unix time>_); the run drops its own
+# schemas at its end, and those of runs older than three hours (killed
+# before they could) at its start. Other runs in progress are left alone.
 
 pg_bindir() {
   local d
@@ -43,11 +45,24 @@ pg_throwaway() {
   export QSTASH_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
 }
 
-pg_drop_test_schemas() {
+# Drops the test schemas matching the SQL condition $1 (on `nspname`).
+pg_drop_schemas_where() {
   psql "$QSTASH_TEST_DATABASE_URL" -Atqc \
-    "SELECT format('DROP SCHEMA %I CASCADE;', nspname) FROM pg_namespace WHERE nspname LIKE 'qt\_%'" \
+    "SELECT format('DROP SCHEMA %I CASCADE;', nspname) FROM pg_namespace WHERE $1" \
     | psql "$QSTASH_TEST_DATABASE_URL" -q >/dev/null 2>&1 || true
 }
+
+pg_drop_test_schemas() {
+  pg_drop_schemas_where "nspname ~ '^qtr[0-9]+_' AND substring(nspname from '^qtr([0-9]+)_')::bigint < extract(epoch from now()) - 10800"
+}
+
+# This run's schemas (called when the run ends).
+pg_drop_run_schemas() {
+  [ -n "${QSTASH_TEST_DATABASE_URL:-}" ] || return 0
+  pg_drop_schemas_where "starts_with(nspname, '${QSTASH_TEST_SCHEMA_PREFIX}')"
+}
+
+export QSTASH_TEST_SCHEMA_PREFIX="qtr$(date +%s)_"
 
 pg_find() {
   if [ -n "${QSTASH_TEST_DATABASE_URL:-}" ]; then

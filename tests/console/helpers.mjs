@@ -30,7 +30,8 @@ export const DEV_TOKENS = {
 function backendArgs(dataDir) {
   if ((process.env.QSTASH_TEST_BACKEND || '').toLowerCase() !== 'postgres') return [];
   const base = process.env.QSTASH_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-  const schema = `qc_${dataDir.replace(/[^A-Za-z0-9]/g, '').slice(-12).toLowerCase()}`;
+  const prefix = process.env.QSTASH_TEST_SCHEMA_PREFIX || 'qt_';
+  const schema = `${prefix}c_${dataDir.replace(/[^A-Za-z0-9]/g, '').slice(-12).toLowerCase()}`;
   return ['--database-url', `${base}${base.includes('?') ? '&' : '?'}options=-csearch_path%3D${schema}`];
 }
 

@@ -16,11 +16,17 @@ pub fn postgres() -> bool {
 }
 
 /// The schema that holds the data of the server on `data_dir`: the same
-/// for every start on that directory, so a restart finds its data.
+/// for every start on that directory, so a restart finds its data. Its name
+/// starts with `QSTASH_TEST_SCHEMA_PREFIX` (`scripts/test` sets one per run,
+/// and drops that run's schemas at its end), else `qt_`.
 pub fn schema_for(data_dir: &Path) -> String {
     let mut h = DefaultHasher::new();
     data_dir.hash(&mut h);
-    format!("qt_{:016x}", h.finish())
+    format!("{}{:016x}", schema_prefix(), h.finish())
+}
+
+pub fn schema_prefix() -> String {
+    std::env::var("QSTASH_TEST_SCHEMA_PREFIX").unwrap_or_else(|_| "qt_".into())
 }
 
 /// The `--database-url` of a server on `data_dir`, on PostgreSQL runs.

@@ -98,7 +98,8 @@ async function freePortPair() {
 function databaseEnv() {
   if ((process.env.QSTASH_TEST_BACKEND || "").toLowerCase() !== "postgres") return {};
   const base = process.env.QSTASH_TEST_DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
-  const schema = `qt_js_${randomBytes(6).toString("hex")}`;
+  const prefix = process.env.QSTASH_TEST_SCHEMA_PREFIX || "qt_";
+  const schema = `${prefix}js_${randomBytes(6).toString("hex")}`;
   const sep = base.includes("?") ? "&" : "?";
   return { QSTASH_DATABASE_URL: `${base}${sep}options=-csearch_path%3D${schema}` };
 }

@@ -126,7 +126,8 @@ class QStashServer:
         if os.environ.get("QSTASH_TEST_BACKEND", "").lower() != "postgres":
             return {}
         if not self.schema:
-            self.schema = "qt_py_" + os.urandom(6).hex()
+            prefix = os.environ.get("QSTASH_TEST_SCHEMA_PREFIX", "qt_")
+            self.schema = prefix + "py_" + os.urandom(6).hex()
         base = os.environ.get("QSTASH_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
         sep = "&" if "?" in base else "?"
         return {"QSTASH_DATABASE_URL": f"{base}{sep}options=-csearch_path%3D{self.schema}"}
