@@ -470,3 +470,87 @@ fn now_ms() -> i64 {
         .unwrap()
         .as_millis() as i64
 }
+
+/// A change made through one node takes effect on the others within a
+/// second: a key rotation is signed with by the node that delivers next,
+/// and a queue paused through one node stops (and resumed through another
+/// restarts) the leader's deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn changes_through_one_node_reach_every_node_within_a_second() {
+    let Some(c) = Cluster::start(3, &[]) else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let l = leader(&c).await;
+    let (a, b) = ((l + 1) % 3, (l + 2) % 3);
+
+    // Rotate through node a; node b signs its next delivery with the key
+    // that became current.
+    let rotated: Value = c
+        .node(a)
+        .post("/v2/keys/rotate")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let current = rotated["current"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    publish_ok(&c.node(b), &sink.at("/signed"), &[], "x").await;
+    let got = sink.wait_for("/signed", 1, WAIT).await;
+    verify(&got[0], &current, &sink.at("/signed")).expect("signed with the rotated key");
+
+    // Pause a queue through a node that does not lead; nothing is
+    // delivered while it is paused, even when enqueued through another.
+    let pause = c
+        .node(a)
+        .post("/v2/queues/paused-q/pause")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pause.status(), 404, "no such queue yet");
+    let upsert = c
+        .node(a)
+        .post("/v2/queues")
+        .json(&serde_json::json!({"queueName": "paused-q", "parallelism": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert!(upsert.status().is_success());
+    let pause = c
+        .node(a)
+        .post("/v2/queues/paused-q/pause")
+        .send()
+        .await
+        .unwrap();
+    assert!(pause.status().is_success());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let resp = c
+        .node(b)
+        .post(&format!("/v2/enqueue/paused-q/{}", sink.at("/paused")))
+        .body("p")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        sink.received_at("/paused").is_empty(),
+        "delivered while paused"
+    );
+    let resume = c
+        .node(b)
+        .post("/v2/queues/paused-q/resume")
+        .send()
+        .await
+        .unwrap();
+    assert!(resume.status().is_success());
+    let started = Instant::now();
+    sink.wait_for("/paused", 1, WAIT).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
