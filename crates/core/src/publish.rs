@@ -89,6 +89,7 @@ impl PublishOptions {
         let mut fc_key = None;
         let mut fc_value = None;
         let mut content_dedup = false;
+        let mut workflow = crate::workflow::WorkflowTag::default();
         for (name, value) in headers {
             if has_control_breaks(name) || has_control_breaks(value) {
                 return Err(bad(
@@ -159,10 +160,16 @@ impl PublishOptions {
                 "queue-name" if !value.is_empty() => o.queue_name = Some(value.into()),
                 "cron" => o.cron = Some(value.into()),
                 "schedule-id" if !value.is_empty() => o.schedule_id = Some(value.into()),
-                // Telemetry, workflow and unknown settings are neither
-                // stored nor forwarded.
-                _ => {}
+                // Workflow settings mark the message as part of a run;
+                // telemetry and unknown settings are neither stored nor
+                // forwarded.
+                _ => {
+                    crate::workflow::read_setting(&mut workflow, setting, value);
+                }
             }
+        }
+        if !workflow.run_id.is_empty() {
+            o.spec.workflow = Some(workflow);
         }
         if o.dedup.is_none() && content_dedup {
             o.dedup = Some(Dedup::Content);

@@ -35,7 +35,9 @@ pub fn client(config: &EngineConfig) -> reqwest::Result<reqwest::Client> {
 
 impl Engine {
     pub(crate) async fn deliver(&self, message: Message) {
-        let attempt = self.attempt(&message).await;
+        // A workflow message carries its run's log and ids (issue 14).
+        let workflow = self.workflow_delivery(&message).await;
+        let attempt = self.attempt(&workflow.message).await;
         let at = self.now();
         let kind = decide(&message, &attempt, at);
         let response = match attempt {
@@ -44,8 +46,9 @@ impl Engine {
         };
         tracing::debug!(id = %message.id, status = response.status, ?kind, "attempt finished");
         let dlq_id = matches!(kind, OutcomeKind::Failed { .. }).then(|| ids::dlq_id(at));
-        let callbacks =
+        let mut callbacks =
             crate::callbacks::for_attempt(&message, &response, &kind, dlq_id.as_deref(), at);
+        self.workflow_callbacks(&message, workflow.run.as_ref(), &kind, &mut callbacks);
         let outcome = Outcome {
             message_id: message.id.clone(),
             at,
@@ -58,9 +61,11 @@ impl Engine {
         // the message is delivered again after a restart).
         let event = crate::stats::Event::of(&outcome.kind);
         self.stats.add(&message.user_id, at, event, 1);
+        let kind = outcome.kind.clone();
         // The retry and the callbacks it creates are announced by the
         // store's commit.
         self.record(outcome).await;
+        self.workflow_outcome(&message, &kind).await;
     }
 
     /// Commits an outcome. While the store is unavailable (a database

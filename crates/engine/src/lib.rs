@@ -21,6 +21,7 @@ pub mod schedules;
 pub mod stats;
 mod url_groups;
 mod user_slots;
+pub mod workflow;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 pub use gate::{FlowKeyInfo, KeyRuntime};
 pub use keys::KeyRing;
 pub use publish::{PlanError, PublishRequest};
+pub use workflow::WorkflowError;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {

@@ -14,10 +14,12 @@ mod error;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
+pub mod workflow;
 
 pub use announce::{Announcer, Listener};
 pub use cluster::{Cluster, InheritedClaims};
 pub use error::{Result, StoreError};
+pub use workflow::{Appended, Ended, Workflows};
 
 pub use qstash_core::dlq::{
     DlqCursor, DlqDeleted, DlqEntry, DlqFilter, DlqOrder, DlqPage, DlqQuery, DlqRetry,
@@ -117,6 +119,9 @@ pub trait Reads: Send + Sync {
 pub trait Store: Reads + 'static {
     /// Where committed arrivals are announced.
     fn announcer(&self) -> &Announcer;
+
+    /// Upstash Workflow runs and their step logs (issue 14).
+    fn workflows(&self) -> &dyn Workflows;
 
     /// The cluster this store is shared by, when several nodes can share
     /// it (PostgreSQL); None for an embedded store.

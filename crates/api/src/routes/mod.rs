@@ -15,9 +15,10 @@ mod schedules;
 mod stats;
 mod url_groups;
 mod whole_body;
+mod workflows;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use crate::{ApiError, AppState};
@@ -83,7 +84,25 @@ pub fn router(state: AppState) -> Router {
         // Extensions of this server, for the console (docs/ARCHITECTURE.md).
         .route("/v2/stats", get(stats::get))
         .route("/v2/cron/next", get(cron::next))
-        .route("/v2/cluster", get(cluster::get));
+        .route("/v2/cluster", get(cluster::get))
+        // Upstash Workflow (issue 14).
+        .route(
+            "/v2/workflows/runs",
+            axum::routing::delete(workflows::cancel_many),
+        )
+        .route(
+            "/v2/workflows/runs/{id}",
+            get(workflows::steps).delete(workflows::end),
+        )
+        .route("/v2/workflows/logs", get(workflows::logs))
+        .route("/v2/workflows/events", get(workflows::logs))
+        .route("/v2/wait/{*rest}", any(workflows::not_supported))
+        .route("/v2/notify/{*rest}", any(workflows::not_supported))
+        .route("/v2/waiters/{*rest}", any(workflows::not_supported))
+        .route("/v2/workflows/hooks/{*rest}", any(workflows::not_supported))
+        .route("/v2/workflows/dlq", any(workflows::not_supported))
+        .route("/v2/workflows/dlq/{*rest}", any(workflows::not_supported))
+        .route("/v2/trigger/{*rest}", any(workflows::not_supported));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(

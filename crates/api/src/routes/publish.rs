@@ -212,7 +212,8 @@ pub async fn batch(
 /// Commits the messages; one answer object per message, in order.
 async fn submit(state: &AppState, planned: Vec<NewMessage>) -> Result<Vec<Value>, ApiError> {
     let urls: Vec<String> = planned.iter().map(|p| p.message.spec.url.clone()).collect();
-    let inserted = state.engine.submit(planned).await?;
+    // Workflow messages start or extend their run (issue 14).
+    let inserted = state.engine.submit_published(planned).await?;
     Ok(inserted
         .iter()
         .zip(urls)

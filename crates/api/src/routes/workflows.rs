@@ -1,0 +1,259 @@
+//! Upstash Workflow endpoints (issue 14; shared/spec/WORKFLOW.md): the
+//! SDK's lazy fetch of a run's steps, finishing and cancelling runs, and
+//! the run-level logs `client.logs` reads. The workflow features this
+//! server does not have answer 501 with what is missing, never a silent
+//! drop.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use qstash_core::workflow::{steps_json, Run, RunFilter, RunState, StepEntry};
+use serde_json::{json, Map, Value};
+
+use crate::auth::Caller;
+use crate::query::Query;
+use crate::routes::publish::read_body;
+use crate::{ApiError, AppState};
+
+/// Most runs one page of logs, or one bulk cancel, covers.
+const MAX_COUNT: usize = 1000;
+
+impl From<qstash_engine::WorkflowError> for ApiError {
+    fn from(e: qstash_engine::WorkflowError) -> Self {
+        use qstash_engine::WorkflowError as E;
+        match e {
+            E::UnknownRun(_) | E::Ended(..) => Self::BadRequest(e.to_string()),
+            E::NotSupported(_) => Self::NotImplemented(e.to_string()),
+            E::Store(e) => e.into(),
+        }
+    }
+}
+
+/// `GET /v2/workflows/runs/{id}`: the run's log for the SDK's lazy fetch;
+/// 404 once the run has ended.
+pub async fn steps(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(run_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    match state.engine.running_steps(&user.id, &run_id).await? {
+        Some(steps) => Ok(Json(steps_json(&steps, None))),
+        None => Err(ApiError::NotFound(format!(
+            "workflow run {run_id} not found or no longer running"
+        ))),
+    }
+}
+
+/// `DELETE /v2/workflows/runs/{id}?cancel=true|false`: the SDK's last call
+/// of a finished run (the body is its result), or a cancel. Repeating it
+/// answers 200 again.
+pub async fn end(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(run_id): Path<String>,
+    uri: Uri,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let query = Query::parse(uri.query());
+    let cancel = match query.get("cancel") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(v) => {
+            return Err(ApiError::BadRequest(format!(
+                "cancel must be true or false, got {v:?}"
+            )))
+        }
+    };
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    let (target, result) = if cancel {
+        (RunState::Canceled, None)
+    } else {
+        (RunState::Success, Some(body))
+    };
+    match state
+        .engine
+        .end_run(&user.id, &run_id, target, result, None)
+        .await?
+    {
+        Some(_) => Ok(Json(json!({}))),
+        None => Err(ApiError::NotFound(format!(
+            "workflow run {run_id} not found"
+        ))),
+    }
+}
+
+/// The run filters of a bulk cancel and of the logs.
+fn run_filter(query: &Query) -> Result<RunFilter, ApiError> {
+    let mut ids = query.all("workflowRunIds");
+    ids.extend(query.all("workflowRunId"));
+    let state = match query.get("state") {
+        Some(s) => Some(RunState::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "state must be one of RUN_STARTED, RUN_SUCCESS, RUN_FAILED, RUN_CANCELED, got {s:?}"
+            ))
+        })?),
+        None => None,
+    };
+    Ok(RunFilter {
+        run_ids: ids,
+        url: query.get("workflowUrl").map(String::from),
+        url_exact: query.get("workflowUrlExactMatch") == Some("true"),
+        label: query.get("label").map(String::from),
+        state,
+        from_date: query.millis("fromDate")?,
+        to_date: query.millis("toDate")?,
+    })
+}
+
+/// `DELETE /v2/workflows/runs?workflowRunIds=..|workflowUrl=..|label=..|
+/// fromDate=..&toDate=..&count=..`: cancels the running runs that match;
+/// answers `{cancelled}`.
+pub async fn cancel_many(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let query = Query::parse(uri.query());
+    let mut filter = run_filter(&query)?;
+    filter.state = Some(RunState::Running);
+    let count = query.count(MAX_COUNT)?.unwrap_or(MAX_COUNT);
+    let runs = state
+        .engine
+        .workflow_runs(&user.id, filter, None, count)
+        .await?;
+    let mut cancelled = 0;
+    for run in runs {
+        let was = state
+            .engine
+            .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
+            .await?;
+        if was == Some(RunState::Running) {
+            cancelled += 1;
+        }
+    }
+    Ok(Json(json!({ "cancelled": cancelled })))
+}
+
+/// `GET /v2/workflows/logs` (and the SDK's `/v2/workflows/events`): runs,
+/// newest first, as `client.logs` reads them.
+pub async fn logs(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let query = Query::parse(uri.query());
+    let filter = run_filter(&query)?;
+    let count = query.count(MAX_COUNT)?.unwrap_or(10);
+    let before = match query.get("cursor").filter(|c| !c.is_empty()) {
+        Some(c) => Some(parse_cursor(c)?),
+        None => None,
+    };
+    let runs = state
+        .engine
+        .workflow_runs(&user.id, filter, before, count)
+        .await?;
+    let cursor = match runs.last() {
+        Some(last) if runs.len() == count => format!("{}_{}", last.created_at, last.run_id),
+        _ => String::new(),
+    };
+    let mut out = Vec::with_capacity(runs.len());
+    for run in &runs {
+        let steps = state.engine.workflow_steps(&user.id, &run.run_id).await?;
+        out.push(run_log(run, &steps));
+    }
+    Ok(Json(json!({ "cursor": cursor, "runs": out })))
+}
+
+fn parse_cursor(c: &str) -> Result<(i64, String), ApiError> {
+    c.split_once('_')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+        .ok_or_else(|| ApiError::BadRequest(format!("cursor {c:?} is not one this server gave")))
+}
+
+/// One run as a `WorkflowRunLog`: its state and its steps grouped as
+/// sequential (one step) or parallel (the results of one parallel block).
+fn run_log(run: &Run, steps: &[StepEntry]) -> Value {
+    let mut groups: Vec<Value> = vec![json!({
+        "type": "sequential",
+        "steps": [{
+            "stepId": 0, "stepName": "init", "stepType": "Initial", "callType": "step",
+            "messageId": steps.first().map(|s| s.message_id.as_str()).unwrap_or(""),
+            "out": String::from_utf8_lossy(&run.initial_body),
+            "concurrent": 1, "state": "STEP_SUCCESS", "createdAt": run.created_at, "retries": 0,
+        }],
+    })];
+    let mut parallel: Vec<Value> = Vec::new();
+    for entry in steps.iter().skip(1).filter(|s| s.call_type == "step") {
+        let Ok(step) = serde_json::from_slice::<Map<String, Value>>(&entry.body) else {
+            continue;
+        };
+        // Plan steps (stepId 0) only schedule the branches of a parallel
+        // block; their results are the steps.
+        let id = step.get("stepId").and_then(Value::as_i64).unwrap_or(0);
+        if id == 0 {
+            continue;
+        }
+        let concurrent = step.get("concurrent").and_then(Value::as_i64).unwrap_or(1);
+        let mut log = step.clone();
+        log.insert("messageId".into(), json!(entry.message_id));
+        log.insert("callType".into(), json!("step"));
+        log.insert("state".into(), json!("STEP_SUCCESS"));
+        log.insert("createdAt".into(), json!(entry.created_at));
+        log.insert("retries".into(), json!(0));
+        if concurrent > 1 {
+            parallel.push(Value::Object(log));
+            if parallel.len() as i64 == concurrent {
+                groups.push(json!({ "type": "parallel", "steps": std::mem::take(&mut parallel) }));
+            }
+        } else {
+            groups.push(json!({ "type": "sequential", "steps": [Value::Object(log)] }));
+        }
+    }
+    if !parallel.is_empty() {
+        groups.push(json!({ "type": "parallel", "steps": parallel }));
+    }
+    let mut o = json!({
+        "workflowRunId": run.run_id,
+        "workflowUrl": run.url,
+        "workflowState": run.state.as_str(),
+        "workflowRunCreatedAt": run.created_at,
+        "steps": groups,
+    });
+    if run.state != RunState::Running {
+        o["workflowRunCompletedAt"] = json!(run.updated_at);
+    }
+    if let Some(result) = &run.result {
+        o["workflowRunResponse"] = json!(String::from_utf8_lossy(result));
+    }
+    if let Some(label) = &run.label {
+        o["label"] = json!(label);
+        o["labels"] = json!([label]);
+    }
+    if let Some(failure) = &run.failure {
+        o["failureReason"] = json!(failure);
+    }
+    o
+}
+
+/// Workflow features of the SDK this server does not have: a clear 501
+/// naming the feature (README.md, "Upstash Workflow", lists them).
+pub async fn not_supported(method: Method, uri: Uri) -> Response {
+    let path = uri.path();
+    let feature = if path.starts_with("/v2/wait") || path.starts_with("/v2/notify") {
+        "waitForEvent / notify"
+    } else if path.starts_with("/v2/waiters") {
+        "waiters (getWaiters)"
+    } else if path.starts_with("/v2/workflows/hooks") {
+        "workflow webhooks (createWebhook / waitForWebhook)"
+    } else if path.starts_with("/v2/workflows/dlq") {
+        "the workflow DLQ actions (resume, restart, callback); the run's failed step is in /v2/dlq"
+    } else {
+        "this workflow endpoint"
+    };
+    let body = json!({
+        "error": format!("{method} {path}: {feature} is not supported by this server yet (see README.md, Upstash Workflow)"),
+    });
+    (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
+}

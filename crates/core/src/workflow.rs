@@ -1,0 +1,372 @@
+//! Upstash Workflow (shared/spec/WORKFLOW.md): a run is a chain of QStash
+//! messages to one workflow URL. The server keeps each run and the ordered
+//! log of its step messages, and delivers every step with the log up to
+//! and including that step as its body, which is how the SDK replays the
+//! run without storing anything itself. Pure rules here; the store keeps
+//! runs and logs, the engine delivers.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::clock::Millis;
+use crate::flow_control::FlowControl;
+use crate::headers::HeaderMap;
+use crate::message::MessageSpec;
+
+/// `Upstash-Workflow-CallType` values.
+pub const STEP: &str = "step";
+/// A `context.call` request to a third party.
+pub const TO_CALLBACK: &str = "toCallback";
+/// The report of a `context.call`, back to the workflow.
+pub const FROM_CALLBACK: &str = "fromCallback";
+/// The failure callback of a run.
+pub const FAILURE_CALL: &str = "failureCall";
+
+/// The feature that makes the trigger's settings apply to every step.
+pub const TRIGGER_ON_CONFIG: &str = "WF_TriggerOnConfig";
+
+/// What the `Upstash-Workflow-*` headers of a message said. Kept in the
+/// message's spec so the delivery knows which run the message belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct WorkflowTag {
+    pub run_id: String,
+    /// `Upstash-Workflow-Init: true`: this message starts the run.
+    pub init: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_type: Option<String>,
+    /// `Upstash-Feature-Set`, comma separated.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub features: String,
+    /// `Upstash-Workflow-Invoke: true`: a child run of `context.invoke`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub invoke: bool,
+}
+
+impl WorkflowTag {
+    pub fn call_type(&self) -> &str {
+        self.call_type.as_deref().unwrap_or(STEP)
+    }
+
+    /// A message to the workflow URL that the SDK replays from the log:
+    /// its delivery body is the log up to it.
+    pub fn is_step(&self) -> bool {
+        self.call_type().eq_ignore_ascii_case(STEP)
+    }
+
+    /// A message published as part of the run (a step or a `context.call`
+    /// request), as opposed to a callback the server makes.
+    pub fn is_published_part(&self) -> bool {
+        self.is_step() || self.call_type().eq_ignore_ascii_case(TO_CALLBACK)
+    }
+
+    pub fn is_call(&self) -> bool {
+        self.call_type().eq_ignore_ascii_case(TO_CALLBACK)
+    }
+
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features
+            .split(',')
+            .any(|f| f.trim().eq_ignore_ascii_case(feature))
+    }
+}
+
+/// Reads one `Upstash-Workflow-*`/`Upstash-Feature-Set` setting (the part
+/// after `upstash-`, lower case) into `tag`; false if it is not one.
+pub fn read_setting(tag: &mut WorkflowTag, setting: &str, value: &str) -> bool {
+    match setting {
+        "workflow-runid" => tag.run_id = value.to_string(),
+        "workflow-init" => tag.init = value.eq_ignore_ascii_case("true"),
+        "workflow-url" => tag.url = Some(value.to_string()),
+        "workflow-calltype" => tag.call_type = Some(value.to_string()),
+        "feature-set" => tag.features = value.to_string(),
+        "workflow-invoke" => tag.invoke = value.eq_ignore_ascii_case("true"),
+        _ => return false,
+    }
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunState {
+    #[serde(rename = "RUN_STARTED")]
+    Running,
+    #[serde(rename = "RUN_SUCCESS")]
+    Success,
+    #[serde(rename = "RUN_FAILED")]
+    Failed,
+    #[serde(rename = "RUN_CANCELED")]
+    Canceled,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 4] = [Self::Running, Self::Success, Self::Failed, Self::Canceled];
+
+    /// As the SDK's `client.logs` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "RUN_STARTED",
+            Self::Success => "RUN_SUCCESS",
+            Self::Failed => "RUN_FAILED",
+            Self::Canceled => "RUN_CANCELED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// The settings of the trigger that later messages of the run inherit
+/// when the trigger asked for `WF_TriggerOnConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct TriggerConfig {
+    pub inherit: bool,
+    pub max_retries: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_delay: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_control: Option<FlowControl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_callback: Option<String>,
+    #[serde(skip_serializing_if = "HeaderMap::is_empty")]
+    pub failure_callback_header: HeaderMap,
+    /// Forwarded headers of the trigger.
+    #[serde(skip_serializing_if = "HeaderMap::is_empty")]
+    pub header: HeaderMap,
+}
+
+impl TriggerConfig {
+    /// What a trigger message fixes for its run.
+    pub fn of_trigger(spec: &MessageSpec, tag: &WorkflowTag) -> Self {
+        Self {
+            inherit: tag.has_feature(TRIGGER_ON_CONFIG),
+            max_retries: spec.max_retries,
+            retry_delay: spec.retry_delay.clone(),
+            flow_control: spec.flow_control.clone(),
+            failure_callback: spec.failure_callback.clone(),
+            failure_callback_header: spec.failure_callback_header.clone(),
+            header: spec.header.clone(),
+        }
+    }
+
+    /// Applies the trigger's settings to a later step of the run. The SDK
+    /// sends none of them on steps; a header the step sets itself wins.
+    pub fn apply(&self, spec: &mut MessageSpec) {
+        if !self.inherit {
+            return;
+        }
+        spec.max_retries = self.max_retries;
+        if spec.retry_delay.is_none() {
+            spec.retry_delay = self.retry_delay.clone();
+        }
+        if spec.flow_control.is_none() {
+            spec.flow_control = self.flow_control.clone();
+        }
+        if spec.failure_callback.is_none() {
+            spec.failure_callback = self.failure_callback.clone();
+            spec.failure_callback_header = self.failure_callback_header.clone();
+        }
+        for (name, values) in &self.header {
+            spec.header
+                .entry(name.clone())
+                .or_insert_with(|| values.clone());
+        }
+    }
+}
+
+/// One workflow run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub user_id: String,
+    pub run_id: String,
+    pub url: String,
+    pub label: Option<String>,
+    pub state: RunState,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub initial_body: Vec<u8>,
+    pub config: TriggerConfig,
+    /// The body of the finishing `DELETE` (the run's return value).
+    pub result: Option<Vec<u8>>,
+    /// Why the run failed.
+    pub failure: Option<String>,
+}
+
+/// One entry of a run's log: a message published as part of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepEntry {
+    pub seq: i64,
+    pub message_id: String,
+    pub call_type: String,
+    pub body: Vec<u8>,
+    pub created_at: Millis,
+}
+
+/// The log up to and including `message_id` (all of it if absent), as the
+/// SDK reads it: `[{messageId, body (base64), callType}]`. Cutting at the
+/// delivered message lets exactly one parallel branch see every result.
+pub fn steps_json(entries: &[StepEntry], up_to: Option<&str>) -> Value {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        out.push(json!({
+            "messageId": e.message_id,
+            "body": STANDARD.encode(&e.body),
+            "callType": e.call_type,
+        }));
+        if up_to == Some(e.message_id.as_str()) {
+            break;
+        }
+    }
+    Value::Array(out)
+}
+
+/// Whether `message_id` is in the log (a step of an earlier version of the
+/// run is delivered with the whole log otherwise).
+pub fn logged(entries: &[StepEntry], message_id: &str) -> bool {
+    entries.iter().any(|e| e.message_id == message_id)
+}
+
+/// Adds what the SDK's `failureFunction` reads to a failure callback body:
+/// the run id and time, and the run's initial payload as `sourceBody`
+/// (the failing step's own body is the SDK's step document).
+pub fn failure_payload(payload: &mut Value, run: &Run) {
+    if let Some(o) = payload.as_object_mut() {
+        o.insert("workflowRunId".into(), json!(run.run_id));
+        o.insert("workflowCreatedAt".into(), json!(run.created_at));
+        o.insert("url".into(), json!(run.url));
+        o.insert(
+            "sourceBody".into(),
+            json!(STANDARD.encode(&run.initial_body)),
+        );
+    }
+}
+
+/// The body of a failure callback (it has a `dlqId`) with what
+/// [`failure_payload`] adds; None for any other callback.
+pub fn patch_failure_callback(body: &[u8], run: &Run) -> Option<Vec<u8>> {
+    let mut payload: Value = serde_json::from_slice(body).ok()?;
+    payload.get("dlqId")?;
+    failure_payload(&mut payload, run);
+    Some(payload.to_string().into_bytes())
+}
+
+/// Which runs a bulk cancel or a log listing selects.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub run_ids: Vec<String>,
+    /// Prefix of the workflow URL (exact with `url_exact`).
+    pub url: Option<String>,
+    pub url_exact: bool,
+    pub label: Option<String>,
+    pub state: Option<RunState>,
+    pub from_date: Option<Millis>,
+    pub to_date: Option<Millis>,
+}
+
+impl RunFilter {
+    pub fn matches(&self, run: &Run) -> bool {
+        (self.run_ids.is_empty() || self.run_ids.contains(&run.run_id))
+            && self.url.as_ref().is_none_or(|u| {
+                if self.url_exact {
+                    &run.url == u
+                } else {
+                    run.url.starts_with(u.as_str())
+                }
+            })
+            && self
+                .label
+                .as_ref()
+                .is_none_or(|l| run.label.as_deref() == Some(l.as_str()))
+            && self.state.is_none_or(|s| run.state == s)
+            && self.from_date.is_none_or(|d| run.created_at >= d)
+            && self.to_date.is_none_or(|d| run.created_at <= d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, id: &str, body: &str) -> StepEntry {
+        StepEntry {
+            seq,
+            message_id: id.into(),
+            call_type: STEP.into(),
+            body: body.as_bytes().to_vec(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn the_log_is_cut_at_the_delivered_message() {
+        let log = [
+            entry(0, "m0", "init"),
+            entry(1, "m1", "a"),
+            entry(2, "m2", "b"),
+        ];
+        let cut = steps_json(&log, Some("m1"));
+        assert_eq!(cut.as_array().unwrap().len(), 2);
+        assert_eq!(cut[1]["messageId"], "m1");
+        assert_eq!(cut[0]["body"], STANDARD.encode("init"));
+        assert_eq!(steps_json(&log, None).as_array().unwrap().len(), 3);
+        assert!(logged(&log, "m2") && !logged(&log, "m3"));
+    }
+
+    #[test]
+    fn workflow_headers_are_read() {
+        let mut tag = WorkflowTag::default();
+        assert!(read_setting(&mut tag, "workflow-runid", "wfr_1"));
+        assert!(read_setting(&mut tag, "workflow-init", "true"));
+        assert!(read_setting(
+            &mut tag,
+            "feature-set",
+            "LazyFetch,WF_TriggerOnConfig"
+        ));
+        assert!(!read_setting(&mut tag, "retries", "1"));
+        assert!(tag.init && tag.is_step() && tag.has_feature(TRIGGER_ON_CONFIG));
+        tag.call_type = Some("toCallback".into());
+        assert!(tag.is_call() && !tag.is_step() && tag.is_published_part());
+    }
+
+    #[test]
+    fn steps_inherit_the_trigger_settings_only_when_asked() {
+        let mut trigger = MessageSpec {
+            max_retries: 0,
+            failure_callback: Some("http://app/wf".into()),
+            ..Default::default()
+        };
+        trigger.header.insert("X-User".into(), vec!["u".into()]);
+        let tag = WorkflowTag {
+            features: "WF_TriggerOnConfig".into(),
+            ..Default::default()
+        };
+        let config = TriggerConfig::of_trigger(&trigger, &tag);
+        let mut step = MessageSpec {
+            max_retries: 3,
+            ..Default::default()
+        };
+        config.apply(&mut step);
+        assert_eq!(step.max_retries, 0);
+        assert_eq!(step.failure_callback.as_deref(), Some("http://app/wf"));
+        assert_eq!(step.header["X-User"], vec!["u".to_string()]);
+        let plain = TriggerConfig::of_trigger(&trigger, &WorkflowTag::default());
+        let mut step = MessageSpec {
+            max_retries: 3,
+            ..Default::default()
+        };
+        plain.apply(&mut step);
+        assert_eq!(step.max_retries, 3);
+    }
+
+    #[test]
+    fn run_states_round_trip() {
+        for s in RunState::ALL {
+            assert_eq!(RunState::parse(s.as_str()), Some(s));
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! Upstash Workflow runs (issue 14): publishes that start or extend a run,
+//! the body and headers of a workflow delivery, and what a failed step
+//! does to its run. The store keeps runs and logs (`Store::workflows`).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use qstash_core::headers::insert;
+use qstash_core::message::{CancelRequest, Inserted, NewMessage};
+use qstash_core::outcome::OutcomeKind;
+use qstash_core::workflow::{
+    logged, patch_failure_callback, steps_json, Run, RunFilter, RunState, StepEntry, TriggerConfig,
+    WorkflowTag,
+};
+use qstash_core::Message;
+use qstash_store::{Appended, StoreError};
+
+use crate::Engine;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("workflow run {0} does not exist")]
+    UnknownRun(String),
+    /// A step of a run that has ended: the SDK stops quietly on this 400.
+    #[error("workflow run {0} is not running: it is {1}")]
+    Ended(String, &'static str),
+    #[error("{0} is not supported by this server yet (see README.md, Upstash Workflow)")]
+    NotSupported(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What a workflow delivery needs besides the message: its run.
+pub(crate) struct Delivery<'m> {
+    pub message: Cow<'m, Message>,
+    pub run: Option<Run>,
+}
+
+fn tag(m: &Message) -> Option<&WorkflowTag> {
+    m.spec.workflow.as_ref()
+}
+
+/// How a published message takes part in a workflow.
+enum Part {
+    Plain,
+    Trigger,
+    Step(String),
+}
+
+fn part(m: &NewMessage) -> Part {
+    match tag(&m.message) {
+        Some(t) if t.init && t.is_step() => Part::Trigger,
+        Some(t) if t.is_published_part() => Part::Step(t.run_id.clone()),
+        _ => Part::Plain,
+    }
+}
+
+impl Engine {
+    /// Commits published messages: workflow triggers start runs, workflow
+    /// steps are appended to their runs (refused if the run has ended),
+    /// anything else goes through [`Engine::submit`]. Answers in order.
+    pub async fn submit_published(
+        self: &Arc<Self>,
+        messages: Vec<NewMessage>,
+    ) -> Result<Vec<Inserted>, WorkflowError> {
+        if messages.iter().all(|m| matches!(part(m), Part::Plain)) {
+            return Ok(self.submit(messages).await?);
+        }
+        let now = self.now();
+        let mut answers: Vec<Option<Inserted>> = vec![None; messages.len()];
+        let mut plain = Vec::new();
+        let mut triggers = Vec::new();
+        let mut steps: Vec<(String, Vec<(usize, NewMessage)>)> = Vec::new();
+        for (i, m) in messages.into_iter().enumerate() {
+            match part(&m) {
+                Part::Plain => plain.push((i, m)),
+                Part::Trigger => triggers.push((i, m)),
+                Part::Step(run_id) => match steps.iter_mut().find(|(r, _)| *r == run_id) {
+                    Some((_, list)) => list.push((i, m)),
+                    None => steps.push((run_id, vec![(i, m)])),
+                },
+            }
+        }
+        // Every run must exist and be running before anything is stored.
+        if plain.len() < answers.len() {
+            // The child run of `context.invoke` needs its parent resumed
+            // when it ends, which is not built: refuse rather than start
+            // a run whose parent would wait for ever.
+            let invoke = triggers
+                .iter()
+                .any(|(_, m)| tag(&m.message).is_some_and(|t| t.invoke));
+            if invoke {
+                return Err(WorkflowError::NotSupported("context.invoke"));
+            }
+        }
+        let mut runs = HashMap::new();
+        for (run_id, list) in &steps {
+            let user = &list[0].1.message.user_id;
+            let run = self.running(user, run_id).await?;
+            runs.insert(run_id.clone(), run);
+        }
+        for (i, m) in triggers {
+            answers[i] = Some(self.start_run(m, now).await?);
+        }
+        for (run_id, list) in steps {
+            let run = &runs[&run_id];
+            let (index, mut batch): (Vec<usize>, Vec<NewMessage>) = list.into_iter().unzip();
+            for m in &mut batch {
+                if tag(&m.message).is_some_and(WorkflowTag::is_step) {
+                    run.config.apply(&mut m.message.spec);
+                }
+            }
+            let stored = self
+                .store
+                .workflows()
+                .append_to_run(&run.user_id, &run_id, batch, now)
+                .await?;
+            let inserted = match stored {
+                Appended::Stored(inserted) => inserted,
+                Appended::Unknown => return Err(WorkflowError::UnknownRun(run_id)),
+                Appended::Ended(state) => return Err(WorkflowError::Ended(run_id, state.as_str())),
+            };
+            self.count_published(&run.user_id, &inserted);
+            for (i, ins) in index.into_iter().zip(inserted) {
+                answers[i] = Some(ins);
+            }
+        }
+        if !plain.is_empty() {
+            let (index, batch): (Vec<usize>, Vec<NewMessage>) = plain.into_iter().unzip();
+            for (i, ins) in index.into_iter().zip(self.submit(batch).await?) {
+                answers[i] = Some(ins);
+            }
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.expect("every message answered"))
+            .collect())
+    }
+
+    async fn running(&self, user_id: &str, run_id: &str) -> Result<Run, WorkflowError> {
+        match self.store.workflows().get_run(user_id, run_id).await? {
+            None => Err(WorkflowError::UnknownRun(run_id.to_string())),
+            Some(run) if run.state != RunState::Running => {
+                Err(WorkflowError::Ended(run_id.to_string(), run.state.as_str()))
+            }
+            Some(run) => Ok(run),
+        }
+    }
+
+    async fn start_run(&self, m: NewMessage, now: i64) -> Result<Inserted, WorkflowError> {
+        let spec = &m.message.spec;
+        let t = tag(&m.message).expect("a trigger has a workflow tag");
+        let run = Run {
+            user_id: m.message.user_id.clone(),
+            run_id: t.run_id.clone(),
+            url: t.url.clone().unwrap_or_else(|| spec.url.clone()),
+            label: spec.labels.first().cloned(),
+            state: RunState::Running,
+            created_at: now,
+            updated_at: now,
+            initial_body: m.message.body.clone(),
+            config: TriggerConfig::of_trigger(spec, t),
+            result: None,
+            failure: None,
+        };
+        let user = run.user_id.clone();
+        let inserted = self.store.workflows().start_run(run, m, now).await?;
+        self.count_published(&user, std::slice::from_ref(&inserted));
+        Ok(inserted)
+    }
+
+    fn count_published(&self, user: &str, inserted: &[Inserted]) {
+        let new = inserted.iter().filter(|i| matches!(i, Inserted::New(_)));
+        self.stats.add(
+            user,
+            self.now(),
+            crate::stats::Event::Published,
+            new.count() as u64,
+        );
+    }
+
+    /// The run's log for the SDK's lazy fetch; None when there is no such
+    /// run or it has ended (the SDK reads a 404 as "the run is over").
+    pub async fn running_steps(
+        &self,
+        user_id: &str,
+        run_id: &str,
+    ) -> Result<Option<Vec<StepEntry>>, StoreError> {
+        let w = self.store.workflows();
+        match w.get_run(user_id, run_id).await? {
+            Some(run) if run.state == RunState::Running => {
+                Ok(Some(w.run_steps(user_id, run_id).await?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn workflow_run(
+        &self,
+        user_id: &str,
+        run_id: &str,
+    ) -> Result<Option<Run>, StoreError> {
+        self.store.workflows().get_run(user_id, run_id).await
+    }
+
+    pub async fn workflow_steps(
+        &self,
+        user_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<StepEntry>, StoreError> {
+        self.store.workflows().run_steps(user_id, run_id).await
+    }
+
+    pub async fn workflow_runs(
+        &self,
+        user_id: &str,
+        filter: RunFilter,
+        before: Option<(i64, String)>,
+        count: usize,
+    ) -> Result<Vec<Run>, StoreError> {
+        self.store
+            .workflows()
+            .list_runs(user_id, filter, before, count)
+            .await
+    }
+
+    /// Ends a run: finished with `result` (the SDK's last `DELETE`) or
+    /// cancelled, whose live messages are then cancelled. None when there
+    /// is no such run; ending an ended run changes nothing.
+    pub async fn end_run(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        state: RunState,
+        result: Option<Vec<u8>>,
+        failure: Option<String>,
+    ) -> Result<Option<RunState>, StoreError> {
+        let Some(ended) = self
+            .store
+            .workflows()
+            .end_run(user_id, run_id, state, result, failure, self.now())
+            .await?
+        else {
+            return Ok(None);
+        };
+        // A finished run has nothing left to deliver; a cancelled or failed
+        // one may (sleeps, parallel branches): they are dropped.
+        if ended.was == RunState::Running && state != RunState::Success {
+            let request = CancelRequest {
+                message_ids: ended.message_ids,
+                ..Default::default()
+            };
+            self.cancel(user_id, request).await?;
+        }
+        Ok(Some(ended.was))
+    }
+
+    /// The message as the workflow endpoint must receive it: a step
+    /// carries its run's log up to itself as its body (empty once the run
+    /// has ended, which the SDK reads as "stop"); every workflow message
+    /// carries the run id and creation time.
+    pub(crate) async fn workflow_delivery<'m>(&self, m: &'m Message) -> Delivery<'m> {
+        let Some(t) = tag(m).filter(|t| !t.is_call()) else {
+            return Delivery {
+                message: Cow::Borrowed(m),
+                run: None,
+            };
+        };
+        let w = self.store.workflows();
+        let run = match w.get_run(&m.user_id, &t.run_id).await {
+            Ok(run) => run,
+            Err(e) => {
+                tracing::warn!(id = %m.id, error = %e, "cannot read the message's workflow run");
+                None
+            }
+        };
+        let mut sent = m.clone();
+        let h = &mut sent.spec.header;
+        insert(h, "Upstash-Workflow-RunId", &t.run_id);
+        if let Some(run) = &run {
+            insert(h, "Upstash-Workflow-CreatedAt", &run.created_at.to_string());
+            if let Some(label) = &run.label {
+                insert(h, "Upstash-Label", label);
+            }
+        }
+        if t.is_step() && m.spec.callback_of.is_none() {
+            sent.body = match &run {
+                Some(run) if run.state == RunState::Running => {
+                    let steps = w.run_steps(&m.user_id, &t.run_id).await.unwrap_or_default();
+                    if logged(&steps, &m.id) {
+                        steps_json(&steps, Some(&m.id)).to_string().into_bytes()
+                    } else {
+                        Vec::new()
+                    }
+                }
+                _ => Vec::new(),
+            };
+        }
+        Delivery {
+            message: Cow::Owned(sent),
+            run,
+        }
+    }
+
+    /// Adjusts the callbacks of an attempt of a workflow message: a
+    /// `context.call` reports once (on its last attempt), and the failure
+    /// callback of a step names its run and carries the run's payload.
+    pub(crate) fn workflow_callbacks(
+        &self,
+        m: &Message,
+        run: Option<&Run>,
+        kind: &OutcomeKind,
+        callbacks: &mut Vec<NewMessage>,
+    ) {
+        let Some(t) = tag(m) else { return };
+        if t.is_call() && matches!(kind, OutcomeKind::Retry { .. }) {
+            callbacks.retain(|c| {
+                c.message.spec.url.as_str() != m.spec.callback.as_deref().unwrap_or("")
+            });
+        }
+        let Some(run) = run else { return };
+        if !matches!(kind, OutcomeKind::Failed { .. }) || !t.is_step() {
+            return;
+        }
+        for c in callbacks.iter_mut() {
+            if let Some(body) = patch_failure_callback(&c.message.body, run) {
+                c.message.body = body;
+            }
+        }
+    }
+
+    /// A step whose retries ran out fails its run.
+    pub(crate) async fn workflow_outcome(&self, m: &Message, kind: &OutcomeKind) {
+        let Some(t) = tag(m) else { return };
+        let OutcomeKind::Failed { error } = kind else {
+            return;
+        };
+        if !t.is_step() || m.spec.callback_of.is_some() {
+            return;
+        }
+        if let Err(e) = self
+            .end_run(
+                &m.user_id,
+                &t.run_id,
+                RunState::Failed,
+                None,
+                Some(error.clone()),
+            )
+            .await
+        {
+            tracing::warn!(run = %t.run_id, error = %e, "cannot mark the workflow run failed");
+        }
+    }
+}
