@@ -117,8 +117,10 @@ pub struct BatchItem {
     destination: String,
     #[serde(default)]
     headers: Option<std::collections::HashMap<String, String>>,
+    /// A string, or (as `context.call` of the workflow SDK sends it) any
+    /// other JSON value, which is sent as its JSON text.
     #[serde(default)]
-    body: Option<String>,
+    body: Option<Value>,
     #[serde(default)]
     queue: Option<String>,
 }
@@ -169,7 +171,11 @@ pub async fn batch(
         )
         .map_err(|e| at(ApiError::bad(e)))?;
         refuse_cron(&options).map_err(at)?;
-        let body = item.body.unwrap_or_default().into_bytes();
+        let body = match item.body {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::String(s)) => s.into_bytes(),
+            Some(other) => other.to_string().into_bytes(),
+        };
         let group = matches!(parsed.destination, Destination::UrlGroup(_));
         let request = PublishRequest {
             user_id: user.id.clone(),

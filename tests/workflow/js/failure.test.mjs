@@ -1,0 +1,98 @@
+// A failing step: retries (inherited from the trigger) run out, the run fails, its step is in the
+// DLQ, and the failure function runs once with the error and the run's payload. A non-retryable
+// error fails at once. Cancelling a sleeping run drops its next step.
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { WorkflowNonRetryableError } from "@upstash/workflow";
+import { startServer, startApp, runInState, until, sleep, USER } from "./helpers.mjs";
+
+let server, app;
+const calls = { ok: 0, boom: 0, fatal: 0, after: 0, cancelFirst: 0, cancelSecond: 0 };
+const failures = [];
+
+before(async () => {
+  server = await startServer();
+  const failureFunction = async ({ context, failStatus, failResponse }) => {
+    failures.push({ runId: context.workflowRunId, payload: context.requestPayload, failStatus, failResponse });
+    return "handled";
+  };
+  app = await startApp(server, {
+    routes: {
+      "/wf/fail": {
+        fn: async (context) => {
+          await context.run("ok", () => (calls.ok++, "fine"));
+          await context.run("boom", () => {
+            calls.boom++;
+            throw new Error(`boom ${calls.boom}`);
+          });
+          calls.after++;
+        },
+        options: { failureFunction },
+      },
+      "/wf/fatal": {
+        fn: async (context) => {
+          await context.run("fatal", () => {
+            calls.fatal++;
+            throw new WorkflowNonRetryableError("no point retrying");
+          });
+        },
+        options: { failureFunction },
+      },
+      "/wf/cancel": async (context) => {
+        await context.run("first", () => (calls.cancelFirst++, 1));
+        await context.sleep("long", 3);
+        await context.run("second", () => (calls.cancelSecond++, 2));
+      },
+    },
+  });
+});
+
+after(async () => {
+  await app?.close();
+  await server?.stop();
+});
+
+test("a step whose retries run out fails the run, lands in the DLQ and calls the failure function", async () => {
+  const { workflowRunId } = await app.client.trigger({
+    url: app.url("/wf/fail"),
+    body: { order: 7 },
+    retries: 1,
+    retryDelay: "100",
+  });
+  const run = await runInState(app.client, workflowRunId, "RUN_FAILED", 30000);
+  assert.equal(calls.ok, 1);
+  // One attempt and one retry, inherited from the trigger's retries: 1.
+  assert.equal(calls.boom, 2);
+  assert.equal(calls.after, 0);
+  await until(() => failures.find((f) => f.runId === workflowRunId), { what: "failure function" });
+  const failure = failures.find((f) => f.runId === workflowRunId);
+  assert.deepEqual(failure.payload, { order: 7 });
+  assert.equal(failure.failStatus, 500);
+  assert.match(failure.failResponse, /boom 2/);
+  assert.equal(failures.filter((f) => f.runId === workflowRunId).length, 1);
+  assert.ok(run.workflowRunCompletedAt >= run.workflowRunCreatedAt);
+  const dlq = await (await fetch(`${server.baseUrl}/v2/dlq`, { headers: { Authorization: `Bearer ${USER.token}` } })).json();
+  assert.ok(dlq.messages.some((m) => m.url === app.url("/wf/fail")), "the failed step is in the DLQ");
+});
+
+test("a non-retryable error (489) fails the run at once", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/fatal"), body: "x" });
+  await runInState(app.client, workflowRunId, "RUN_FAILED", 20000);
+  assert.equal(calls.fatal, 1);
+  await until(() => failures.find((f) => f.runId === workflowRunId), { what: "failure function" });
+  assert.match(failures.find((f) => f.runId === workflowRunId).failResponse, /no point retrying/);
+});
+
+test("cancelling a sleeping run drops its next step", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/cancel"), body: {} });
+  await until(() => calls.cancelFirst === 1, { what: "first step" });
+  await sleep(300);
+  const answer = await app.client.cancel({ ids: [workflowRunId] });
+  assert.deepEqual(answer, { cancelled: 1 });
+  await runInState(app.client, workflowRunId, "RUN_CANCELED");
+  // Cancelling again changes nothing and still answers.
+  assert.deepEqual(await app.client.cancel({ ids: [workflowRunId] }), { cancelled: 0 });
+  await sleep(4000);
+  assert.equal(calls.cancelSecond, 0, "the step after the sleep never ran");
+  assert.equal(app.hits["/wf/cancel"], 2, "init and the first step's result only");
+});
