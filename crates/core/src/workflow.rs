@@ -288,6 +288,156 @@ impl RunFilter {
     }
 }
 
+/// A run waiting for an event (`context.waitForEvent`): `POST
+/// /v2/wait/{eventId}` stores it, a notify or its deadline resumes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiter {
+    pub user_id: String,
+    pub event_id: String,
+    pub run_id: String,
+    pub url: String,
+    pub deadline: Millis,
+    /// The step headers of the wait request: the resume message's.
+    pub headers: HeaderMap,
+    pub timeout_url: String,
+    pub timeout_headers: HeaderMap,
+    /// The SDK's step document (`stepId`, `stepName`, `stepType`, ...).
+    pub step: Value,
+    pub created_at: Millis,
+}
+
+/// The body of `POST /v2/wait/{eventId}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitRequest {
+    pub url: String,
+    #[serde(default)]
+    pub timeout: Option<Value>,
+    #[serde(default)]
+    pub timeout_url: Option<String>,
+    #[serde(default)]
+    pub timeout_headers: HeaderMap,
+    pub step: Value,
+}
+
+/// How long a waiter waits when the request names no timeout (the SDK's
+/// default).
+pub const DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
+impl WaitRequest {
+    /// The waiter this request stores, or why it is refused.
+    pub fn waiter(
+        self,
+        user_id: &str,
+        event_id: &str,
+        headers: HeaderMap,
+        now: Millis,
+    ) -> Result<Waiter, String> {
+        let timeout = match &self.timeout {
+            None | Some(Value::Null) => DEFAULT_WAIT,
+            Some(Value::Number(n)) => std::time::Duration::from_secs(
+                n.as_u64()
+                    .ok_or("timeout must be a whole number of seconds")?,
+            ),
+            Some(Value::String(s)) => crate::duration::parse_duration(s)
+                .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
+            Some(other) => return Err(format!("invalid timeout {other}")),
+        };
+        let run_id = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("Upstash-Workflow-RunId"))
+            .and_then(|(_, v)| v.first().cloned())
+            .ok_or("the Upstash-Workflow-RunId header is missing")?;
+        crate::destination::validate_url(&self.url).map_err(|e| e.to_string())?;
+        if !self.step.is_object() {
+            return Err("step must be a JSON object".into());
+        }
+        let timeout_url = self.timeout_url.unwrap_or_else(|| self.url.clone());
+        Ok(Waiter {
+            user_id: user_id.to_string(),
+            event_id: event_id.to_string(),
+            run_id,
+            url: self.url,
+            deadline: now.saturating_add(timeout.as_millis() as Millis),
+            headers,
+            timeout_url,
+            timeout_headers: self.timeout_headers,
+            step: self.step,
+            created_at: now,
+        })
+    }
+}
+
+impl Waiter {
+    /// The message that resumes the run: the wait step with the event's
+    /// data as `out` (base64, as the SDK decodes it), or, at the deadline,
+    /// with `waitTimeout: true` to the timeout URL.
+    pub fn resume(
+        &self,
+        event: Option<&[u8]>,
+        config: &TriggerConfig,
+        now: Millis,
+    ) -> Result<crate::message::NewMessage, crate::publish::HeaderError> {
+        let (url, headers) = match event {
+            Some(_) => (&self.url, &self.headers),
+            None => (&self.timeout_url, &self.timeout_headers),
+        };
+        let pairs = headers
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())));
+        let mut spec = crate::publish::PublishOptions::from_headers(pairs, now)?.spec;
+        spec.url = url.clone();
+        if spec.workflow.is_none() {
+            spec.workflow = Some(WorkflowTag {
+                run_id: self.run_id.clone(),
+                ..Default::default()
+            });
+        }
+        config.apply(&mut spec);
+        let mut step = self.step.clone();
+        if let Some(o) = step.as_object_mut() {
+            match event {
+                Some(data) => {
+                    o.insert("out".into(), json!(STANDARD.encode(data)));
+                    o.insert("waitTimeout".into(), json!(false));
+                }
+                None => {
+                    o.remove("out");
+                    o.insert("waitTimeout".into(), json!(true));
+                }
+            }
+            o.insert("waitEventId".into(), json!(self.event_id));
+        }
+        let message = crate::Message {
+            id: crate::ids::message_id(),
+            user_id: self.user_id.clone(),
+            spec,
+            body: step.to_string().into_bytes(),
+            created_at: now,
+            not_before: now,
+            due_at: now,
+            retried: 0,
+            state: crate::MessageState::Pending,
+        };
+        Ok(crate::message::NewMessage {
+            message,
+            dedup_key: None,
+        })
+    }
+
+    /// As `GET /v2/waiters/{eventId}` and a notify's answer show it.
+    pub fn view(&self) -> Value {
+        json!({
+            "url": self.url,
+            "deadline": self.deadline / 1000,
+            "headers": self.headers,
+            "timeoutUrl": self.timeout_url,
+            "timeoutHeaders": self.timeout_headers,
+            "workflowRunId": self.run_id,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +511,37 @@ mod tests {
         };
         plain.apply(&mut step);
         assert_eq!(step.max_retries, 3);
+    }
+
+    #[test]
+    fn a_waiter_resumes_with_the_event_or_times_out() {
+        let body = json!({
+            "url": "http://app/wf", "timeout": "10s", "timeoutUrl": "http://app/wf",
+            "timeoutHeaders": {"Upstash-Workflow-Runid": ["wfr_1"]},
+            "step": {"stepId": 2, "stepName": "w", "stepType": "Wait", "concurrent": 1},
+        });
+        let req: WaitRequest = serde_json::from_value(body).unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("Upstash-Workflow-RunId".into(), vec!["wfr_1".into()]);
+        let w = req.waiter("u", "evt", headers, 1_000).unwrap();
+        assert_eq!((w.deadline, w.run_id.as_str()), (11_000, "wfr_1"));
+        let config = TriggerConfig::default();
+        let m = w
+            .resume(Some(b"{\"ok\":1}"), &config, 2_000)
+            .unwrap()
+            .message;
+        let step: Value = serde_json::from_slice(&m.body).unwrap();
+        assert_eq!(step["out"], STANDARD.encode("{\"ok\":1}"));
+        assert_eq!(step["waitTimeout"], false);
+        assert_eq!(m.spec.workflow.unwrap().run_id, "wfr_1");
+        let t = w.resume(None, &config, 2_000).unwrap().message;
+        let step: Value = serde_json::from_slice(&t.body).unwrap();
+        assert_eq!(step["waitTimeout"], true);
+        assert!(step.get("out").is_none());
+        let bad: WaitRequest =
+            serde_json::from_value(json!({"url": "http://a", "timeout": "soon", "step": {}}))
+                .unwrap();
+        assert!(bad.waiter("u", "e", HeaderMap::new(), 0).is_err());
     }
 
     #[test]

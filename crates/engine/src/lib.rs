@@ -305,9 +305,11 @@ impl Engine {
         // in terms of leadership; a node alone leads from start to end.
         let heartbeats = tokio::spawn(cluster::heartbeats(self.clone()));
         let lead = tokio::spawn(cluster::lead(self.clone()));
+        let waiters = tokio::spawn(workflow::waiter_timer(self.clone()));
         let engine = self.clone();
         Ok(tokio::spawn(async move {
             scheduler::run(engine).await;
+            let _ = waiters.await;
             let _ = lead.await;
             let _ = heartbeats.await;
         }))

@@ -11,7 +11,7 @@ use qstash_core::message::{CancelRequest, Inserted, NewMessage};
 use qstash_core::outcome::OutcomeKind;
 use qstash_core::workflow::{
     logged, patch_failure_callback, steps_json, Run, RunFilter, RunState, StepEntry, TriggerConfig,
-    WorkflowTag,
+    Waiter, WorkflowTag,
 };
 use qstash_core::Message;
 use qstash_store::{Appended, StoreError};
@@ -350,6 +350,64 @@ impl Engine {
             .await
         {
             tracing::warn!(run = %t.run_id, error = %e, "cannot mark the workflow run failed");
+        }
+    }
+    /// Stores a waiter of a running run (`context.waitForEvent`).
+    pub async fn add_waiter(&self, waiter: Waiter) -> Result<(), WorkflowError> {
+        let run_id = waiter.run_id.clone();
+        match self.store.workflows().add_waiter(waiter).await? {
+            Appended::Stored(_) => Ok(()),
+            Appended::Unknown => Err(WorkflowError::UnknownRun(run_id)),
+            Appended::Ended(state) => Err(WorkflowError::Ended(run_id, state.as_str())),
+        }
+    }
+
+    /// Resumes every waiter of `event_id` (of one run, if given) with
+    /// `event`; answers the waiters and the ids of their messages.
+    pub async fn notify(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        run_id: Option<String>,
+        event: Vec<u8>,
+    ) -> Result<Vec<(Waiter, String)>, StoreError> {
+        self.store
+            .workflows()
+            .notify(user_id, event_id, run_id, event, self.now())
+            .await
+    }
+
+    pub async fn waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>, StoreError> {
+        self.store.workflows().list_waiters(user_id, event_id).await
+    }
+}
+
+/// Resumes waiters whose deadline has passed, with `waitTimeout: true`.
+/// Waiters are few and their deadline index answers at once, so a
+/// one-second tick is cheap; a waiter taken is resumed in the same commit,
+/// so a crash repeats or loses nothing, and in a cluster two nodes take
+/// different waiters.
+pub(crate) async fn waiter_timer(engine: Arc<Engine>) {
+    let mut shutdown = engine.shutdown.subscribe();
+    loop {
+        loop {
+            match engine
+                .store
+                .workflows()
+                .expire_waiters(engine.now(), 100)
+                .await
+            {
+                Ok(100) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "expiring workflow waiters failed; will try again");
+                    break;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
         }
     }
 }

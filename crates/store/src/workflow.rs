@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
 use qstash_core::message::{Inserted, NewMessage};
-use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry};
+use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry, Waiter};
 
 use crate::Result;
 
@@ -72,6 +72,57 @@ pub trait Workflows: Send + Sync {
         before: Option<(Millis, String)>,
         count: usize,
     ) -> Result<Vec<Run>>;
+
+    // --- Waiters (`context.waitForEvent`) ---
+
+    /// Stores (or replaces) the run's waiter for its event, if the run is
+    /// running (`Stored(vec![])`).
+    async fn add_waiter(&self, waiter: Waiter) -> Result<Appended>;
+
+    /// Takes every waiter of `event_id` (of `run_id` only, if given) and,
+    /// in the same commit, stores the message resuming each running run
+    /// with `event` and appends it to the run's log. Answers the waiters
+    /// and their messages' ids.
+    async fn notify(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        run_id: Option<String>,
+        event: Vec<u8>,
+        now: Millis,
+    ) -> Result<Vec<(Waiter, String)>>;
+
+    /// Takes up to `limit` waiters whose deadline has passed and resumes
+    /// their runs with a timeout, the same way; answers how many.
+    async fn expire_waiters(&self, now: Millis, limit: usize) -> Result<usize>;
+
+    async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>>;
+}
+
+/// The JSON columns of a waiter row.
+pub(crate) fn encode_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+/// The message resuming `waiter`'s run (`config` is the run's), or None
+/// when its stored headers no longer parse (logged, the waiter dropped).
+pub(crate) fn resume_message(
+    waiter: &Waiter,
+    event: Option<&[u8]>,
+    config: &qstash_core::workflow::TriggerConfig,
+    now: Millis,
+) -> Option<NewMessage> {
+    match waiter.resume(event, config, now) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(run = %waiter.run_id, error = %e, "cannot resume a workflow waiter");
+            None
+        }
+    }
 }
 
 /// The JSON columns of a run row.

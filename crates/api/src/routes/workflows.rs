@@ -6,15 +6,16 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qstash_core::workflow::{steps_json, Run, RunFilter, RunState, StepEntry};
+use qstash_core::workflow::{steps_json, Run, RunFilter, RunState, StepEntry, WaitRequest};
 use serde_json::{json, Map, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
-use crate::routes::publish::read_body;
+use crate::routes::publish::{header_pairs, read_body};
 use crate::{ApiError, AppState};
 
 /// Most runs one page of logs, or one bulk cancel, covers.
@@ -237,15 +238,88 @@ fn run_log(run: &Run, steps: &[StepEntry]) -> Value {
     o
 }
 
+/// `POST /v2/wait/{eventId}` (`context.waitForEvent`): the run waits for
+/// the event until the body's timeout; the request's headers are those of
+/// the step that resumes it.
+pub async fn wait(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(event_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = read_body(body, state.config.max_body_bytes).await?;
+    let request: WaitRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("invalid wait request: {e}")))?;
+    let mut stored = qstash_core::headers::HeaderMap::new();
+    for (k, v) in header_pairs(&headers, &[])? {
+        qstash_core::headers::insert(&mut stored, &k, &v);
+    }
+    let waiter = request
+        .waiter(&user.id, &event_id, stored, state.engine.now())
+        .map_err(ApiError::BadRequest)?;
+    state
+        .engine
+        .policy()
+        .check_url(&waiter.url)
+        .map_err(ApiError::bad)?;
+    state
+        .engine
+        .policy()
+        .check_url(&waiter.timeout_url)
+        .map_err(ApiError::bad)?;
+    state.engine.add_waiter(waiter).await?;
+    Ok(Json(json!({})))
+}
+
+/// `POST /v2/notify/{eventId}` and `/v2/notify/{runId}/{eventId}`: resumes
+/// the event's waiters with the body as the event data; answers one entry
+/// per waiter resumed.
+pub async fn notify(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(rest): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let (run_id, event_id) = match rest.split_once('/') {
+        Some((run, event)) => (Some(run.to_string()), event.to_string()),
+        None => (None, rest),
+    };
+    if event_id.is_empty() || event_id.contains('/') {
+        return Err(ApiError::BadRequest(format!(
+            "notify takes /v2/notify/{{eventId}} or /v2/notify/{{workflowRunId}}/{{eventId}}, got event {event_id:?}"
+        )));
+    }
+    let event = read_body(body, state.config.max_body_bytes).await?;
+    let resumed = state
+        .engine
+        .notify(&user.id, &event_id, run_id, event)
+        .await?;
+    Ok(Json(Value::Array(
+        resumed
+            .into_iter()
+            .map(|(w, id)| json!({ "waiter": w.view(), "messageId": id }))
+            .collect(),
+    )))
+}
+
+/// `GET /v2/waiters/{eventId}`.
+pub async fn waiters(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(event_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let waiters = state.engine.waiters(&user.id, &event_id).await?;
+    Ok(Json(Value::Array(
+        waiters.iter().map(|w| w.view()).collect(),
+    )))
+}
+
 /// Workflow features of the SDK this server does not have: a clear 501
 /// naming the feature (README.md, "Upstash Workflow", lists them).
 pub async fn not_supported(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    let feature = if path.starts_with("/v2/wait") || path.starts_with("/v2/notify") {
-        "waitForEvent / notify"
-    } else if path.starts_with("/v2/waiters") {
-        "waiters (getWaiters)"
-    } else if path.starts_with("/v2/workflows/hooks") {
+    let feature = if path.starts_with("/v2/workflows/hooks") {
         "workflow webhooks (createWebhook / waitForWebhook)"
     } else if path.starts_with("/v2/workflows/dlq") {
         "the workflow DLQ actions (resume, restart, callback); the run's failed step is in /v2/dlq"

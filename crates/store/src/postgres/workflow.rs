@@ -6,11 +6,15 @@ use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;
 use qstash_core::message::{Inserted, NewMessage};
-use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry};
+use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry, Waiter};
 use tokio_postgres::Row;
 
+use super::batch::Noted;
 use super::{messages, sql, PgStore};
-use crate::workflow::{call_type, decode_config, decode_state, encode_config, Appended, Ended};
+use crate::workflow::{
+    call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
+    resume_message, Appended, Ended,
+};
 use crate::{Result, Workflows};
 
 pub const SCHEMA: &str = r#"
@@ -41,6 +45,21 @@ CREATE TABLE IF NOT EXISTS workflow_steps (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (user_id, run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS workflow_waiters (
+    user_id         TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    url             TEXT NOT NULL,
+    deadline        BIGINT NOT NULL,
+    headers         TEXT NOT NULL,
+    timeout_url     TEXT NOT NULL,
+    timeout_headers TEXT NOT NULL,
+    step            TEXT NOT NULL,
+    created_at      BIGINT NOT NULL,
+    PRIMARY KEY (user_id, event_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS workflow_waiters_deadline ON workflow_waiters(deadline);
+CREATE INDEX IF NOT EXISTS workflow_waiters_run ON workflow_waiters(user_id, run_id);
 "#;
 
 const RUN_COLUMNS: &str = "user_id, run_id, url, label, state, created_at, updated_at, initial_body, config, result, failure";
@@ -90,6 +109,68 @@ async fn log<C: GenericClient>(
     )
     .await?;
     Ok(next)
+}
+
+const WAITER_COLUMNS: &str = "user_id, event_id, run_id, url, deadline, headers, timeout_url, timeout_headers, step, created_at";
+
+fn waiter_of(r: &Row) -> Result<Waiter> {
+    Ok(Waiter {
+        user_id: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        run_id: r.try_get(2)?,
+        url: r.try_get(3)?,
+        deadline: r.try_get(4)?,
+        headers: decode_json(r.try_get(5)?)?,
+        timeout_url: r.try_get(6)?,
+        timeout_headers: decode_json(r.try_get(7)?)?,
+        step: decode_json(r.try_get(8)?)?,
+        created_at: r.try_get(9)?,
+    })
+}
+
+/// Resumes the running runs of taken waiters, each message stored and
+/// logged in this transaction (the run row locked for its sequence).
+async fn resume(
+    tx: &deadpool_postgres::Transaction<'_>,
+    noted: &mut Noted,
+    node: &str,
+    waiters: Vec<Waiter>,
+    event: Option<&[u8]>,
+    now: Millis,
+) -> Result<Vec<(Waiter, String)>> {
+    let mut out = Vec::new();
+    for w in waiters {
+        let run = sql::query_opt(
+            tx,
+            "SELECT state, config, next_seq FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
+            &[&w.user_id, &w.run_id],
+        )
+        .await?;
+        let Some(run) = run else { continue };
+        if decode_state(run.try_get(0)?)? != RunState::Running {
+            continue;
+        }
+        let config = decode_config(run.try_get(1)?)?;
+        let Some(message) = resume_message(&w, event, &config, now) else {
+            continue;
+        };
+        let batch = [message];
+        let items = [(&batch[0], now)];
+        let inserted =
+            messages::insert(tx, &items, node, &mut noted.events, &mut noted.arrivals).await?;
+        log(
+            tx,
+            &w.user_id,
+            &w.run_id,
+            run.try_get(2)?,
+            &batch,
+            &inserted,
+            now,
+        )
+        .await?;
+        out.push((w, batch[0].message.id.clone()));
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -212,6 +293,12 @@ impl Workflows for PgStore {
                         &[&user_id, &run_id, &state.as_str(), &result, &failure, &now],
                     )
                     .await?;
+                    sql::execute(
+                        tx,
+                        "DELETE FROM workflow_waiters WHERE user_id = $1 AND run_id = $2",
+                        &[&user_id, &run_id],
+                    )
+                    .await?;
                 }
                 let ids = sql::query(
                     tx,
@@ -251,5 +338,89 @@ impl Workflows for PgStore {
             }
         }
         Ok(out)
+    }
+
+    async fn add_waiter(&self, w: Waiter) -> Result<Appended> {
+        let (headers, timeout_headers, step) = (
+            encode_json(&w.headers)?,
+            encode_json(&w.timeout_headers)?,
+            encode_json(&w.step)?,
+        );
+        self.writes
+            .run(async |tx, _noted| {
+                let found = sql::query_opt(
+                    tx,
+                    "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
+                    &[&w.user_id, &w.run_id],
+                )
+                .await?;
+                let Some(row) = found else { return Ok(Appended::Unknown) };
+                let state = decode_state(row.try_get(0)?)?;
+                if state != RunState::Running {
+                    return Ok(Appended::Ended(state));
+                }
+                let sql_text = format!(
+                    "INSERT INTO workflow_waiters ({WAITER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                     ON CONFLICT (user_id, event_id, run_id) DO UPDATE SET url = $4, deadline = $5, headers = $6,
+                     timeout_url = $7, timeout_headers = $8, step = $9, created_at = $10"
+                );
+                sql::execute(
+                    tx,
+                    &sql_text,
+                    &[&w.user_id, &w.event_id, &w.run_id, &w.url, &w.deadline, &headers, &w.timeout_url, &timeout_headers, &step, &w.created_at],
+                )
+                .await?;
+                Ok(Appended::Stored(Vec::new()))
+            })
+            .await
+    }
+
+    async fn notify(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        run_id: Option<String>,
+        event: Vec<u8>,
+        now: Millis,
+    ) -> Result<Vec<(Waiter, String)>> {
+        self.writes
+            .run(async |tx, noted| {
+                let sql_text = format!(
+                    "DELETE FROM workflow_waiters WHERE user_id = $1 AND event_id = $2 AND ($3::text IS NULL OR run_id = $3)
+                     RETURNING {WAITER_COLUMNS}"
+                );
+                let rows = sql::query(tx, &sql_text, &[&user_id, &event_id, &run_id]).await?;
+                let mut waiters = rows.iter().map(waiter_of).collect::<Result<Vec<_>>>()?;
+                waiters.sort_by_key(|w| w.created_at);
+                resume(tx, noted, self.node(), waiters, Some(&event), now).await
+            })
+            .await
+    }
+
+    async fn expire_waiters(&self, now: Millis, limit: usize) -> Result<usize> {
+        self.writes
+            .run(async |tx, noted| {
+                // SKIP LOCKED: nodes expiring at once take different waiters.
+                let sql_text = format!(
+                    "DELETE FROM workflow_waiters WHERE (user_id, event_id, run_id) IN (
+                         SELECT user_id, event_id, run_id FROM workflow_waiters WHERE deadline <= $1
+                         ORDER BY deadline LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     RETURNING {WAITER_COLUMNS}"
+                );
+                let rows = sql::query(tx, &sql_text, &[&now, &(limit as i64)]).await?;
+                let waiters = rows.iter().map(waiter_of).collect::<Result<Vec<_>>>()?;
+                let n = waiters.len();
+                resume(tx, noted, self.node(), waiters, None, now).await?;
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>> {
+        let sql_text = format!(
+            "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND event_id = $2 ORDER BY created_at"
+        );
+        let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &event_id]).await?;
+        rows.iter().map(waiter_of).collect()
     }
 }

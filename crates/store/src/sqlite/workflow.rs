@@ -3,11 +3,14 @@
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
 use qstash_core::message::{Inserted, NewMessage};
-use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry};
+use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry, Waiter};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{messages, SqliteStore, Tx};
-use crate::workflow::{call_type, decode_config, decode_state, encode_config, Appended, Ended};
+use crate::workflow::{
+    call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
+    resume_message, Appended, Ended,
+};
 use crate::{Result, Workflows};
 
 pub const SCHEMA: &str = r#"
@@ -40,6 +43,21 @@ CREATE TABLE IF NOT EXISTS workflow_steps (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (user_id, run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS workflow_waiters (
+    user_id         TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    run_id          TEXT NOT NULL,
+    url             TEXT NOT NULL,
+    deadline        INTEGER NOT NULL,
+    headers         TEXT NOT NULL,
+    timeout_url     TEXT NOT NULL,
+    timeout_headers TEXT NOT NULL,
+    step            TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (user_id, event_id, run_id)
+);
+CREATE INDEX IF NOT EXISTS workflow_waiters_deadline ON workflow_waiters(deadline);
+CREATE INDEX IF NOT EXISTS workflow_waiters_run ON workflow_waiters(user_id, run_id);
 "#;
 
 const RUN_COLUMNS: &str = "user_id, run_id, url, label, state, created_at, updated_at, initial_body, config, result, failure";
@@ -188,6 +206,8 @@ fn end(
             "UPDATE workflow_runs SET state = ?3, result = ?4, failure = ?5, updated_at = ?6 WHERE user_id = ?1 AND run_id = ?2",
         )?
         .execute(params![user_id, run_id, state.as_str(), result, failure, now])?;
+        conn.prepare_cached("DELETE FROM workflow_waiters WHERE user_id = ?1 AND run_id = ?2")?
+            .execute(params![user_id, run_id])?;
     }
     let message_ids = conn
         .prepare_cached(
@@ -196,6 +216,114 @@ fn end(
         .query_map(params![user_id, run_id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(Some(Ended { was, message_ids }))
+}
+
+const WAITER_COLUMNS: &str = "user_id, event_id, run_id, url, deadline, headers, timeout_url, timeout_headers, step, created_at";
+
+type WaiterRow = (Waiter, String, String, String);
+
+fn waiter_of(r: &Row) -> rusqlite::Result<WaiterRow> {
+    Ok((
+        Waiter {
+            user_id: r.get(0)?,
+            event_id: r.get(1)?,
+            run_id: r.get(2)?,
+            url: r.get(3)?,
+            deadline: r.get(4)?,
+            headers: Default::default(),
+            timeout_url: r.get(6)?,
+            timeout_headers: Default::default(),
+            step: serde_json::Value::Null,
+            created_at: r.get(9)?,
+        },
+        r.get(5)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn finish_waiter((mut w, headers, timeout_headers, step): WaiterRow) -> Result<Waiter> {
+    w.headers = decode_json(&headers)?;
+    w.timeout_headers = decode_json(&timeout_headers)?;
+    w.step = decode_json(&step)?;
+    Ok(w)
+}
+
+fn add_waiter(conn: &Tx, w: &Waiter) -> Result<Appended> {
+    let found: Option<String> = conn
+        .prepare_cached("SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2")?
+        .query_row(params![w.user_id, w.run_id], |r| r.get(0))
+        .optional()?;
+    let Some(state) = found else {
+        return Ok(Appended::Unknown);
+    };
+    let state = decode_state(&state)?;
+    if state != RunState::Running {
+        return Ok(Appended::Ended(state));
+    }
+    let sql = format!("INSERT OR REPLACE INTO workflow_waiters ({WAITER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
+    conn.prepare_cached(&sql)?.execute(params![
+        w.user_id,
+        w.event_id,
+        w.run_id,
+        w.url,
+        w.deadline,
+        encode_json(&w.headers)?,
+        w.timeout_url,
+        encode_json(&w.timeout_headers)?,
+        encode_json(&w.step)?,
+        w.created_at
+    ])?;
+    Ok(Appended::Stored(Vec::new()))
+}
+
+/// Deletes the waiters and resumes their running runs, each message
+/// stored and logged in this transaction.
+fn resume(
+    conn: &Tx,
+    waiters: Vec<Waiter>,
+    event: Option<&[u8]>,
+    now: Millis,
+) -> Result<Vec<(Waiter, String)>> {
+    let mut out = Vec::new();
+    for w in waiters {
+        conn.prepare_cached(
+            "DELETE FROM workflow_waiters WHERE user_id = ?1 AND event_id = ?2 AND run_id = ?3",
+        )?
+        .execute(params![w.user_id, w.event_id, w.run_id])?;
+        let run: Option<(String, String, i64)> = conn
+            .prepare_cached("SELECT state, config, next_seq FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2")?
+            .query_row(params![w.user_id, w.run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((state, config, seq)) = run else {
+            continue;
+        };
+        if decode_state(&state)? != RunState::Running {
+            continue;
+        }
+        let Some(message) = resume_message(&w, event, &decode_config(&config)?, now) else {
+            continue;
+        };
+        let batch = [message];
+        let encoded = crate::rows::encode(&batch)?;
+        let inserted = messages::insert_encoded(conn, &batch, &encoded, now)?;
+        let next = log(conn, &w.user_id, &w.run_id, seq, &batch, &inserted, now)?;
+        set_next(conn, &w.user_id, &w.run_id, next)?;
+        out.push((w, batch[0].message.id.clone()));
+    }
+    Ok(out)
+}
+
+fn take_waiters(
+    conn: &Connection,
+    sql: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<Waiter>> {
+    let rows = conn
+        .prepare_cached(sql)?
+        .query_map(args, waiter_of)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(finish_waiter).collect()
 }
 
 #[async_trait]
@@ -320,6 +448,53 @@ impl Workflows for SqliteStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn add_waiter(&self, waiter: Waiter) -> Result<Appended> {
+        self.writer
+            .write(move |conn| add_waiter(conn, &waiter))
+            .await
+    }
+
+    async fn notify(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        run_id: Option<String>,
+        event: Vec<u8>,
+        now: Millis,
+    ) -> Result<Vec<(Waiter, String)>> {
+        let (user_id, event_id) = (user_id.to_string(), event_id.to_string());
+        self.writer
+            .write(move |conn| {
+                let sql = format!(
+                    "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND event_id = ?2 AND (?3 IS NULL OR run_id = ?3) ORDER BY created_at"
+                );
+                let waiters = take_waiters(conn, &sql, &[&user_id, &event_id, &run_id])?;
+                resume(conn, waiters, Some(&event), now)
+            })
+            .await
+    }
+
+    async fn expire_waiters(&self, now: Millis, limit: usize) -> Result<usize> {
+        self.writer
+            .write(move |conn| {
+                let sql = format!("SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE deadline <= ?1 ORDER BY deadline LIMIT ?2");
+                let waiters = take_waiters(conn, &sql, &[&now, &(limit as i64)])?;
+                let n = waiters.len();
+                resume(conn, waiters, None, now)?;
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>> {
+        let (user_id, event_id) = (user_id.to_string(), event_id.to_string());
+        self.read(move |conn| {
+            let sql = format!("SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND event_id = ?2 ORDER BY created_at");
+            take_waiters(conn, &sql, &[&user_id, &event_id])
         })
         .await
     }

@@ -1,0 +1,75 @@
+// waitForEvent / notify: a waiter resumed by client.notify gets the event data; one whose
+// timeout passes resumes with timeout: true; getWaiters lists them; a waiter survives a restart.
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { startServer, startApp, runInState, until, sleep } from "./helpers.mjs";
+
+let server, app;
+const results = {};
+const calls = { waitedSteps: 0 };
+
+before(async () => {
+  server = await startServer();
+  app = await startApp(server, {
+    routes: {
+      "/wf/wait": async (context) => {
+        const { orderId } = context.requestPayload;
+        const res = await context.waitForEvent("approval", `approve-${orderId}`, { timeout: "30s" });
+        await context.run("after", () => {
+          calls.waitedSteps++;
+          results[orderId] = res;
+        });
+      },
+      "/wf/timeout": async (context) => {
+        const res = await context.waitForEvent("never", "nobody-sends-this", { timeout: 2 });
+        await context.run("after", () => {
+          results.timeout = res;
+        });
+      },
+    },
+  });
+});
+
+after(async () => {
+  await app?.close();
+  await server?.stop();
+});
+
+test("a waiter is resumed by notify with the event data", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/wait"), body: { orderId: "o1" } });
+  const waiters = await until(async () => {
+    const w = await app.client.getWaiters({ eventId: "approve-o1" });
+    return w.length === 1 && w;
+  }, { what: "waiter registered" });
+  assert.equal(waiters[0].url, app.url("/wf/wait"));
+  const answer = await app.client.notify({ eventId: "approve-o1", eventData: { approved: true, by: "ann" } });
+  assert.equal(answer.length, 1);
+  assert.match(answer[0].messageId, /^msg_/);
+  await runInState(app.client, workflowRunId, "RUN_SUCCESS");
+  assert.deepEqual(results.o1, { eventData: { approved: true, by: "ann" }, timeout: false });
+  assert.deepEqual(await app.client.getWaiters({ eventId: "approve-o1" }), []);
+  // Nobody waits any more: a second notify resumes nothing.
+  assert.deepEqual(await app.client.notify({ eventId: "approve-o1", eventData: "again" }), []);
+  assert.equal(calls.waitedSteps, 1);
+});
+
+test("a waiter whose timeout passes resumes with timeout: true", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/timeout"), body: {} });
+  await runInState(app.client, workflowRunId, "RUN_SUCCESS", 20000);
+  assert.deepEqual(results.timeout, { eventData: undefined, timeout: true });
+});
+
+test("a waiter survives a restart of the server", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/wait"), body: { orderId: "o2" } });
+  await until(async () => (await app.client.getWaiters({ eventId: "approve-o2" })).length === 1, {
+    what: "waiter registered",
+  });
+  await server.kill9();
+  await server.restart();
+  assert.equal((await app.client.getWaiters({ eventId: "approve-o2" })).length, 1);
+  const answer = await app.client.notify({ eventId: "approve-o2", eventData: "yes", workflowRunId });
+  assert.equal(answer.length, 1);
+  await runInState(app.client, workflowRunId, "RUN_SUCCESS");
+  assert.deepEqual(results.o2, { eventData: "yes", timeout: false });
+  await sleep(10);
+});
