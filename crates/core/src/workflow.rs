@@ -138,6 +138,10 @@ pub struct TriggerConfig {
     /// Forwarded headers of the trigger.
     #[serde(skip_serializing_if = "HeaderMap::is_empty")]
     pub header: HeaderMap,
+    /// Set on a child run of `context.invoke`: the run to resume when
+    /// this one ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invoker: Option<Invoker>,
 }
 
 impl TriggerConfig {
@@ -151,6 +155,7 @@ impl TriggerConfig {
             failure_callback: spec.failure_callback.clone(),
             failure_callback_header: spec.failure_callback_header.clone(),
             header: spec.header.clone(),
+            invoker: None,
         }
     }
 
@@ -285,6 +290,88 @@ impl RunFilter {
             && self.state.is_none_or(|s| run.state == s)
             && self.from_date.is_none_or(|d| run.created_at >= d)
             && self.to_date.is_none_or(|d| run.created_at <= d)
+    }
+}
+
+/// The body of an `Upstash-Workflow-Invoke: true` trigger: the child's
+/// payload and what resumes the invoking run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvokeRequest {
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(flatten)]
+    pub invoker: Invoker,
+}
+
+/// The invoking run of a child run, and its invoke step.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invoker {
+    pub workflow_run_id: String,
+    pub workflow_url: String,
+    #[serde(default)]
+    pub headers: HeaderMap,
+    #[serde(default)]
+    pub step: Value,
+}
+
+impl InvokeRequest {
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let r: Self = serde_json::from_slice(body)
+            .map_err(|e| format!("invalid context.invoke body: {e}"))?;
+        if r.invoker.workflow_run_id.is_empty() || !r.invoker.step.is_object() {
+            return Err("invalid context.invoke body: workflowRunId and step are required".into());
+        }
+        Ok(r)
+    }
+}
+
+impl Invoker {
+    /// The step that resumes the invoking run with the child's outcome:
+    /// `out` is `{body, isFailed, isCanceled}` as the SDK parses it.
+    pub fn resume(
+        &self,
+        user_id: &str,
+        state: RunState,
+        body: Option<&[u8]>,
+        now: Millis,
+    ) -> Result<crate::message::NewMessage, crate::publish::HeaderError> {
+        let pairs = self
+            .headers
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.as_str(), v.as_str())));
+        let mut spec = crate::publish::PublishOptions::from_headers(pairs, now)?.spec;
+        spec.url = self.workflow_url.clone();
+        let tag = spec.workflow.get_or_insert_with(Default::default);
+        tag.run_id = self.workflow_run_id.clone();
+        tag.init = false;
+        tag.call_type = None;
+        tag.invoke = false;
+        let out = json!({
+            "body": body.map(|b| String::from_utf8_lossy(b).into_owned()),
+            "isFailed": state == RunState::Failed,
+            "isCanceled": state == RunState::Canceled,
+        });
+        let mut step = self.step.clone();
+        if let Some(o) = step.as_object_mut() {
+            o.insert("out".into(), json!(out.to_string()));
+        }
+        let message = crate::Message {
+            id: crate::ids::message_id(),
+            user_id: user_id.to_string(),
+            spec,
+            body: step.to_string().into_bytes(),
+            created_at: now,
+            not_before: now,
+            due_at: now,
+            retried: 0,
+            state: crate::MessageState::Pending,
+        };
+        Ok(crate::message::NewMessage {
+            message,
+            dedup_key: None,
+        })
     }
 }
 
@@ -542,6 +629,33 @@ mod tests {
             serde_json::from_value(json!({"url": "http://a", "timeout": "soon", "step": {}}))
                 .unwrap();
         assert!(bad.waiter("u", "e", HeaderMap::new(), 0).is_err());
+    }
+
+    #[test]
+    fn an_invoked_run_resumes_its_invoker() {
+        let body = json!({
+            "body": "{\"x\":1}", "workflowRunId": "wfr_parent", "workflowUrl": "http://app/parent",
+            "workflowRunCreatedAt": 5,
+            "headers": {"Upstash-Workflow-Runid": ["wfr_parent"], "Authorization": ["Bearer t"]},
+            "step": {"stepId": 3, "stepName": "child", "stepType": "Invoke", "concurrent": 1},
+        });
+        let req = InvokeRequest::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(req.body.as_deref(), Some("{\"x\":1}"));
+        let m = req
+            .invoker
+            .resume("u", RunState::Success, Some(b"\"done\""), 9)
+            .unwrap()
+            .message;
+        assert_eq!(m.spec.url, "http://app/parent");
+        assert_eq!(m.spec.workflow.as_ref().unwrap().run_id, "wfr_parent");
+        assert!(!m.spec.header.contains_key("Authorization"));
+        let step: Value = serde_json::from_slice(&m.body).unwrap();
+        let out: Value = serde_json::from_str(step["out"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            out,
+            json!({"body": "\"done\"", "isFailed": false, "isCanceled": false})
+        );
+        assert!(InvokeRequest::parse(b"{}").is_err());
     }
 
     #[test]

@@ -10,8 +10,8 @@ use qstash_core::headers::insert;
 use qstash_core::message::{CancelRequest, Inserted, NewMessage};
 use qstash_core::outcome::OutcomeKind;
 use qstash_core::workflow::{
-    logged, patch_failure_callback, steps_json, Run, RunFilter, RunState, StepEntry, TriggerConfig,
-    Waiter, WorkflowTag,
+    logged, patch_failure_callback, steps_json, InvokeRequest, Invoker, Run, RunFilter, RunState,
+    StepEntry, TriggerConfig, Waiter, WorkflowTag,
 };
 use qstash_core::Message;
 use qstash_store::{Appended, StoreError};
@@ -25,8 +25,8 @@ pub enum WorkflowError {
     /// A step of a run that has ended: the SDK stops quietly on this 400.
     #[error("workflow run {0} is not running: it is {1}")]
     Ended(String, &'static str),
-    #[error("{0} is not supported by this server yet (see README.md, Upstash Workflow)")]
-    NotSupported(&'static str),
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -83,17 +83,6 @@ impl Engine {
             }
         }
         // Every run must exist and be running before anything is stored.
-        if plain.len() < answers.len() {
-            // The child run of `context.invoke` needs its parent resumed
-            // when it ends, which is not built: refuse rather than start
-            // a run whose parent would wait for ever.
-            let invoke = triggers
-                .iter()
-                .any(|(_, m)| tag(&m.message).is_some_and(|t| t.invoke));
-            if invoke {
-                return Err(WorkflowError::NotSupported("context.invoke"));
-            }
-        }
         let mut runs = HashMap::new();
         for (run_id, list) in &steps {
             let user = &list[0].1.message.user_id;
@@ -148,7 +137,15 @@ impl Engine {
         }
     }
 
-    async fn start_run(&self, m: NewMessage, now: i64) -> Result<Inserted, WorkflowError> {
+    async fn start_run(&self, mut m: NewMessage, now: i64) -> Result<Inserted, WorkflowError> {
+        // A child run of `context.invoke`: its payload is the request's
+        // `body`; the rest says which run to resume when it ends.
+        let mut invoker = None;
+        if tag(&m.message).is_some_and(|t| t.invoke) {
+            let request = InvokeRequest::parse(&m.message.body).map_err(WorkflowError::Invalid)?;
+            m.message.body = request.body.unwrap_or_default().into_bytes();
+            invoker = Some(request.invoker);
+        }
         let spec = &m.message.spec;
         let t = tag(&m.message).expect("a trigger has a workflow tag");
         let run = Run {
@@ -160,7 +157,10 @@ impl Engine {
             created_at: now,
             updated_at: now,
             initial_body: m.message.body.clone(),
-            config: TriggerConfig::of_trigger(spec, t),
+            config: TriggerConfig {
+                invoker,
+                ..TriggerConfig::of_trigger(spec, t)
+            },
             result: None,
             failure: None,
         };
@@ -236,6 +236,13 @@ impl Engine {
         result: Option<Vec<u8>>,
         failure: Option<String>,
     ) -> Result<Option<RunState>, StoreError> {
+        let invoker = match self.store.workflows().get_run(user_id, run_id).await? {
+            Some(run) => run.config.invoker,
+            None => return Ok(None),
+        };
+        let outcome = result
+            .clone()
+            .or_else(|| failure.clone().map(String::into_bytes));
         let Some(ended) = self
             .store
             .workflows()
@@ -244,6 +251,10 @@ impl Engine {
         else {
             return Ok(None);
         };
+        if let (RunState::Running, Some(invoker)) = (ended.was, invoker) {
+            self.resume_invoker(user_id, &invoker, state, outcome.as_deref())
+                .await;
+        }
         // A finished run has nothing left to deliver; a cancelled or failed
         // one may (sleeps, parallel branches): they are dropped.
         if ended.was == RunState::Running && state != RunState::Success {
@@ -352,6 +363,40 @@ impl Engine {
             tracing::warn!(run = %t.run_id, error = %e, "cannot mark the workflow run failed");
         }
     }
+    /// A child run of `context.invoke` ended: its invoking run resumes with
+    /// `{body, isFailed, isCanceled}` (nothing if that run has ended too).
+    async fn resume_invoker(
+        &self,
+        user_id: &str,
+        invoker: &Invoker,
+        state: RunState,
+        body: Option<&[u8]>,
+    ) {
+        let parent = &invoker.workflow_run_id;
+        let message = match invoker.resume(user_id, state, body, self.now()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(run = %parent, error = %e, "cannot resume the invoking run");
+                return;
+            }
+        };
+        let result = async {
+            let run = self.running(user_id, parent).await?;
+            let mut message = message;
+            run.config.apply(&mut message.message.spec);
+            let stored = self
+                .store
+                .workflows()
+                .append_to_run(user_id, parent, vec![message], self.now())
+                .await?;
+            Ok::<_, WorkflowError>(stored)
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::info!(run = %parent, error = %e, "the invoking run was not resumed");
+        }
+    }
+
     /// Stores a waiter of a running run (`context.waitForEvent`).
     pub async fn add_waiter(&self, waiter: Waiter) -> Result<(), WorkflowError> {
         let run_id = waiter.run_id.clone();

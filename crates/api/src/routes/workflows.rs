@@ -26,7 +26,7 @@ impl From<qstash_engine::WorkflowError> for ApiError {
         use qstash_engine::WorkflowError as E;
         match e {
             E::UnknownRun(_) | E::Ended(..) => Self::BadRequest(e.to_string()),
-            E::NotSupported(_) => Self::NotImplemented(e.to_string()),
+            E::Invalid(_) => Self::BadRequest(e.to_string()),
             E::Store(e) => e.into(),
         }
     }
