@@ -6,9 +6,11 @@
 #   tests/workflow/run.sh setup           # only install the pinned SDKs
 #   QSTASH_TEST_BACKEND=postgres tests/workflow/run.sh   # servers on PostgreSQL
 #
-# Installs the pinned SDKs on first use (js/node_modules via `npm ci`). Only 127.0.0.1 is used.
+# Installs the pinned SDKs on first use (js/node_modules via `npm ci`, python/.venv from
+# python/requirements.txt). Needs Node 20 and Python >= 3.9. Only 127.0.0.1 is used.
 set -uo pipefail
 
+PYTHON="${PYTHON:-python3}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "$HERE/../.." && pwd)"
 export QSTASH_BIN="${QSTASH_BIN:-$REPO_ROOT/target/debug/qstash}"
@@ -29,8 +31,21 @@ setup_js() {
   fi
 }
 
+setup_python() {
+  local venv="$HERE/python/.venv" req="$HERE/python/requirements.txt"
+  local stamp="$venv/.requirements.sha256" want
+  want="$(sha256sum "$req" | cut -d' ' -f1)"
+  if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "workflow/run.sh: installing Python deps into $venv" >&2
+    rm -rf "$venv"
+    "$PYTHON" -m venv "$venv" || return 1
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req" || return 1
+    echo "$want" > "$stamp"
+  fi
+}
+
 if [ "$WHICH" = setup ]; then
-  setup_js
+  setup_js && setup_python
   exit $?
 fi
 
@@ -42,5 +57,13 @@ else
   echo "workflow/run.sh: JS setup failed" >&2
   js_rc=1
 fi
-echo "workflow/run.sh: js rc=$js_rc" >&2
-[ "$js_rc" -eq 0 ]
+py_rc=0
+if setup_python; then
+  echo "== Upstash Workflow Python suite (upstash-workflow)" >&2
+  (cd "$HERE/python" && .venv/bin/python -m pytest -q) || py_rc=$?
+else
+  echo "workflow/run.sh: Python setup failed" >&2
+  py_rc=1
+fi
+echo "workflow/run.sh: js rc=$js_rc python rc=$py_rc" >&2
+[ "$js_rc" -eq 0 ] && [ "$py_rc" -eq 0 ]

@@ -90,6 +90,7 @@ impl PublishOptions {
         let mut fc_value = None;
         let mut content_dedup = false;
         let mut workflow = crate::workflow::WorkflowTag::default();
+        let mut hop_by_hop = None;
         for (name, value) in headers {
             if has_control_breaks(name) || has_control_breaks(value) {
                 return Err(bad(
@@ -113,6 +114,13 @@ impl PublishOptions {
                 ));
             }
             if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
+                // The workflow SDKs forward the headers of the request
+                // they received, connection headers included: on a
+                // workflow message those are dropped, not refused.
+                if is_valid_name(fwd) && is_hop_by_hop(fwd) {
+                    hop_by_hop.get_or_insert(check_forwarded(name, fwd).unwrap_err());
+                    continue;
+                }
                 check_forwarded(name, fwd)?;
                 insert(&mut o.spec.header, fwd, value);
                 continue;
@@ -170,6 +178,8 @@ impl PublishOptions {
         }
         if !workflow.run_id.is_empty() {
             o.spec.workflow = Some(workflow);
+        } else if let Some(e) = hop_by_hop {
+            return Err(e);
         }
         if o.dedup.is_none() && content_dedup {
             o.dedup = Some(Dedup::Content);
