@@ -406,6 +406,19 @@ mod tests {
     }
 
     #[test]
+    fn a_workflow_message_drops_forwarded_connection_headers() {
+        let o = parse(&[
+            ("Upstash-Forward-Content-Length", "12"),
+            ("Upstash-Forward-X-User", "u"),
+            ("Upstash-Workflow-RunId", "wfr_1"),
+        ])
+        .unwrap();
+        assert!(!o.spec.header.contains_key("Content-Length"));
+        assert_eq!(o.spec.header["X-User"], vec!["u".to_string()]);
+        assert_eq!(o.spec.workflow.unwrap().run_id, "wfr_1");
+    }
+
+    #[test]
     fn hop_by_hop_and_broken_headers_are_refused() {
         for name in [
             "Upstash-Forward-Host",
