@@ -73,3 +73,17 @@ test("a repeated run id is deduplicated", async () => {
   await new Promise((r) => setTimeout(r, 500));
   assert.equal(calls.a, before, "a deduplicated trigger runs nothing");
 });
+
+test("workflow features this server does not have answer 501 with the feature named", async () => {
+  const auth = { Authorization: `Bearer ${USER.token}` };
+  for (const [method, path, feature] of [
+    ["POST", "/v2/workflows/dlq/resume?dlqIds=x", /workflow DLQ actions/],
+    ["DELETE", "/v2/workflows/dlq?dlqIds=x", /workflow DLQ actions/],
+    ["POST", "/v2/workflows/hooks/u/wfr_x/evt_x", /webhooks/],
+  ]) {
+    const r = await fetch(`${server.baseUrl}${path}`, { method, headers: auth });
+    assert.equal(r.status, 501, path);
+    assert.match((await r.json()).error, feature);
+  }
+  await assert.rejects(app.client.dlq.resume({ dlqId: "x" }), /not supported/);
+});

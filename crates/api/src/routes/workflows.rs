@@ -322,7 +322,7 @@ pub async fn not_supported(method: Method, uri: Uri) -> Response {
     let feature = if path.starts_with("/v2/workflows/hooks") {
         "workflow webhooks (createWebhook / waitForWebhook)"
     } else if path.starts_with("/v2/workflows/dlq") {
-        "the workflow DLQ actions (resume, restart, callback); the run's failed step is in /v2/dlq"
+        "the workflow DLQ actions (resume, restart, retryFailureFunction, delete; the failed step is listed by GET /v2/dlq)"
     } else {
         "this workflow endpoint"
     };
