@@ -27,6 +27,8 @@ pub enum WorkflowError {
     Ended(String, &'static str),
     #[error("{0}")]
     Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -395,6 +397,83 @@ impl Engine {
         if let Err(e) = result {
             tracing::info!(run = %parent, error = %e, "the invoking run was not resumed");
         }
+    }
+
+    /// `client.dlq.resume`: each DLQ entry (a failed step) is delivered
+    /// again in the failed message's place in its run's log, and its run
+    /// runs again. `overrides` are the request's `Upstash-*` headers.
+    /// Answers each resumed run (id, creation time).
+    pub async fn resume_from_dlq(
+        &self,
+        user_id: &str,
+        dlq_ids: &[String],
+        overrides: &[(String, String)],
+    ) -> Result<Vec<Run>, WorkflowError> {
+        let now = self.now();
+        let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut plans = Vec::new();
+        for dlq_id in dlq_ids {
+            let entry =
+                self.store.get_dlq(user_id, dlq_id).await?.ok_or_else(|| {
+                    WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found"))
+                })?;
+            let old = entry.message;
+            let run_id = tag(&old)
+                .filter(|t| t.is_step() && old.spec.callback_of.is_none())
+                .map(|t| t.run_id.clone())
+                .ok_or_else(|| {
+                    WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
+                })?;
+            let run = self
+                .store
+                .workflows()
+                .get_run(user_id, &run_id)
+                .await?
+                .ok_or_else(|| WorkflowError::UnknownRun(run_id.clone()))?;
+            if run.state != RunState::Failed {
+                return Err(WorkflowError::Invalid(format!(
+                    "workflow run {run_id} is {}, not failed: only a failed run resumes",
+                    run.state.as_str()
+                )));
+            }
+            let options = qstash_core::dlq::retry_options(&old.spec, pairs(), now)
+                .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+            let mut message = crate::publish::new_message(
+                &crate::PublishRequest {
+                    user_id: user_id.to_string(),
+                    caller_ip: old.spec.caller_ip.clone(),
+                    destination: qstash_core::destination::Destination::Url(old.spec.url.clone()),
+                    queue: old.spec.queue_name.clone(),
+                    options,
+                    body: old.body.clone(),
+                    now,
+                },
+                &old.spec.url,
+                None,
+                None,
+            );
+            message.message.spec.workflow = old.spec.workflow.clone();
+            plans.push((
+                run,
+                old.id,
+                qstash_core::dlq::DlqRetry {
+                    dlq_id: dlq_id.clone(),
+                    message,
+                },
+            ));
+        }
+        let mut resumed = Vec::new();
+        for (run, failed, retry) in plans {
+            let created = self
+                .store
+                .workflows()
+                .resume_from_dlq(user_id, &run.run_id, &failed, retry, now)
+                .await?;
+            if created.is_some() {
+                resumed.push(run);
+            }
+        }
+        Ok(resumed)
     }
 
     /// Stores a waiter of a running run (`context.waitForEvent`).

@@ -97,6 +97,22 @@ pub trait Workflows: Send + Sync {
     async fn expire_waiters(&self, now: Millis, limit: usize) -> Result<usize>;
 
     async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>>;
+
+    // --- The workflow DLQ ---
+
+    /// Resumes a failed run from its DLQ entry, in one commit: the entry
+    /// becomes `retry`'s message (as `Store::retry_dlq` does), which takes
+    /// the failed message's place in the run's log (so the step is replayed
+    /// from the same point), and the run is running again. None when the
+    /// entry is gone.
+    async fn resume_from_dlq(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        failed_message_id: &str,
+        retry: qstash_core::dlq::DlqRetry,
+        now: Millis,
+    ) -> Result<Option<String>>;
 }
 
 /// The JSON columns of a waiter row.

@@ -7,7 +7,8 @@ import { WorkflowNonRetryableError } from "@upstash/workflow";
 import { startServer, startApp, runInState, until, sleep, USER } from "./helpers.mjs";
 
 let server, app;
-const calls = { ok: 0, boom: 0, fatal: 0, after: 0, cancelFirst: 0, cancelSecond: 0 };
+const calls = { ok: 0, boom: 0, fatal: 0, after: 0, cancelFirst: 0, cancelSecond: 0, flakyFirst: 0, flaky: 0, flakyLast: 0 };
+let flakyFails = true;
 const failures = [];
 
 before(async () => {
@@ -37,6 +38,15 @@ before(async () => {
           });
         },
         options: { failureFunction },
+      },
+      "/wf/flaky": async (context) => {
+        await context.run("first", () => (calls.flakyFirst++, "a"));
+        const b = await context.run("flaky", () => {
+          calls.flaky++;
+          if (flakyFails) throw new Error("down for now");
+          return "b";
+        });
+        return await context.run("last", () => (calls.flakyLast++, `a${b}`));
       },
       "/wf/cancel": async (context) => {
         await context.run("first", () => (calls.cancelFirst++, 1));
@@ -95,4 +105,28 @@ test("cancelling a sleeping run drops its next step", async () => {
   await sleep(4000);
   assert.equal(calls.cancelSecond, 0, "the step after the sleep never ran");
   assert.equal(app.hits["/wf/cancel"], 2, "init and the first step's result only");
+});
+
+test("client.dlq.resume continues a failed run from its failed step; client.dlq.delete drops an entry", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: {}, retries: 0 });
+  await runInState(app.client, workflowRunId, "RUN_FAILED");
+  assert.deepEqual([calls.flakyFirst, calls.flaky, calls.flakyLast], [1, 1, 0]);
+  const { messages } = await app.client.dlq.list();
+  const entry = messages.find((m) => m.url === app.url("/wf/flaky"));
+  assert.ok(entry, "the failed step is in the DLQ");
+  flakyFails = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entry.dlqId });
+  assert.equal(resumed.workflowRunId, workflowRunId);
+  const run = await runInState(app.client, workflowRunId, "RUN_SUCCESS");
+  assert.equal(JSON.parse(run.workflowRunResponse), "ab");
+  // "first" is not run again: the resumed step replays the stored log.
+  assert.deepEqual([calls.flakyFirst, calls.flaky, calls.flakyLast], [1, 2, 1]);
+  await assert.rejects(app.client.dlq.resume({ dlqId: entry.dlqId }), /not found/);
+
+  flakyFails = true;
+  const second = await app.client.trigger({ url: app.url("/wf/flaky"), body: {}, retries: 0 });
+  await runInState(app.client, second.workflowRunId, "RUN_FAILED");
+  const again = (await app.client.dlq.list()).messages.find((m) => m.url === app.url("/wf/flaky"));
+  assert.equal((await app.client.dlq.delete([again.dlqId])).deleted, 1);
+  assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
 });

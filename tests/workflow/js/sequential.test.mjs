@@ -77,13 +77,13 @@ test("a repeated run id is deduplicated", async () => {
 test("workflow features this server does not have answer 501 with the feature named", async () => {
   const auth = { Authorization: `Bearer ${USER.token}` };
   for (const [method, path, feature] of [
-    ["POST", "/v2/workflows/dlq/resume?dlqIds=x", /workflow DLQ actions/],
-    ["DELETE", "/v2/workflows/dlq?dlqIds=x", /workflow DLQ actions/],
+    ["POST", "/v2/workflows/dlq/restart?dlqIds=x", /workflow DLQ actions/],
+    ["POST", "/v2/workflows/dlq/callback/x", /workflow DLQ actions/],
     ["POST", "/v2/workflows/hooks/u/wfr_x/evt_x", /webhooks/],
   ]) {
     const r = await fetch(`${server.baseUrl}${path}`, { method, headers: auth });
     assert.equal(r.status, 501, path);
     assert.match((await r.json()).error, feature);
   }
-  await assert.rejects(app.client.dlq.resume({ dlqId: "x" }), /not supported/);
+  await assert.rejects(app.client.dlq.restart({ dlqId: "x" }), /not supported/);
 });

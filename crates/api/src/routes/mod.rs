@@ -100,7 +100,11 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/notify/{*rest}", post(workflows::notify))
         .route("/v2/waiters/{event}", get(workflows::waiters))
         .route("/v2/workflows/hooks/{*rest}", any(workflows::not_supported))
-        .route("/v2/workflows/dlq", any(workflows::not_supported))
+        .route(
+            "/v2/workflows/dlq",
+            axum::routing::delete(workflows::dlq_delete),
+        )
+        .route("/v2/workflows/dlq/resume", post(workflows::dlq_resume))
         .route("/v2/workflows/dlq/{*rest}", any(workflows::not_supported))
         .route("/v2/trigger/{*rest}", any(workflows::not_supported));
     v2.method_not_allowed_fallback(method_not_allowed)

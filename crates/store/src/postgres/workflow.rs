@@ -416,6 +416,35 @@ impl Workflows for PgStore {
             .await
     }
 
+    async fn resume_from_dlq(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        failed_message_id: &str,
+        retry: qstash_core::dlq::DlqRetry,
+        now: Millis,
+    ) -> Result<Option<String>> {
+        self.writes
+            .run(async |tx, noted| {
+                let created = super::dlq::retry(tx, user_id, std::slice::from_ref(&retry), now, self.node(), &mut noted.events, &mut noted.arrivals).await?;
+                let Some(Some(id)) = created.into_iter().next() else { return Ok(None) };
+                sql::execute(
+                    tx,
+                    "UPDATE workflow_steps SET message_id = $4 WHERE user_id = $1 AND run_id = $2 AND message_id = $3",
+                    &[&user_id, &run_id, &failed_message_id, &id],
+                )
+                .await?;
+                sql::execute(
+                    tx,
+                    "UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL, updated_at = $3 WHERE user_id = $1 AND run_id = $2",
+                    &[&user_id, &run_id, &now],
+                )
+                .await?;
+                Ok(Some(id))
+            })
+            .await
+    }
+
     async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>> {
         let sql_text = format!(
             "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND event_id = $2 ORDER BY created_at"

@@ -326,6 +326,25 @@ fn take_waiters(
     rows.into_iter().map(finish_waiter).collect()
 }
 
+/// The retry `id` of the failed message `failed` takes its place in the
+/// log, and the run runs again.
+fn relog(
+    conn: &Connection,
+    user_id: &str,
+    run_id: &str,
+    failed: &str,
+    id: &str,
+    now: Millis,
+) -> Result<()> {
+    conn.prepare_cached("UPDATE workflow_steps SET message_id = ?4 WHERE user_id = ?1 AND run_id = ?2 AND message_id = ?3")?
+        .execute(params![user_id, run_id, failed, id])?;
+    conn.prepare_cached(
+        "UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL, updated_at = ?3 WHERE user_id = ?1 AND run_id = ?2",
+    )?
+    .execute(params![user_id, run_id, now])?;
+    Ok(())
+}
+
 #[async_trait]
 impl Workflows for SqliteStore {
     async fn start_run(&self, run: Run, message: NewMessage, now: Millis) -> Result<Inserted> {
@@ -486,6 +505,31 @@ impl Workflows for SqliteStore {
                 let n = waiters.len();
                 resume(conn, waiters, None, now)?;
                 Ok(n)
+            })
+            .await
+    }
+
+    async fn resume_from_dlq(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        failed_message_id: &str,
+        retry: qstash_core::dlq::DlqRetry,
+        now: Millis,
+    ) -> Result<Option<String>> {
+        let (user_id, run_id, failed) = (
+            user_id.to_string(),
+            run_id.to_string(),
+            failed_message_id.to_string(),
+        );
+        self.writer
+            .write(move |conn| {
+                let created = super::dlq::retry(conn, &user_id, std::slice::from_ref(&retry), now)?;
+                let Some(Some(id)) = created.into_iter().next() else {
+                    return Ok(None);
+                };
+                relog(conn, &user_id, &run_id, &failed, &id, now)?;
+                Ok(Some(id))
             })
             .await
     }
