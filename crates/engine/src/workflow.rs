@@ -476,6 +476,56 @@ impl Engine {
         Ok(resumed)
     }
 
+    /// `client.dlq.retryFailureFunction`: the failure callback of a failed
+    /// run's DLQ entry is sent again, with the entry's last response.
+    pub async fn retry_failure_function(
+        self: &Arc<Self>,
+        user_id: &str,
+        dlq_id: &str,
+    ) -> Result<Run, WorkflowError> {
+        let entry = self
+            .store
+            .get_dlq(user_id, dlq_id)
+            .await?
+            .ok_or_else(|| WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found")))?;
+        let source = &entry.message;
+        let run_id = tag(source)
+            .filter(|t| t.is_step() && source.spec.callback_of.is_none())
+            .map(|t| t.run_id.clone())
+            .ok_or_else(|| {
+                WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
+            })?;
+        let run = self
+            .store
+            .workflows()
+            .get_run(user_id, &run_id)
+            .await?
+            .ok_or_else(|| WorkflowError::UnknownRun(run_id.clone()))?;
+        let report = qstash_core::callback::AttemptReport {
+            status: entry.response.status,
+            header: &entry.response.header,
+            body: &entry.response.body,
+            dlq_id: Some(dlq_id),
+        };
+        let kind = qstash_core::callback::CallbackKind::Failure;
+        let mut message = qstash_core::callback::message(kind, source, &report, self.now())
+            .map_err(|e| WorkflowError::Invalid(e.to_string()))?
+            .ok_or_else(|| {
+                WorkflowError::Invalid(format!(
+                    "workflow run {run_id} has no failure function or failure URL"
+                ))
+            })?;
+        if let Some(body) = patch_failure_callback(&message.body, &run) {
+            message.body = body;
+        }
+        self.submit(vec![NewMessage {
+            message,
+            dedup_key: None,
+        }])
+        .await?;
+        Ok(run)
+    }
+
     /// Stores a waiter of a running run (`context.waitForEvent`).
     pub async fn add_waiter(&self, waiter: Waiter) -> Result<(), WorkflowError> {
         let run_id = waiter.run_id.clone();

@@ -82,7 +82,13 @@ test("a step whose retries run out fails the run, lands in the DLQ and calls the
   assert.equal(failures.filter((f) => f.runId === workflowRunId).length, 1);
   assert.ok(run.workflowRunCompletedAt >= run.workflowRunCreatedAt);
   const dlq = await (await fetch(`${server.baseUrl}/v2/dlq`, { headers: { Authorization: `Bearer ${USER.token}` } })).json();
-  assert.ok(dlq.messages.some((m) => m.url === app.url("/wf/fail")), "the failed step is in the DLQ");
+  const entry = dlq.messages.find((m) => m.url === app.url("/wf/fail"));
+  assert.ok(entry, "the failed step is in the DLQ");
+  // client.dlq.retryFailureFunction sends the failure callback again.
+  const retried = await app.client.dlq.retryFailureFunction({ dlqId: entry.dlqId });
+  assert.equal(retried.workflowRunId, workflowRunId);
+  await until(() => failures.filter((f) => f.runId === workflowRunId).length === 2, { what: "second failure call" });
+  assert.deepEqual(failures.filter((f) => f.runId === workflowRunId)[1].payload, { order: 7 });
 });
 
 test("a non-retryable error (489) fails the run at once", async () => {

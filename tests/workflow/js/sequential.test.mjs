@@ -77,8 +77,8 @@ test("a repeated run id is deduplicated", async () => {
 test("workflow features this server does not have answer 501 with the feature named", async () => {
   const auth = { Authorization: `Bearer ${USER.token}` };
   for (const [method, path, feature] of [
-    ["POST", "/v2/workflows/dlq/restart?dlqIds=x", /workflow DLQ actions/],
-    ["POST", "/v2/workflows/dlq/callback/x", /workflow DLQ actions/],
+    ["POST", "/v2/workflows/dlq/restart?dlqIds=x", /workflow DLQ action restart/],
+    ["POST", "/v2/trigger/http://127.0.0.1:1/x", /workflow endpoint/],
     ["POST", "/v2/workflows/hooks/u/wfr_x/evt_x", /webhooks/],
   ]) {
     const r = await fetch(`${server.baseUrl}${path}`, { method, headers: auth });

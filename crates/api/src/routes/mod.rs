@@ -105,6 +105,10 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(workflows::dlq_delete),
         )
         .route("/v2/workflows/dlq/resume", post(workflows::dlq_resume))
+        .route(
+            "/v2/workflows/dlq/callback/{id}",
+            post(workflows::dlq_callback),
+        )
         .route("/v2/workflows/dlq/{*rest}", any(workflows::not_supported))
         .route("/v2/trigger/{*rest}", any(workflows::not_supported));
     v2.method_not_allowed_fallback(method_not_allowed)

@@ -370,6 +370,21 @@ pub async fn dlq_delete(
     Ok(Json(json!({ "deleted": deleted.deleted, "cursor": "" })))
 }
 
+/// `POST /v2/workflows/dlq/callback/{dlqId}` (`client.dlq.retryFailureFunction`).
+pub async fn dlq_callback(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(dlq_id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let run = state
+        .engine
+        .retry_failure_function(&user.id, &dlq_id)
+        .await?;
+    Ok(Json(
+        json!({ "workflowRunId": run.run_id, "workflowCreatedAt": run.created_at }),
+    ))
+}
+
 /// Workflow features of the SDK this server does not have: a clear 501
 /// naming the feature (README.md, "Upstash Workflow", lists them).
 pub async fn not_supported(method: Method, uri: Uri) -> Response {
@@ -377,7 +392,7 @@ pub async fn not_supported(method: Method, uri: Uri) -> Response {
     let feature = if path.starts_with("/v2/workflows/hooks") {
         "workflow webhooks (createWebhook / waitForWebhook)"
     } else if path.starts_with("/v2/workflows/dlq") {
-        "the workflow DLQ actions restart and retryFailureFunction (resume and delete are supported)"
+        "the workflow DLQ action restart (resume, retryFailureFunction and delete are supported)"
     } else {
         "this workflow endpoint"
     };
