@@ -526,6 +526,91 @@ impl Engine {
         Ok(run)
     }
 
+    /// `client.dlq.restart`: a failed run's DLQ entry starts a new run
+    /// from the beginning (same URL, payload and trigger settings, a new
+    /// run id); the entry is consumed.
+    pub async fn restart_from_dlq(
+        &self,
+        user_id: &str,
+        dlq_ids: &[String],
+        overrides: &[(String, String)],
+    ) -> Result<Vec<Run>, WorkflowError> {
+        let now = self.now();
+        let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let mut started = Vec::new();
+        for dlq_id in dlq_ids {
+            let entry =
+                self.store.get_dlq(user_id, dlq_id).await?.ok_or_else(|| {
+                    WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found"))
+                })?;
+            let old = entry.message;
+            let old_tag = tag(&old)
+                .filter(|t| t.is_step() && old.spec.callback_of.is_none())
+                .cloned()
+                .ok_or_else(|| {
+                    WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
+                })?;
+            let run = self
+                .store
+                .workflows()
+                .get_run(user_id, &old_tag.run_id)
+                .await?
+                .ok_or_else(|| WorkflowError::UnknownRun(old_tag.run_id.clone()))?;
+            let options = qstash_core::dlq::retry_options(&old.spec, pairs(), now)
+                .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+            let mut message = crate::publish::new_message(
+                &crate::PublishRequest {
+                    user_id: user_id.to_string(),
+                    caller_ip: old.spec.caller_ip.clone(),
+                    destination: qstash_core::destination::Destination::Url(run.url.clone()),
+                    queue: None,
+                    options,
+                    body: run.initial_body.clone(),
+                    now,
+                },
+                &run.url,
+                None,
+                None,
+            );
+            let run_id = format!(
+                "wfr_{}",
+                qstash_core::ids::message_id().trim_start_matches("msg_")
+            );
+            message.message.spec.workflow = Some(WorkflowTag {
+                run_id: run_id.clone(),
+                init: true,
+                url: Some(run.url.clone()),
+                call_type: None,
+                features: old_tag.features.clone(),
+                invoke: false,
+            });
+            let new_run = Run {
+                run_id,
+                state: RunState::Running,
+                created_at: now,
+                updated_at: now,
+                result: None,
+                failure: None,
+                ..run
+            };
+            self.store
+                .workflows()
+                .start_run(new_run.clone(), message, now)
+                .await?;
+            let query = qstash_core::dlq::DlqQuery {
+                filter: qstash_core::dlq::DlqFilter {
+                    dlq_ids: vec![dlq_id.clone()],
+                    ..Default::default()
+                },
+                count: 1,
+                ..Default::default()
+            };
+            self.store.delete_dlq(user_id, query).await?;
+            started.push(new_run);
+        }
+        Ok(started)
+    }
+
     /// Stores a waiter of a running run (`context.waitForEvent`).
     pub async fn add_waiter(&self, waiter: Waiter) -> Result<(), WorkflowError> {
         let run_id = waiter.run_id.clone();

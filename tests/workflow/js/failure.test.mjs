@@ -135,4 +135,16 @@ test("client.dlq.resume continues a failed run from its failed step; client.dlq.
   const again = (await app.client.dlq.list()).messages.find((m) => m.url === app.url("/wf/flaky"));
   assert.equal((await app.client.dlq.delete([again.dlqId])).deleted, 1);
   assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
+
+  // restart: a new run from the beginning, with the same payload.
+  const third = await app.client.trigger({ url: app.url("/wf/flaky"), body: { again: true }, retries: 0 });
+  await runInState(app.client, third.workflowRunId, "RUN_FAILED");
+  const failed = (await app.client.dlq.list()).messages.find((m) => m.url === app.url("/wf/flaky"));
+  flakyFails = false;
+  const before = calls.flakyFirst;
+  const restarted = await app.client.dlq.restart({ dlqId: failed.dlqId });
+  assert.notEqual(restarted.workflowRunId, third.workflowRunId);
+  await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
+  assert.equal(calls.flakyFirst, before + 1, "a restart runs the first step again");
+  assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
 });

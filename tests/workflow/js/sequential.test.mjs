@@ -77,7 +77,7 @@ test("a repeated run id is deduplicated", async () => {
 test("workflow features this server does not have answer 501 with the feature named", async () => {
   const auth = { Authorization: `Bearer ${USER.token}` };
   for (const [method, path, feature] of [
-    ["POST", "/v2/workflows/dlq/restart?dlqIds=x", /workflow DLQ action restart/],
+    ["POST", "/v2/workflows/dlq/restart", /take dlqIds/],
     ["POST", "/v2/trigger/http://127.0.0.1:1/x", /workflow endpoint/],
     ["POST", "/v2/workflows/hooks/u/wfr_x/evt_x", /webhooks/],
   ]) {
@@ -85,5 +85,5 @@ test("workflow features this server does not have answer 501 with the feature na
     assert.equal(r.status, 501, path);
     assert.match((await r.json()).error, feature);
   }
-  await assert.rejects(app.client.dlq.restart({ dlqId: "x" }), /not supported/);
+  await assert.rejects(app.client.dlq.restart({ filter: { label: "x" } }), /not supported/);
 });

@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(workflows::dlq_delete),
         )
         .route("/v2/workflows/dlq/resume", post(workflows::dlq_resume))
+        .route("/v2/workflows/dlq/restart", post(workflows::dlq_restart))
         .route(
             "/v2/workflows/dlq/callback/{id}",
             post(workflows::dlq_callback),

@@ -330,20 +330,48 @@ fn dlq_ids(query: &Query) -> Result<Vec<String>, ApiError> {
 /// `POST /v2/workflows/dlq/resume?dlqIds=…` (`client.dlq.resume`): each
 /// failed run continues from its failed step.
 pub async fn dlq_resume(
+    state: State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    dlq_again(state, caller, uri, headers, false).await
+}
+
+/// `POST /v2/workflows/dlq/restart?dlqIds=…` (`client.dlq.restart`): each
+/// failed run starts again from the beginning, as a new run.
+pub async fn dlq_restart(
+    state: State<AppState>,
+    caller: Caller,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    dlq_again(state, caller, uri, headers, true).await
+}
+
+async fn dlq_again(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
     headers: HeaderMap,
+    restart: bool,
 ) -> Result<Json<Value>, ApiError> {
     let ids = dlq_ids(&Query::parse(uri.query()))?;
     let overrides: Vec<(String, String)> = header_pairs(&headers, &[])?
         .into_iter()
         .filter(|(k, _)| k.starts_with("upstash-"))
         .collect();
-    let runs = state
-        .engine
-        .resume_from_dlq(&user.id, &ids, &overrides)
-        .await?;
+    let runs = if restart {
+        state
+            .engine
+            .restart_from_dlq(&user.id, &ids, &overrides)
+            .await?
+    } else {
+        state
+            .engine
+            .resume_from_dlq(&user.id, &ids, &overrides)
+            .await?
+    };
     let runs: Vec<Value> = runs
         .iter()
         .map(|r| json!({ "workflowRunId": r.run_id, "workflowCreatedAt": r.created_at }))
@@ -392,7 +420,7 @@ pub async fn not_supported(method: Method, uri: Uri) -> Response {
     let feature = if path.starts_with("/v2/workflows/hooks") {
         "workflow webhooks (createWebhook / waitForWebhook)"
     } else if path.starts_with("/v2/workflows/dlq") {
-        "the workflow DLQ action restart (resume, retryFailureFunction and delete are supported)"
+        "this workflow DLQ action"
     } else {
         "this workflow endpoint"
     };
