@@ -73,3 +73,39 @@ test("a waiter survives a restart of the server", async () => {
   assert.deepEqual(results.o2, { eventData: "yes", timeout: false });
   await sleep(10);
 });
+
+test("a webhook made by createWebhook resumes waitForWebhook with the request it received", async () => {
+  let webhookUrl;
+  const hookApp = await startApp(server, {
+    routes: {
+      "/wf/hook": async (context) => {
+        const webhook = await context.createWebhook("make hook");
+        await context.run("publish hook", () => {
+          webhookUrl = webhook.webhookUrl;
+        });
+        const { request, timeout } = await context.waitForWebhook("wait hook", webhook, "30s");
+        const body = request ? await request.text() : undefined;
+        await context.run("record", () => {
+          results.hook = { timeout, method: request?.method, body, sig: request?.headers.get("x-sig"), url: request?.url };
+        });
+      },
+    },
+  });
+  try {
+    const { workflowRunId } = await hookApp.client.trigger({ url: hookApp.url("/wf/hook"), body: {} });
+    await until(() => webhookUrl, { what: "webhook URL" });
+    assert.ok(webhookUrl.startsWith(`${server.baseUrl}/v2/workflows/hooks/defaultUser/${workflowRunId}/evt_`), webhookUrl);
+    // The third party calls it without a token; until the run waits, it is told to try again.
+    let answer;
+    await until(async () => {
+      answer = await fetch(webhookUrl, { method: "POST", headers: { "x-sig": "s1" }, body: "paid=1" });
+      return answer.status === 200;
+    }, { what: "webhook accepted" });
+    await runInState(hookApp.client, workflowRunId, "RUN_SUCCESS");
+    assert.deepEqual(results.hook, { timeout: false, method: "POST", body: "paid=1", sig: "s1", url: webhookUrl });
+    const again = await fetch(webhookUrl, { method: "POST", body: "late" });
+    assert.equal(again.status, 404);
+  } finally {
+    await hookApp.close();
+  }
+});

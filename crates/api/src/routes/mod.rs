@@ -99,7 +99,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/wait/{event}", post(workflows::wait))
         .route("/v2/notify/{*rest}", post(workflows::notify))
         .route("/v2/waiters/{event}", get(workflows::waiters))
-        .route("/v2/workflows/hooks/{*rest}", any(workflows::not_supported))
+        .route(
+            "/v2/workflows/hooks/{user}/{run}/{event}",
+            any(workflows::hook),
+        )
         .route(
             "/v2/workflows/dlq",
             axum::routing::delete(workflows::dlq_delete),

@@ -413,13 +413,72 @@ pub async fn dlq_callback(
     ))
 }
 
+/// `/v2/workflows/hooks/{userId}/{runId}/{eventId}` (any method; no
+/// token, see `auth::HOOKS_PREFIX`): the request, wrapped as the SDK's
+/// `waitForWebhook` reads it, resumes the run waiting on the event. With
+/// nobody waiting yet the answer is 404, so the caller can try again.
+pub async fn hook(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path((_user, run_id, event_id)): Path<(String, String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    use base64::Engine as _;
+    let body = read_body(body, state.config.max_body_bytes).await?;
+    let mut header = serde_json::Map::new();
+    for (k, v) in &headers {
+        let entry = header
+            .entry(k.as_str().to_string())
+            .or_insert_with(|| json!([]));
+        if let (Some(list), Ok(v)) = (entry.as_array_mut(), v.to_str()) {
+            list.push(json!(v));
+        }
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
+    let url = uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or(uri.path());
+    let event = json!({
+        "method": method.as_str(),
+        "header": header,
+        "body": base64::engine::general_purpose::STANDARD.encode(&body),
+        "proto": proto,
+        "host": host,
+        "url": url,
+    });
+    let resumed = state
+        .engine
+        .notify(
+            &user.id,
+            &event_id,
+            Some(run_id),
+            event.to_string().into_bytes(),
+        )
+        .await?;
+    if resumed.is_empty() {
+        return Err(ApiError::NotFound(format!(
+            "no workflow run is waiting for webhook event {event_id} (yet); try again"
+        )));
+    }
+    Ok(Json(json!({ "messageId": resumed[0].1 })))
+}
+
 /// Workflow features of the SDK this server does not have: a clear 501
 /// naming the feature (README.md, "Upstash Workflow", lists them).
 pub async fn not_supported(method: Method, uri: Uri) -> Response {
     let path = uri.path();
-    let feature = if path.starts_with("/v2/workflows/hooks") {
-        "workflow webhooks (createWebhook / waitForWebhook)"
-    } else if path.starts_with("/v2/workflows/dlq") {
+    let feature = if path.starts_with("/v2/workflows/dlq") {
         "this workflow DLQ action"
     } else {
         "this workflow endpoint"
