@@ -76,13 +76,16 @@ pub trait Workflows: Send + Sync {
     // --- Waiters (`context.waitForEvent`) ---
 
     /// Stores (or replaces) the run's waiter for its event, if the run is
-    /// running (`Stored(vec![])`).
+    /// running (`Stored(vec![])`); if an event was kept for it (a
+    /// run-scoped notify that came first), resumes the run with it at once
+    /// instead (`Stored` with the resume message).
     async fn add_waiter(&self, waiter: Waiter) -> Result<Appended>;
 
     /// Takes every waiter of `event_id` (of `run_id` only, if given) and,
     /// in the same commit, stores the message resuming each running run
     /// with `event` and appends it to the run's log. Answers the waiters
-    /// and their messages' ids.
+    /// and their messages' ids. A run-scoped notify that finds no waiter
+    /// keeps the event for the run's next wait on it (lookback).
     async fn notify(
         &self,
         user_id: &str,

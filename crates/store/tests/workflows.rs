@@ -318,3 +318,44 @@ async fn a_waiter_is_taken_once_by_notify_or_deadline_and_survives_a_reopen() {
         .unwrap();
     assert!(w.list_waiters("u", "gone").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_run_scoped_notify_before_the_wait_is_kept_for_it() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_l"), step("l0", "wfr_l", true, "{}"), T)
+        .await
+        .unwrap();
+    let early = w
+        .notify("u", "evt", Some("wfr_l".into()), b"first".to_vec(), T)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "nobody waits yet");
+    // Unscoped, or to a run that does not exist, nothing is kept.
+    w.notify("u", "evt", None, b"lost".to_vec(), T)
+        .await
+        .unwrap();
+    w.notify("u", "evt", Some("wfr_none".into()), b"lost".to_vec(), T)
+        .await
+        .unwrap();
+    let answer = w
+        .add_waiter(waiter("wfr_l", "evt", T + 10_000))
+        .await
+        .unwrap();
+    let Appended::Stored(resumed) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(resumed.len(), 1, "resumed at once by the kept event");
+    assert!(w.list_waiters("u", "evt").await.unwrap().is_empty());
+    let last = w.run_steps("u", "wfr_l").await.unwrap().pop().unwrap();
+    assert_eq!(Inserted::New(last.message_id), resumed[0]);
+    let body: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(body["out"], "Zmlyc3Q=", "base64 of the kept event");
+    // The next wait waits: the event was used once.
+    assert_eq!(
+        w.add_waiter(waiter("wfr_l", "evt", T + 10_000))
+            .await
+            .unwrap(),
+        Appended::Stored(vec![])
+    );
+}

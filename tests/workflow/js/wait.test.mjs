@@ -20,6 +20,14 @@ before(async () => {
           results[orderId] = res;
         });
       },
+      "/wf/late-wait": async (context) => {
+        await context.run("before", () => (calls.beforeLate = (calls.beforeLate ?? 0) + 1));
+        await context.sleep("not waiting yet", 2);
+        const res = await context.waitForEvent("late", "early-event", { timeout: "30s" });
+        await context.run("after", () => {
+          results.late = res;
+        });
+      },
       "/wf/timeout": async (context) => {
         const res = await context.waitForEvent("never", "nobody-sends-this", { timeout: 2 });
         await context.run("after", () => {
@@ -51,6 +59,15 @@ test("a waiter is resumed by notify with the event data", async () => {
   // Nobody waits any more: a second notify resumes nothing.
   assert.deepEqual(await app.client.notify({ eventId: "approve-o1", eventData: "again" }), []);
   assert.equal(calls.waitedSteps, 1);
+});
+
+test("a run-scoped notify that comes before the wait is kept for it (lookback)", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/late-wait"), body: {} });
+  await until(() => calls.beforeLate === 1, { what: "first step" });
+  const answer = await app.client.notify({ eventId: "early-event", eventData: { early: true }, workflowRunId });
+  assert.deepEqual(answer, [], "nobody waits yet");
+  await runInState(app.client, workflowRunId, "RUN_SUCCESS", 20000);
+  assert.deepEqual(results.late, { eventData: { early: true }, timeout: false });
 });
 
 test("a waiter whose timeout passes resumes with timeout: true", async () => {
@@ -95,12 +112,9 @@ test("a webhook made by createWebhook resumes waitForWebhook with the request it
     const { workflowRunId } = await hookApp.client.trigger({ url: hookApp.url("/wf/hook"), body: {} });
     await until(() => webhookUrl, { what: "webhook URL" });
     assert.ok(webhookUrl.startsWith(`${server.baseUrl}/v2/workflows/hooks/defaultUser/${workflowRunId}/evt_`), webhookUrl);
-    // The third party calls it without a token; until the run waits, it is told to try again.
-    let answer;
-    await until(async () => {
-      answer = await fetch(webhookUrl, { method: "POST", headers: { "x-sig": "s1" }, body: "paid=1" });
-      return answer.status === 200;
-    }, { what: "webhook accepted" });
+    // The third party calls it without a token, maybe before the run waits: it is kept.
+    const answer = await fetch(webhookUrl, { method: "POST", headers: { "x-sig": "s1" }, body: "paid=1" });
+    assert.equal(answer.status, 200);
     await runInState(hookApp.client, workflowRunId, "RUN_SUCCESS");
     assert.deepEqual(results.hook, { timeout: false, method: "POST", body: "paid=1", sig: "s1", url: webhookUrl });
     const again = await fetch(webhookUrl, { method: "POST", body: "late" });

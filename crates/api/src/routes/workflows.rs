@@ -415,8 +415,9 @@ pub async fn dlq_callback(
 
 /// `/v2/workflows/hooks/{userId}/{runId}/{eventId}` (any method; no
 /// token, see `auth::HOOKS_PREFIX`): the request, wrapped as the SDK's
-/// `waitForWebhook` reads it, resumes the run waiting on the event. With
-/// nobody waiting yet the answer is 404, so the caller can try again.
+/// `waitForWebhook` reads it, resumes the run waiting on the event; if
+/// the run does not wait yet, the call is kept for its wait (in order).
+/// 404 when the run is unknown or has ended.
 pub async fn hook(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -428,6 +429,16 @@ pub async fn hook(
 ) -> Result<Json<Value>, ApiError> {
     use base64::Engine as _;
     let body = read_body(body, state.config.max_body_bytes).await?;
+    let running = state
+        .engine
+        .workflow_run(&user.id, &run_id)
+        .await?
+        .is_some_and(|r| r.state == RunState::Running);
+    if !running {
+        return Err(ApiError::NotFound(format!(
+            "no running workflow run {run_id} for this webhook"
+        )));
+    }
     let mut header = serde_json::Map::new();
     for (k, v) in &headers {
         let entry = header
@@ -466,12 +477,10 @@ pub async fn hook(
             event.to_string().into_bytes(),
         )
         .await?;
-    if resumed.is_empty() {
-        return Err(ApiError::NotFound(format!(
-            "no workflow run is waiting for webhook event {event_id} (yet); try again"
-        )));
+    match resumed.first() {
+        Some((_, id)) => Ok(Json(json!({ "messageId": id }))),
+        None => Ok(Json(json!({ "queued": true }))),
     }
-    Ok(Json(json!({ "messageId": resumed[0].1 })))
 }
 
 /// Workflow features of the SDK this server does not have: a clear 501

@@ -60,6 +60,15 @@ CREATE TABLE IF NOT EXISTS workflow_waiters (
 );
 CREATE INDEX IF NOT EXISTS workflow_waiters_deadline ON workflow_waiters(deadline);
 CREATE INDEX IF NOT EXISTS workflow_waiters_run ON workflow_waiters(user_id, run_id);
+CREATE TABLE IF NOT EXISTS workflow_events (
+    id         BIGSERIAL PRIMARY KEY,
+    user_id    TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    data       BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflow_events_run ON workflow_events(user_id, run_id, event_id, id);
 "#;
 
 const RUN_COLUMNS: &str = "user_id, run_id, url, label, state, created_at, updated_at, initial_body, config, result, failure";
@@ -293,12 +302,14 @@ impl Workflows for PgStore {
                         &[&user_id, &run_id, &state.as_str(), &result, &failure, &now],
                     )
                     .await?;
-                    sql::execute(
-                        tx,
-                        "DELETE FROM workflow_waiters WHERE user_id = $1 AND run_id = $2",
-                        &[&user_id, &run_id],
-                    )
-                    .await?;
+                    for table in ["workflow_waiters", "workflow_events"] {
+                        sql::execute(
+                            tx,
+                            &format!("DELETE FROM {table} WHERE user_id = $1 AND run_id = $2"),
+                            &[&user_id, &run_id],
+                        )
+                        .await?;
+                    }
                 }
                 let ids = sql::query(
                     tx,
@@ -347,7 +358,7 @@ impl Workflows for PgStore {
             encode_json(&w.step)?,
         );
         self.writes
-            .run(async |tx, _noted| {
+            .run(async |tx, noted| {
                 let found = sql::query_opt(
                     tx,
                     "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
@@ -358,6 +369,21 @@ impl Workflows for PgStore {
                 let state = decode_state(row.try_get(0)?)?;
                 if state != RunState::Running {
                     return Ok(Appended::Ended(state));
+                }
+                // An event notified to the run before it waited resumes it
+                // at once (the run row, locked above, orders this against a
+                // run-scoped notify).
+                let kept = sql::query_opt(
+                    tx,
+                    "DELETE FROM workflow_events WHERE id = (SELECT id FROM workflow_events
+                     WHERE user_id = $1 AND run_id = $2 AND event_id = $3 ORDER BY id LIMIT 1) RETURNING data",
+                    &[&w.user_id, &w.run_id, &w.event_id],
+                )
+                .await?;
+                if let Some(kept) = kept {
+                    let data: Vec<u8> = kept.try_get(0)?;
+                    let resumed = resume(tx, noted, self.node(), vec![w.clone()], Some(&data), w.created_at).await?;
+                    return Ok(Appended::Stored(resumed.into_iter().map(|(_, id)| Inserted::New(id)).collect()));
                 }
                 let sql_text = format!(
                     "INSERT INTO workflow_waiters ({WAITER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
@@ -389,10 +415,33 @@ impl Workflows for PgStore {
                     "DELETE FROM workflow_waiters WHERE user_id = $1 AND event_id = $2 AND ($3::text IS NULL OR run_id = $3)
                      RETURNING {WAITER_COLUMNS}"
                 );
+                // A run-scoped notify locks the run first, so that it and a
+                // wait of that run see each other (see `add_waiter`).
+                let running = match &run_id {
+                    Some(run) => sql::query_opt(
+                        tx,
+                        "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
+                        &[&user_id, run],
+                    )
+                    .await?
+                    .map(|r| r.try_get::<_, String>(0))
+                    .transpose()?
+                    .is_some_and(|s| s == RunState::Running.as_str()),
+                    None => false,
+                };
                 let rows = sql::query(tx, &sql_text, &[&user_id, &event_id, &run_id]).await?;
                 let mut waiters = rows.iter().map(waiter_of).collect::<Result<Vec<_>>>()?;
                 waiters.sort_by_key(|w| w.created_at);
-                resume(tx, noted, self.node(), waiters, Some(&event), now).await
+                let resumed = resume(tx, noted, self.node(), waiters, Some(&event), now).await?;
+                if let (true, true, Some(run)) = (resumed.is_empty(), running, &run_id) {
+                    sql::execute(
+                        tx,
+                        "INSERT INTO workflow_events (user_id, run_id, event_id, data, created_at) VALUES ($1, $2, $3, $4, $5)",
+                        &[&user_id, run, &event_id, &event, &now],
+                    )
+                    .await?;
+                }
+                Ok(resumed)
             })
             .await
     }

@@ -58,6 +58,16 @@ CREATE TABLE IF NOT EXISTS workflow_waiters (
 );
 CREATE INDEX IF NOT EXISTS workflow_waiters_deadline ON workflow_waiters(deadline);
 CREATE INDEX IF NOT EXISTS workflow_waiters_run ON workflow_waiters(user_id, run_id);
+-- Events notified to a run before it waited for them (lookback).
+CREATE TABLE IF NOT EXISTS workflow_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id    TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    data       BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS workflow_events_run ON workflow_events(user_id, run_id, event_id, id);
 "#;
 
 const RUN_COLUMNS: &str = "user_id, run_id, url, label, state, created_at, updated_at, initial_body, config, result, failure";
@@ -208,6 +218,8 @@ fn end(
         .execute(params![user_id, run_id, state.as_str(), result, failure, now])?;
         conn.prepare_cached("DELETE FROM workflow_waiters WHERE user_id = ?1 AND run_id = ?2")?
             .execute(params![user_id, run_id])?;
+        conn.prepare_cached("DELETE FROM workflow_events WHERE user_id = ?1 AND run_id = ?2")?
+            .execute(params![user_id, run_id])?;
     }
     let message_ids = conn
         .prepare_cached(
@@ -261,6 +273,24 @@ fn add_waiter(conn: &Tx, w: &Waiter) -> Result<Appended> {
     if state != RunState::Running {
         return Ok(Appended::Ended(state));
     }
+    // An event notified to the run before it waited resumes it at once.
+    let kept: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached(
+            "SELECT id, data FROM workflow_events WHERE user_id = ?1 AND run_id = ?2 AND event_id = ?3 ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![w.user_id, w.run_id, w.event_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((id, data)) = kept {
+        conn.prepare_cached("DELETE FROM workflow_events WHERE id = ?1")?
+            .execute(params![id])?;
+        let resumed = resume(conn, vec![w.clone()], Some(&data), w.created_at)?;
+        return Ok(Appended::Stored(
+            resumed
+                .into_iter()
+                .map(|(_, id)| Inserted::New(id))
+                .collect(),
+        ));
+    }
     let sql = format!("INSERT OR REPLACE INTO workflow_waiters ({WAITER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
     conn.prepare_cached(&sql)?.execute(params![
         w.user_id,
@@ -275,6 +305,29 @@ fn add_waiter(conn: &Tx, w: &Waiter) -> Result<Appended> {
         w.created_at
     ])?;
     Ok(Appended::Stored(Vec::new()))
+}
+
+/// Keeps an event notified to a running run that does not wait for it
+/// yet, for its next wait (lookback).
+fn keep_event(
+    conn: &Connection,
+    user_id: &str,
+    run_id: &str,
+    event_id: &str,
+    data: &[u8],
+    now: Millis,
+) -> Result<()> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2")?
+        .query_row(params![user_id, run_id], |r| r.get(0))
+        .optional()?;
+    if state.as_deref() == Some(RunState::Running.as_str()) {
+        conn.prepare_cached(
+            "INSERT INTO workflow_events (user_id, run_id, event_id, data, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![user_id, run_id, event_id, data, now])?;
+    }
+    Ok(())
 }
 
 /// Deletes the waiters and resumes their running runs, each message
@@ -492,7 +545,11 @@ impl Workflows for SqliteStore {
                     "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND event_id = ?2 AND (?3 IS NULL OR run_id = ?3) ORDER BY created_at"
                 );
                 let waiters = take_waiters(conn, &sql, &[&user_id, &event_id, &run_id])?;
-                resume(conn, waiters, Some(&event), now)
+                let resumed = resume(conn, waiters, Some(&event), now)?;
+                if let (true, Some(run)) = (resumed.is_empty(), &run_id) {
+                    keep_event(conn, &user_id, run, &event_id, &event, now)?;
+                }
+                Ok(resumed)
             })
             .await
     }
