@@ -642,14 +642,21 @@ impl Engine {
 }
 
 /// Resumes waiters whose deadline has passed, with `waitTimeout: true`.
-/// Waiters are few and their deadline index answers at once, so a
-/// one-second tick is cheap; a waiter taken is resumed in the same commit,
-/// so a crash repeats or loses nothing, and in a cluster two nodes take
-/// different waiters.
+/// Each second it reads the earliest deadline from the deadline index (a
+/// read, no write while nothing is due); a waiter taken is resumed in the
+/// same commit, so a crash repeats or loses nothing, and in a cluster two
+/// nodes take different waiters.
 pub(crate) async fn waiter_timer(engine: Arc<Engine>) {
     let mut shutdown = engine.shutdown.subscribe();
     loop {
-        loop {
+        let due = match engine.store.workflows().next_waiter_deadline().await {
+            Ok(next) => next.is_some_and(|at| at <= engine.now()),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the next workflow waiter deadline failed");
+                false
+            }
+        };
+        while due {
             match engine
                 .store
                 .workflows()

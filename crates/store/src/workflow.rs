@@ -101,6 +101,9 @@ pub trait Workflows: Send + Sync {
 
     async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>>;
 
+    /// The earliest deadline of any waiter (a read of the deadline index).
+    async fn next_waiter_deadline(&self) -> Result<Option<Millis>>;
+
     // --- The workflow DLQ ---
 
     /// Resumes a failed run from its DLQ entry, in one commit: the entry

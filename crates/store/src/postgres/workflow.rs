@@ -494,6 +494,16 @@ impl Workflows for PgStore {
             .await
     }
 
+    async fn next_waiter_deadline(&self) -> Result<Option<Millis>> {
+        let row = sql::query_one(
+            &self.client().await?,
+            "SELECT MIN(deadline) FROM workflow_waiters",
+            &[],
+        )
+        .await?;
+        Ok(row.try_get(0)?)
+    }
+
     async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>> {
         let sql_text = format!(
             "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND event_id = $2 ORDER BY created_at"

@@ -591,6 +591,15 @@ impl Workflows for SqliteStore {
             .await
     }
 
+    async fn next_waiter_deadline(&self) -> Result<Option<Millis>> {
+        self.read(|conn| {
+            Ok(conn
+                .prepare_cached("SELECT MIN(deadline) FROM workflow_waiters")?
+                .query_row([], |r| r.get(0))?)
+        })
+        .await
+    }
+
     async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>> {
         let (user_id, event_id) = (user_id.to_string(), event_id.to_string());
         self.read(move |conn| {
