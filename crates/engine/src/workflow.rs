@@ -656,24 +656,31 @@ pub(crate) async fn waiter_timer(engine: Arc<Engine>) {
                 false
             }
         };
-        while due {
-            match engine
-                .store
-                .workflows()
-                .expire_waiters(engine.now(), 100)
-                .await
-            {
-                Ok(100) => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "expiring workflow waiters failed; will try again");
-                    break;
-                }
-            }
+        if due {
+            expire_due_waiters(&engine).await;
         }
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
             _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Takes due waiters a hundred at a time until none is left.
+async fn expire_due_waiters(engine: &Engine) {
+    loop {
+        match engine
+            .store
+            .workflows()
+            .expire_waiters(engine.now(), 100)
+            .await
+        {
+            Ok(100) => continue,
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "expiring workflow waiters failed; will try again");
+                return;
+            }
         }
     }
 }
