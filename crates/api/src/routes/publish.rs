@@ -11,6 +11,7 @@ use qstash_core::destination::{Destination, ParsedDestination};
 use qstash_core::message::{Inserted, NewMessage};
 use qstash_core::publish::PublishOptions;
 use qstash_core::queue::validate_queue_name;
+use qstash_engine::meter::{self, Kind};
 use qstash_engine::PublishRequest;
 use serde::Deserialize;
 use serde_json::Value;
@@ -90,8 +91,13 @@ pub(crate) async fn accept(
         body,
         now,
     };
+    let request_queue = request.queue.is_some();
     let planned = state.engine.plan(&request).await?;
-    let mut answers = submit(state, planned).await?;
+    let kind = match request_queue {
+        true => Kind::Enqueue,
+        false => Kind::Publish,
+    };
+    let mut answers = submit(state, planned, kind).await?;
     if llm.is_some() {
         // WIRE.md §3.1: an `api/llm` publish answers only the message id.
         for a in &mut answers {
@@ -194,7 +200,7 @@ pub async fn batch(
     // One commit for the whole batch: all of it is stored, or none.
     let sizes: Vec<(usize, bool)> = plans.iter().map(|(p, g)| (p.len(), *g)).collect();
     let all: Vec<NewMessage> = plans.into_iter().flat_map(|(p, _)| p).collect();
-    let mut answers = submit(&state, all).await?.into_iter();
+    let mut answers = submit(&state, all, Kind::Batch).await?.into_iter();
     let out: Vec<Value> = sizes
         .into_iter()
         .map(|(n, group)| {
@@ -210,9 +216,18 @@ pub async fn batch(
 }
 
 /// Commits the messages; one answer object per message, in order.
-async fn submit(state: &AppState, planned: Vec<NewMessage>) -> Result<Vec<Value>, ApiError> {
+async fn submit(
+    state: &AppState,
+    planned: Vec<NewMessage>,
+    kind: Kind,
+) -> Result<Vec<Value>, ApiError> {
     let urls: Vec<String> = planned.iter().map(|p| p.message.spec.url.clone()).collect();
+    let user = planned.first().map(|p| p.message.user_id.clone());
     let inserted = state.engine.submit(planned).await?;
+    if let Some(user) = user {
+        let new = inserted.iter().filter(|i| matches!(i, Inserted::New(_)));
+        meter::published(kind, &user, new.count() as u64);
+    }
     Ok(inserted
         .iter()
         .zip(urls)

@@ -50,6 +50,9 @@ pub async fn read_whole_body(
             return refusal.into_response();
         }
     };
+    if let Some(slot) = parts.extensions.get::<crate::observe::RequestUser>() {
+        slot.set(&user.id);
+    }
     parts.extensions.insert(Caller(user));
     if !state.config.trusted_proxies.is_empty() {
         if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied()
