@@ -20,6 +20,92 @@ pub fn per_user(on: bool) {
     PER_USER.store(on, Ordering::Relaxed);
 }
 
+const KINDS: [Kind; 6] = [
+    Kind::Publish,
+    Kind::Enqueue,
+    Kind::Batch,
+    Kind::Schedule,
+    Kind::Callback,
+    Kind::DlqRetry,
+];
+const OUTCOMES: [&str; 4] = ["delivered", "retried", "failed", "cancelled"];
+
+/// Gives every metric its help text, and every counter of fixed labels a
+/// zero, so dashboards and `rate()` see them from the first scrape.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        "qstash_messages_published_total",
+        "Messages created, by kind (publish, enqueue, batch, schedule, callback, dlq_retry); deduplicated publishes are not counted"
+    );
+    describe_counter!(
+        "qstash_deliveries_total",
+        "Delivery attempts by outcome (delivered, retried, failed: to the DLQ) and messages cancelled"
+    );
+    describe_counter!(
+        "qstash_http_requests_total",
+        "API requests by method, route template and status class"
+    );
+    describe_gauge!(
+        "qstash_deliveries_in_flight",
+        "Delivery attempts in flight on this node"
+    );
+    describe_gauge!(
+        "qstash_messages_waiting",
+        "Messages not yet delivered, by state: due (waiting for a slot, queue or rate), delayed, retrying (counted up to 100000 per user)"
+    );
+    describe_gauge!(
+        "qstash_dlq_messages",
+        "Messages in the dead-letter queue (up to 100000 per user)"
+    );
+    describe_gauge!(
+        "qstash_queue_lag_messages",
+        "Messages of queues not yet delivered (the sum of the queues' lag)"
+    );
+    describe_gauge!(
+        "qstash_delivery_lag_seconds",
+        Unit::Seconds,
+        "How long the earliest due plain message has been waiting for its delivery"
+    );
+    describe_gauge!(
+        "qstash_flow_control_keys_waiting",
+        "Flow-control keys with messages waiting"
+    );
+    describe_gauge!("qstash_schedules", "Schedules, by state (active, paused)");
+    describe_histogram!(
+        "qstash_publish_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a publish, enqueue or batch request (commit included)"
+    );
+    describe_histogram!(
+        "qstash_delivery_latency_seconds",
+        Unit::Seconds,
+        "From a message's due time (its publish, unless delayed or a retry) to its destination's 2xx answer"
+    );
+    describe_histogram!(
+        "qstash_destination_response_seconds",
+        Unit::Seconds,
+        "Duration of delivery attempts, until the destination answered or failed"
+    );
+    describe_histogram!(
+        "qstash_store_commit_batch_size",
+        "Write requests committed together by one group commit"
+    );
+    describe_histogram!(
+        "qstash_store_commit_seconds",
+        Unit::Seconds,
+        "Duration of group commits (until the storage confirmed them)"
+    );
+    if !PER_USER.load(Ordering::Relaxed) {
+        for kind in KINDS {
+            counter!("qstash_messages_published_total", "kind" => kind.as_str()).increment(0);
+        }
+        for outcome in OUTCOMES {
+            counter!("qstash_deliveries_total", "outcome" => outcome).increment(0);
+        }
+    }
+}
+
 fn user_label(user: &str) -> Option<String> {
     PER_USER.load(Ordering::Relaxed).then(|| user.to_string())
 }
