@@ -186,7 +186,7 @@ async fn counters_move_by_exactly_the_traffic_sent() {
         assert_eq!(delta(&after, k), *n, "{k:?}");
     }
     // No raw path or id ever becomes a label.
-    for ((name, labels), _) in &after {
+    for (name, labels) in after.keys() {
         for v in labels.values() {
             assert!(
                 !v.contains("msg_") && !v.contains("127.0.0.1"),
