@@ -9,19 +9,20 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 
 /// How long the storage has to commit the probe's write.
 const WITHIN: Duration = Duration::from_secs(1);
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     /// Always `ok`: the process answers.
     pub status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Readiness {
     /// `ready` or `unready`.
     pub status: &'static str,
@@ -31,7 +32,7 @@ pub struct Readiness {
     pub checks: BTreeMap<&'static str, CheckView>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct CheckView {
     pub ok: bool,
     /// Milliseconds the probe took.
@@ -40,10 +41,31 @@ pub struct CheckView {
     pub error: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "probes",
+    summary = "The process answers",
+    security(()),
+    responses(
+        (status = 200, description = "Alive", body = Health),
+    )
+)]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "probes",
+    summary = "Whether this node can take work now",
+    security(()),
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready: `error` says what failed", body = Readiness),
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let checks = state.engine.readiness(WITHIN).await;
     let failed: Vec<String> = checks

@@ -10,6 +10,7 @@ mod keys;
 mod live;
 mod logs;
 mod messages;
+mod openapi;
 mod publish;
 mod queues;
 mod schedules;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/cron/next", get(cron::next))
         .route("/v2/cluster", get(cluster::get))
         // Probes: outside /v2/, so no token is asked for.
+        .route("/v2/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     v2.method_not_allowed_fallback(method_not_allowed)
