@@ -226,3 +226,55 @@ impl From<&qstash_core::queue::QueueInfo> for QueueView {
         }
     }
 }
+
+/// One endpoint of a URL group.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointView {
+    /// Omitted when none was given: the JS SDK compares `{name, url}`
+    /// objects exactly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub url: String,
+}
+
+/// A URL group (`GET /v2/topics/{name}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UrlGroupView {
+    pub name: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+    pub endpoints: Vec<EndpointView>,
+}
+
+/// A flow-control key and its counters (`GET /v2/flowControl/{key}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowKeyView {
+    pub flow_control_key: String,
+    /// Messages waiting for the key.
+    pub wait_list_size: u64,
+    /// 0: no parallelism limit.
+    pub parallelism_max: u32,
+    pub parallelism_count: u32,
+    /// 0: no rate limit.
+    pub rate_max: u32,
+    pub rate_count: u32,
+    /// Seconds.
+    pub rate_period: u64,
+    /// Unix seconds.
+    pub rate_period_start: i64,
+    pub is_paused: bool,
+    pub is_pinned_parallelism: bool,
+    pub is_pinned_rate: bool,
+}
+
+/// `GET /v2/globalParallelism`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalParallelism {
+    pub parallelism_max: u32,
+    pub parallelism_count: u32,
+}

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, keys, messages, publish, queues};
+use super::{flow_control, health, keys, messages, publish, queues, url_groups};
 use crate::views;
 
 #[derive(OpenApi)]
@@ -34,6 +34,19 @@ use crate::views;
         messages::cancel_one,
         keys::get,
         keys::rotate,
+        url_groups::list,
+        url_groups::get,
+        url_groups::delete,
+        url_groups::upsert_endpoints,
+        url_groups::remove_endpoints,
+        flow_control::list,
+        flow_control::get,
+        flow_control::pause,
+        flow_control::resume,
+        flow_control::reset_rate,
+        flow_control::pin,
+        flow_control::unpin,
+        flow_control::global_parallelism,
     ),
     components(schemas(views::ErrorBody)),
     modifiers(&BearerToken),
@@ -42,6 +55,8 @@ use crate::views;
         (name = "messages", description = "Publish, read and cancel messages"),
         (name = "queues", description = "Queues and enqueue"),
         (name = "keys", description = "Signing keys"),
+        (name = "url groups", description = "URL groups (topics) and their endpoints"),
+        (name = "flow control", description = "Flow-control keys and global parallelism"),
         (name = "probes", description = "Health and readiness (no auth)"),
     )
 )]
