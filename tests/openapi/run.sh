@@ -37,6 +37,7 @@ setup || { echo "openapi/run.sh: setup failed" >&2; exit 1; }
 [ "${1:-}" = setup ] && exit 0
 
 work="$(mktemp -d)"
+schema=""
 args=(dev --port 0 --data-dir "$work/data" --destination-deny '*' --destination-allow 127.0.0.1)
 if [ "${QSTASH_TEST_BACKEND:-}" = postgres ]; then
   schema="${QSTASH_TEST_SCHEMA_PREFIX:-qt_}openapi_$$"
@@ -49,6 +50,9 @@ pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
+  if [ -n "$schema" ] && command -v psql >/dev/null; then
+    psql "$url" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
