@@ -21,6 +21,10 @@ pub fn put_body(obj: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
     };
 }
 
+pub fn base64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
 /// Every error answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
@@ -277,4 +281,59 @@ pub struct FlowKeyView {
 pub struct GlobalParallelism {
     pub parallelism_max: u32,
     pub parallelism_count: u32,
+}
+
+/// A DLQ entry (WIRE.md §4.2): the message, redacted as everywhere, plus
+/// the DLQ id and the last response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DlqMessageView {
+    #[serde(flatten)]
+    pub message: MessageView,
+    pub dlq_id: String,
+    /// The last attempt's status; 0 when the destination never answered.
+    pub response_status: u16,
+    #[schema(value_type = std::collections::HashMap<String, Vec<String>>)]
+    pub response_header: Headers,
+    /// The last answer's body, when it is UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body_base64: Option<String>,
+    /// Why the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A page of the DLQ.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DlqPageView {
+    pub messages: Vec<DlqMessageView>,
+    /// Present when more entries follow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// How many entries a delete removed.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Deleted {
+    pub deleted: u64,
+    /// Present when a bulk delete stopped at its count: call again with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// The message a DLQ retry created.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetriedMessage {
+    pub message_id: String,
+}
+
+/// The messages a bulk DLQ retry created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetriedPage {
+    pub responses: Vec<RetriedMessage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
 }

@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{flow_control, health, keys, messages, publish, queues, url_groups};
+use super::{dlq, flow_control, health, keys, messages, publish, queues, url_groups};
 use crate::views;
 
 #[derive(OpenApi)]
@@ -47,6 +47,12 @@ use crate::views;
         flow_control::pin,
         flow_control::unpin,
         flow_control::global_parallelism,
+        dlq::list,
+        dlq::get,
+        dlq::delete_one,
+        dlq::delete_many,
+        dlq::retry_one,
+        dlq::retry_many,
     ),
     components(schemas(views::ErrorBody)),
     modifiers(&BearerToken),
@@ -57,6 +63,7 @@ use crate::views;
         (name = "keys", description = "Signing keys"),
         (name = "url groups", description = "URL groups (topics) and their endpoints"),
         (name = "flow control", description = "Flow-control keys and global parallelism"),
+        (name = "dlq", description = "The dead-letter queue"),
         (name = "probes", description = "Health and readiness (no auth)"),
     )
 )]
