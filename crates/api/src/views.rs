@@ -10,17 +10,10 @@ use base64::Engine;
 use qstash_core::signing::SigningKeys;
 use qstash_core::Message;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use utoipa::ToSchema;
 
-/// `body` when the bytes are UTF-8, else `bodyBase64`, under `prefix`.
-pub fn put_body(obj: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => obj.insert(key.into(), json!(text)),
-        Err(_) => obj.insert(format!("{key}Base64"), json!(STANDARD.encode(bytes))),
-    };
-}
-
+/// Bytes as standard base64 (`bodyBase64`, `responseBodyBase64`).
 pub fn base64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
@@ -336,4 +329,74 @@ pub struct RetriedPage {
     pub responses: Vec<RetriedMessage>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
+}
+
+/// A schedule (WIRE.md §4.3), redacted like every read path.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleView {
+    pub schedule_id: String,
+    pub cron: String,
+    /// A URL or a URL group name.
+    pub destination: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub method: String,
+    #[schema(value_type = std::collections::HashMap<String, Vec<String>>)]
+    pub header: Headers,
+    pub retries: u32,
+    pub is_paused: bool,
+    /// Seconds before each fire's message is delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<u64>,
+    /// Seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_callback: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, Vec<String>>>)]
+    pub callback_header: Option<Headers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::HashMap<String, Vec<String>>>)]
+    pub failure_callback_header: Option<Headers>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_name: Option<String>,
+    /// The Python SDK reads `callerIP`, the JS type says `callerIp`.
+    #[serde(rename = "callerIP", skip_serializing_if = "Option::is_none")]
+    pub caller_ip_upper: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caller_ip: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_delay_expression: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flow_control_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period: Option<u64>,
+    /// Unix milliseconds of the last fire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<i64>,
+    /// Unix milliseconds of the next fire (absent while paused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<i64>,
+    /// The last fire's messages and their states.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_schedule_states: Option<BTreeMap<String, String>>,
+    /// Why the last fire created no message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
 }

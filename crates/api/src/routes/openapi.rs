@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{dlq, flow_control, health, keys, messages, publish, queues, url_groups};
+use super::{dlq, flow_control, health, keys, messages, publish, queues, schedules, url_groups};
 use crate::views;
 
 #[derive(OpenApi)]
@@ -53,6 +53,9 @@ use crate::views;
         dlq::delete_many,
         dlq::retry_one,
         dlq::retry_many,
+        schedules::list,
+        schedules::get,
+        schedules::delete,
     ),
     components(schemas(views::ErrorBody)),
     modifiers(&BearerToken),
@@ -64,6 +67,7 @@ use crate::views;
         (name = "url groups", description = "URL groups (topics) and their endpoints"),
         (name = "flow control", description = "Flow-control keys and global parallelism"),
         (name = "dlq", description = "The dead-letter queue"),
+        (name = "schedules", description = "Schedules (creating, pausing and resuming are not described yet)"),
         (name = "probes", description = "Health and readiness (no auth)"),
     )
 )]
