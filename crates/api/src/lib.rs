@@ -5,6 +5,7 @@
 mod auth;
 mod client_ip;
 mod error;
+pub mod observe;
 mod query;
 pub mod rate_limit;
 mod routes;

@@ -4,11 +4,13 @@ mod cluster;
 mod cron;
 mod dlq;
 mod flow_control;
+mod health;
 mod json_errors;
 mod keys;
 mod live;
 mod logs;
 mod messages;
+mod openapi;
 mod publish;
 mod queues;
 mod schedules;
@@ -83,7 +85,11 @@ pub fn router(state: AppState) -> Router {
         // Extensions of this server, for the console (docs/ARCHITECTURE.md).
         .route("/v2/stats", get(stats::get))
         .route("/v2/cron/next", get(cron::next))
-        .route("/v2/cluster", get(cluster::get));
+        .route("/v2/cluster", get(cluster::get))
+        // Probes: outside /v2/, so no token is asked for.
+        .route("/v2/openapi.json", get(openapi::document))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(

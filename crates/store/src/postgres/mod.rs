@@ -300,6 +300,14 @@ impl Store for PgStore {
             .await
     }
 
+    async fn probe(&self) -> Result<()> {
+        let client = self.client().await?;
+        client
+            .batch_execute("BEGIN; SELECT pg_current_xact_id(); COMMIT")
+            .await?;
+        Ok(())
+    }
+
     async fn release_in_flight(&self, now: Millis) -> Result<u64> {
         self.writes
             .run(async |tx, noted| {
