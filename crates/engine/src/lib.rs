@@ -123,6 +123,8 @@ pub struct Engine {
     address: std::sync::OnceLock<String>,
     /// Delivery slots per user (`--max-in-flight-per-user`).
     user_slots: Arc<user_slots::UserSlots>,
+    /// The last storage probe of `/readyz` and when it ran (see `health`).
+    last_probe: std::sync::Mutex<Option<health::Probe>>,
 }
 
 impl Engine {
@@ -154,6 +156,7 @@ impl Engine {
             started_at,
             address: std::sync::OnceLock::new(),
             user_slots,
+            last_probe: std::sync::Mutex::new(None),
         });
         // Every commit that makes messages pending, on whatever path,
         // wakes the scheduler or the gate through this (see `arrived`).
