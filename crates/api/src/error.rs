@@ -119,7 +119,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = (
             status,
-            Json(serde_json::json!({ "error": self.to_string() })),
+            Json(crate::views::ErrorBody {
+                error: self.to_string(),
+            }),
         )
             .into_response();
         if let Self::RateLimited { headers, .. } = self {

@@ -5,6 +5,7 @@
 mod auth;
 mod client_ip;
 mod error;
+pub mod observe;
 mod query;
 pub mod rate_limit;
 mod routes;
@@ -56,7 +57,8 @@ pub struct AppState {
     /// Users by API token.
     users: Arc<auth::Tokens>,
     limits: Arc<rate_limit::RateLimits>,
-    pub config: ApiConfig,
+    /// Shared: axum clones the state for every extractor of every request.
+    pub config: Arc<ApiConfig>,
 }
 
 impl AppState {
@@ -65,7 +67,7 @@ impl AppState {
             engine,
             users: Arc::new(auth::Tokens::new(users)),
             limits: Arc::new(rate_limit::RateLimits::new(config.rate_limits.clone())),
-            config,
+            config: Arc::new(config),
         }
     }
 }

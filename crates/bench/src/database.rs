@@ -54,6 +54,18 @@ impl Database {
         Ok(row.get::<_, i64>(0) as u64)
     }
 
+    /// The current end of the write-ahead log, in bytes from its start.
+    pub async fn wal_position(&self) -> anyhow::Result<u64> {
+        let row = self
+            .admin
+            .query_one(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::int8",
+                &[],
+            )
+            .await?;
+        Ok(row.get::<_, i64>(0) as u64)
+    }
+
     /// Drops every schema this run made.
     pub async fn cleanup(&self) {
         let schemas: Vec<String> = self.schemas.lock().expect("schemas").drain(..).collect();

@@ -30,6 +30,7 @@ use scenarios::Ctx;
 
 const ALL: &[&str] = &[
     "ceiling",
+    "floor",
     "pgbench",
     "publish",
     "e2e",
@@ -82,10 +83,17 @@ struct Args {
     /// dropped at the end) and measure the database's ceiling with pgbench.
     #[arg(long)]
     database_url: Option<String>,
+    /// Internal: serve as the bare HTTP server of the floor scenario and
+    /// print its address.
+    #[arg(long, hide = true)]
+    serve_floor: bool,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.serve_floor {
+        return serve_floor();
+    }
     for s in &args.only {
         anyhow::ensure!(
             ALL.contains(&s.as_str()),
@@ -166,6 +174,19 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The floor scenario's server: the sink alone, until killed.
+fn serve_floor() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let sink = sink::Sink::start().await?;
+        println!("{}", sink.addr);
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
+
 async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
     let database = match &args.database_url {
         Some(url) => Some(database::Database::connect(url).await?),
@@ -199,6 +220,7 @@ async fn run(args: &Args, plan: Plan, bin: PathBuf) -> anyhow::Result<Report> {
         eprintln!("running {id} ...");
         let result = match id {
             "ceiling" => scenarios::ceiling(&ctx).await,
+            "floor" => scenarios::floor(&ctx).await,
             "pgbench" => scenarios::pgbench(&ctx).await,
             "publish" => scenarios::publish(&ctx).await,
             "e2e" => scenarios::end_to_end(&ctx).await,

@@ -111,6 +111,11 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(path) else {
         return 0.0;
     };
+    stat_cpu_seconds(&stat)
+}
+
+/// utime + stime of one /proc stat line, in seconds.
+fn stat_cpu_seconds(stat: &str) -> f64 {
     // Fields after the parenthesised command name; utime and stime are the
     // 12th and 13th of them.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
@@ -124,6 +129,36 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     // SAFETY: sysconf only reads a configuration value.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     ticks / hz
+}
+
+/// CPU seconds of the threads of `pid` whose name starts with `prefix`
+/// (Linux cuts thread names to 15 bytes), or None when there is none.
+pub fn thread_cpu_seconds(pid: u32, prefix: &str) -> Option<f64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut found = None;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.trim_end().starts_with(prefix) {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        *found.get_or_insert(0.0) += stat_cpu_seconds(&stat);
+    }
+    found
+}
+
+/// Bytes `pid` caused to be sent to the storage layer (`write_bytes` of
+/// /proc/<pid>/io: WAL, checkpoints and database pages, not page-cache
+/// hits), or 0 where the kernel does not account it.
+pub fn written_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .ok()
+        .and_then(|io| {
+            io.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Total size of the files under `dir`, in bytes.

@@ -15,6 +15,10 @@ pub enum Unit {
     Count,
     /// A fraction, shown as a percentage.
     Ratio,
+    /// Microseconds (CPU time per message).
+    Micros,
+    /// A byte count small enough to show whole (bytes per message).
+    ByteCount,
 }
 
 /// What a figure should reach, from the targets.
@@ -270,6 +274,8 @@ pub fn format_value(v: f64, unit: Unit) -> String {
         Unit::Bytes => format!("{:.1} MB", v / 1e6),
         Unit::Count => thousands(v.round() as u64),
         Unit::Ratio => format!("{:.0}%", v * 100.0),
+        Unit::Micros => format!("{v:.1} µs"),
+        Unit::ByteCount => format!("{} B", thousands(v.round() as u64)),
     }
 }
 
@@ -296,6 +302,8 @@ mod tests {
         assert_eq!(format_value(1_000_000.0, Unit::Count), "1,000,000");
         assert_eq!(format_value(1.234, Unit::Millis), "1.23 ms");
         assert_eq!(format_value(250e6, Unit::Bytes), "250.0 MB");
+        assert_eq!(format_value(31.26, Unit::Micros), "31.3 µs");
+        assert_eq!(format_value(2612.4, Unit::ByteCount), "2,612 B");
     }
 
     #[test]

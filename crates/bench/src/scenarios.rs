@@ -5,8 +5,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use bytes::Bytes;
 use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
 
 use crate::body::{self, Stamp};
 use crate::client::{Conn, Req};
@@ -68,23 +70,110 @@ impl Ctx {
 }
 
 /// Throughput of a running load over the measured window: requests
-/// answered and sink arrivals per second, and the CPU used meanwhile.
+/// answered and sink arrivals per second, and what the server spent
+/// meanwhile.
 struct Window {
     acked: f64,
     arrived: f64,
     cpu: qstash::CpuUse,
+    cost: Cost,
+}
+
+/// What the server spent over a window, in totals: CPU seconds of the
+/// process and of its storage writer thread (SQLite; None on PostgreSQL,
+/// whose writers are tasks), and bytes written: to the disk by the process
+/// on SQLite (WAL, checkpoints), to the write-ahead log on PostgreSQL.
+struct Cost {
+    server_s: f64,
+    writer_s: Option<f64>,
+    written: u64,
+    acked: u64,
+    arrived: u64,
+}
+
+/// The storage writer thread's name as /proc shows it (cut to 15 bytes).
+const WRITER_THREAD: &str = "qstash-store-wr";
+
+async fn written_so_far(ctx: &Ctx, pid: u32) -> u64 {
+    match &ctx.database {
+        Some(db) => db.wal_position().await.unwrap_or(0),
+        None => qstash::written_bytes(pid),
+    }
 }
 
 async fn measure(ctx: &Ctx, load: &Load, pid: u32) -> Window {
     tokio::time::sleep(ctx.plan.warmup).await;
     let (a0, s0, t0) = (load.ok(), ctx.sink.arrivals(), Instant::now());
     let cpu = CpuMeter::start(pid);
+    let (server0, writer0) = (
+        qstash::cpu_seconds(pid),
+        qstash::thread_cpu_seconds(pid, WRITER_THREAD),
+    );
+    let written0 = written_so_far(ctx, pid).await;
     tokio::time::sleep(ctx.plan.measure).await;
     let secs = t0.elapsed().as_secs_f64();
+    let (acked, arrived) = (load.ok() - a0, ctx.sink.arrivals() - s0);
+    let cost = Cost {
+        server_s: qstash::cpu_seconds(pid) - server0,
+        writer_s: qstash::thread_cpu_seconds(pid, WRITER_THREAD)
+            .zip(writer0)
+            .map(|(now, then)| now - then),
+        written: written_so_far(ctx, pid).await.saturating_sub(written0),
+        acked,
+        arrived,
+    };
     Window {
-        acked: per_second(load.ok() - a0, secs),
-        arrived: per_second(ctx.sink.arrivals() - s0, secs),
+        acked: per_second(acked, secs),
+        arrived: per_second(arrived, secs),
         cpu: cpu.read(),
+        cost,
+    }
+}
+
+/// The cost figures of a window, per message handled (`messages` of it):
+/// server CPU (with the ceiling as target), writer-thread CPU and
+/// bytes written.
+fn cost_figures(s: &mut Scenario, cost: &Cost, messages: u64, cpu_target: Option<f64>) {
+    if messages == 0 {
+        return;
+    }
+    let per = |total: f64| total / messages as f64;
+    let mut cpu = Figure::new(
+        "server CPU per message",
+        per(cost.server_s) * 1e6,
+        Unit::Micros,
+    );
+    if let Some(t) = cpu_target {
+        cpu = cpu.target(Target::Max(t));
+    }
+    s.figure(cpu);
+    if let Some(w) = cost.writer_s {
+        s.figure(Figure::new(
+            "writer CPU per message",
+            per(w) * 1e6,
+            Unit::Micros,
+        ));
+    }
+    s.figure(Figure::new(
+        "written per message",
+        per(cost.written as f64),
+        Unit::ByteCount,
+    ));
+}
+
+/// What the server keeps on disk per message once `messages` went through
+/// it: the data directory on SQLite, the schema's tables on PostgreSQL.
+async fn stored_figure(ctx: &Ctx, s: &mut Scenario, server: &Qstash, messages: u64) {
+    let bytes = match &ctx.database {
+        Some(db) => db.last_schema_bytes().await.unwrap_or(0),
+        None => qstash::dir_size(server.data_dir()),
+    };
+    if messages > 0 {
+        s.figure(Figure::new(
+            "stored per message",
+            bytes as f64 / messages as f64,
+            Unit::ByteCount,
+        ));
     }
 }
 
@@ -156,6 +245,44 @@ pub async fn ceiling(ctx: &Ctx) -> anyhow::Result<Scenario> {
         "{} keep-alive clients, {} B bodies, sink answers 200 at once",
         ctx.plan.workers, ctx.plan.body_bytes
     ));
+    Ok(s)
+}
+
+/// 7b. The floor of the HTTP part: a bare hyper server in its own process
+/// (this program with `--serve-floor`: the sink, on a multi-threaded
+/// runtime like the server's) answering the same 1 KB POSTs with no work.
+/// Its CPU per request is what no QStash server can go below.
+pub async fn floor(ctx: &Ctx) -> anyhow::Result<Scenario> {
+    let mut s = Scenario::new("floor", "bare hyper server (HTTP floor)");
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .arg("--serve-floor")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().context("floor server stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let addr: std::net::SocketAddr = lines
+        .next_line()
+        .await?
+        .context("the floor server printed no address")?
+        .parse()?;
+    let pid = child.id().context("floor server pid")?;
+    let body = ctx.plain_body();
+    let make: MakeReq = Arc::new(move |_, _| Req::post("/floor", body.clone()));
+    let load = Load::closed(addr, ctx.plan.workers, None, make, None);
+    let w = measure(ctx, &load, pid).await;
+    check_load(&load.stop().await, "floor")?;
+    child.kill().await?;
+    s.figure(Figure::new("requests", w.acked, Unit::PerSecond));
+    if w.cost.acked > 0 {
+        s.figure(Figure::new(
+            "server CPU per request",
+            w.cost.server_s / w.cost.acked as f64 * 1e6,
+            Unit::Micros,
+        ));
+    }
+    s.cpu = Some(w.cpu);
+    s.note("the HTTP part of a publish cannot cost less than this");
     Ok(s)
 }
 
@@ -292,6 +419,9 @@ pub async fn publish(ctx: &Ctx) -> anyhow::Result<Scenario> {
     if let Some(p) = percentiles_us(out.ack_us) {
         latency_figures(&mut s, "answer", &p, None);
     }
+    let cpu_target = ctx.database.is_none().then_some(30.0);
+    cost_figures(&mut s, &w.cost, w.cost.acked, cpu_target);
+    stored_figure(ctx, &mut s, &server, out.ok).await;
     s.cpu = Some(w.cpu);
     s.note(format!(
         "{} keep-alive clients; Upstash-Delay: 1h so nothing is delivered meanwhile",
@@ -326,6 +456,9 @@ pub async fn end_to_end(ctx: &Ctx) -> anyhow::Result<Scenario> {
     let target = ctx.throughput_target(0.3, 0.6);
     s.figure(Figure::new("delivered", w.arrived, Unit::PerSecond).target(target));
     s.figure(Figure::new("published", w.acked, Unit::PerSecond));
+    let cpu_target = ctx.database.is_none().then_some(60.0);
+    cost_figures(&mut s, &w.cost, w.cost.arrived, cpu_target);
+    stored_figure(ctx, &mut s, &server, out.ok).await;
     s.cpu = Some(w.cpu);
     s.note(format!(
         "at most {window} messages published but not yet delivered; all {} delivered, the last {:.2} s after publishing stopped",
@@ -626,6 +759,9 @@ pub async fn fanout(ctx: &Ctx) -> anyhow::Result<Scenario> {
     drain(ctx, base, out.ok * n as u64).await?;
     s.figure(Figure::new("delivered", w.arrived, Unit::PerSecond));
     s.figure(Figure::new("published", w.acked, Unit::PerSecond));
+    // Per delivery: a fan-out's unit of work is one endpoint's message.
+    cost_figures(&mut s, &w.cost, w.cost.arrived, None);
+    stored_figure(ctx, &mut s, &server, out.ok * n as u64).await;
     s.cpu = Some(w.cpu);
     s.note(format!("{n} endpoints per publish; every delivery arrived"));
     Ok(s)

@@ -196,6 +196,35 @@ pub struct CommonArgs {
     /// Database size past which writes are refused with 507 (bytes).
     #[arg(long, env = "QSTASH_MAX_DB_SIZE")]
     pub max_db_size: Option<u64>,
+    /// Serve Prometheus metrics at `/metrics`, without auth
+    /// (`--metrics=false` turns them off).
+    #[arg(long, env = "QSTASH_METRICS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics: bool,
+    /// Serve `/metrics` on this port instead of the API's.
+    #[arg(long, env = "QSTASH_METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+    /// Label message and delivery metrics with the user id too.
+    #[arg(long, env = "QSTASH_METRICS_PER_USER", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub metrics_per_user: bool,
+    /// Log lines as `text` or `json` (default: text on a terminal, json
+    /// otherwise). Levels come from RUST_LOG (default `info`).
+    #[arg(long, env = "QSTASH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Cli {
+    pub fn common(&self) -> &CommonArgs {
+        match &self.command {
+            Command::Dev(a) => &a.common,
+            Command::Serve(a) => &a.common,
+        }
+    }
 }
 
 /// Plans of the official dev server's `-quota`; see README for the limits.

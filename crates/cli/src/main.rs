@@ -4,6 +4,8 @@
 mod config;
 mod data_dir;
 mod listener;
+mod logs;
+mod metrics;
 mod server;
 
 use anyhow::Result;
@@ -24,12 +26,8 @@ fn main() {
 
 #[tokio::main]
 async fn start() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let cli = Cli::parse_from(config::go_style_flags(std::env::args()));
+    logs::init(cli.common().log_format);
     let plan = config::plan(cli)?;
     server::run(plan).await
 }

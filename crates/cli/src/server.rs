@@ -29,6 +29,10 @@ pub async fn run(plan: Plan) -> Result<()> {
         Some(port) => Some(bind(&plan.host, port).await?),
         None => None,
     };
+    let metrics_listener = match c.metrics_port.filter(|_| c.metrics) {
+        Some(port) => Some(bind(&plan.host, port).await.context("--metrics-port")?),
+        None => None,
+    };
     let tls = match (&c.tls_cert, &c.tls_key) {
         (Some(cert), Some(key)) => Some(listener::tls_acceptor(cert, key)?),
         _ => None,
@@ -100,6 +104,19 @@ pub async fn run(plan: Plan) -> Result<()> {
     if c.console {
         app = app.merge(qstash_console::router(console_config(&plan)));
     }
+    let metrics = match c.metrics {
+        true => Some(crate::metrics::install(engine.clone(), c.metrics_per_user)?),
+        false => None,
+    };
+    let metrics_app = match (metrics, &metrics_listener) {
+        (Some(m), None) => {
+            app = app.merge(m);
+            None
+        }
+        (m, _) => m.map(qstash_api::observe::layer),
+    };
+    // Last, so it sees every route (the console's and /metrics too).
+    let app = qstash_api::observe::layer(app);
     announce(&plan, addr, &keys, tls.is_some());
 
     let limits = listener::Limits {
@@ -118,6 +135,16 @@ pub async fn run(plan: Plan) -> Result<()> {
             c.shutdown_grace,
         ))
     });
+    let metrics_server = metrics_listener.zip(metrics_app).map(|(l, m)| {
+        tokio::spawn(listener::serve(
+            l,
+            m,
+            limits.clone(),
+            None,
+            stop_rx.clone(),
+            c.shutdown_grace,
+        ))
+    });
     let api = listener::serve(listener, app, limits, tls, stop_rx, c.shutdown_grace);
     let signal = async {
         stop_signal().await;
@@ -126,6 +153,9 @@ pub async fn run(plan: Plan) -> Result<()> {
     tokio::join!(api, signal);
     if let Some(log_server) = log_server {
         let _ = log_server.await;
+    }
+    if let Some(metrics_server) = metrics_server {
+        let _ = metrics_server.await;
     }
     tracing::info!("stopped accepting requests; finishing deliveries in flight");
     engine.shutdown(scheduler, c.shutdown_grace).await;

@@ -37,14 +37,18 @@ impl Engine {
     pub(crate) async fn deliver(&self, message: Message) {
         // A workflow message carries its run's log and ids (issue 14).
         let workflow = self.workflow_delivery(&message).await;
+        let started = std::time::Instant::now();
         let attempt = self.attempt(&workflow.message).await;
+        let took = started.elapsed();
         let at = self.now();
         let kind = decide(&message, &attempt, at);
+        crate::observe::attempt(&message, &attempt, &kind, took);
         let response = match attempt {
             Attempt::Answered(r) => r,
             Attempt::NoAnswer(_) => AttemptResponse::default(),
         };
-        tracing::debug!(id = %message.id, status = response.status, ?kind, "attempt finished");
+        let delivered = matches!(kind, OutcomeKind::Delivered);
+        crate::meter::attempt(took, delivered.then(|| at - message.due_at));
         let dlq_id = matches!(kind, OutcomeKind::Failed { .. }).then(|| ids::dlq_id(at));
         let mut callbacks =
             crate::callbacks::for_attempt(&message, &response, &kind, dlq_id.as_deref(), at);
@@ -62,6 +66,10 @@ impl Engine {
         let event = crate::stats::Event::of(&outcome.kind);
         self.stats.add(&message.user_id, at, event, 1);
         let kind = outcome.kind.clone();
+        let user = &message.user_id;
+        crate::meter::deliveries(crate::meter::outcome_label(&outcome.kind), user, 1);
+        let callbacks = outcome.callbacks.len() as u64;
+        crate::meter::published(crate::meter::Kind::Callback, user, callbacks);
         // The retry and the callbacks it creates are announced by the
         // store's commit.
         self.record(outcome).await;

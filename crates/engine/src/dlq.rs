@@ -71,6 +71,7 @@ impl Engine {
         let created = answers.iter().filter(|a| a.is_some()).count() as u64;
         self.stats
             .add(user_id, now, crate::stats::Event::Published, created);
+        crate::meter::published(crate::meter::Kind::DlqRetry, user_id, created);
         Ok(dlq_ids
             .into_iter()
             .zip(answers)

@@ -12,8 +12,11 @@ mod delivery;
 pub mod dlq;
 mod gate;
 mod guard;
+pub mod health;
 pub mod keys;
 mod live;
+pub mod meter;
+mod observe;
 pub mod outcome;
 pub mod publish;
 mod scheduler;
@@ -122,6 +125,8 @@ pub struct Engine {
     address: std::sync::OnceLock<String>,
     /// Delivery slots per user (`--max-in-flight-per-user`).
     user_slots: Arc<user_slots::UserSlots>,
+    /// The last storage probe of `/readyz` and when it ran (see `health`).
+    last_probe: std::sync::Mutex<Option<health::Probe>>,
 }
 
 impl Engine {
@@ -153,6 +158,7 @@ impl Engine {
             started_at,
             address: std::sync::OnceLock::new(),
             user_slots,
+            last_probe: std::sync::Mutex::new(None),
         });
         // Every commit that makes messages pending, on whatever path,
         // wakes the scheduler or the gate through this (see `arrived`).

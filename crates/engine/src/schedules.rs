@@ -236,6 +236,7 @@ async fn fire(engine: Arc<Engine>, due: DueSchedule) -> Result<(), StoreError> {
         tracing::debug!(schedule = %s.id, tick, ?next_fire, "schedule fired");
         let event = crate::stats::Event::Published;
         engine.stats.add(&s.user_id, now, event, created);
+        crate::meter::published(crate::meter::Kind::Schedule, &s.user_id, created);
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 mod announce;
 mod cluster;
 mod error;
+mod meter;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
@@ -122,6 +123,13 @@ pub trait Store: Reads + 'static {
 
     /// Upstash Workflow runs and their step logs (issue 14).
     fn workflows(&self) -> &dyn Workflows;
+
+    /// Proves the store takes a write now, for readiness probes (`GET
+    /// /readyz`): SQLite commits a write through its writer thread and
+    /// writes and syncs a file in the data directory (a full disk fails
+    /// there even when the WAL has room); PostgreSQL commits a transaction
+    /// that takes a transaction id, so its commit record is flushed.
+    async fn probe(&self) -> Result<()>;
 
     /// The cluster this store is shared by, when several nodes can share
     /// it (PostgreSQL); None for an embedded store.

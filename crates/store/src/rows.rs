@@ -6,7 +6,7 @@
 use qstash_core::clock::Millis;
 use qstash_core::headers::HeaderMap;
 use qstash_core::ids;
-use qstash_core::log::{LogCursor, LogFilter};
+use qstash_core::log::{LogCursor, LogEntry, LogFilter, LogPage};
 use qstash_core::message::{Arrival, LogState, NewMessage};
 use qstash_core::outcome::{AttemptResponse, Outcome, OutcomeKind};
 use qstash_core::schedule::{resume_at, CronExpr, DueSchedule, Schedule, ScheduleFire};
@@ -160,19 +160,7 @@ pub fn log_state(s: &str) -> Result<LogState> {
     LogState::parse(s).ok_or_else(|| StoreError::Corrupt(format!("log state {s}")))
 }
 
-/// Whether `url` has one of `hosts` (without port) and one of `paths`;
-/// an empty list matches anything.
-pub fn url_matches(url: &str, hosts: &[String], paths: &[String]) -> bool {
-    if hosts.is_empty() && paths.is_empty() {
-        return true;
-    }
-    let Ok(u) = url::Url::parse(url) else {
-        return false;
-    };
-    let host_ok = hosts.iter().any(|h| Some(h.as_str()) == u.host_str()) || hosts.is_empty();
-    let path_ok = paths.is_empty() || paths.iter().any(|p| p == u.path());
-    host_ok && path_ok
-}
+pub use qstash_core::log::url_matches;
 
 /// The most selective single-valued attribute filter of a log query, as an
 /// attribute key: the index a listing walks.
@@ -186,6 +174,129 @@ pub fn driving_key(f: &LogFilter) -> Option<String> {
         .or_else(|| single("label", &f.label))
         .or_else(|| single("flow", &f.flow_control_key))
         .or_else(|| single("url", &f.url))
+}
+
+/// Whether the index a listing walks (see `driving_key`) already holds
+/// every filter, so that each row it meets is a match.
+pub fn walk_checks_everything(f: &LogFilter) -> bool {
+    let mut rest = LogFilter {
+        from_date: None,
+        to_date: None,
+        ..f.clone()
+    };
+    if !rest.message_ids.is_empty() {
+        rest.message_ids.clear();
+    } else if let Some(key) = driving_key(f) {
+        let field = match key.split_once(':').map(|(kind, _)| kind) {
+            Some("schedule") => &mut rest.schedule_id,
+            Some("queue") => &mut rest.queue_name,
+            Some("topic") => &mut rest.topic_name,
+            Some("label") => &mut rest.label,
+            Some("flow") => &mut rest.flow_control_key,
+            _ => &mut rest.url,
+        };
+        field.clear();
+    } else if rest.states.len() == 1 {
+        rest.states.clear();
+    }
+    rest == LogFilter::default()
+}
+
+/// Rows of the log a listing examines at most per page. A filter its index
+/// cannot answer (a host, a path, several states...) is checked on the rows
+/// the walk meets; on a large log with few matches that walk would be the
+/// whole log, so it stops here and answers the page found so far with a
+/// cursor where it stopped (the SDKs page with `while (cursor)`).
+pub const SCAN_BUDGET: usize = 5_000;
+
+/// Rows one query of a filtered walk fetches.
+const SCAN_CHUNK: usize = 500;
+
+/// A page gathered by walking the log in chunks from newest to oldest and
+/// checking each row with `LogFilter::matches`; both backends drive it.
+pub struct Scan<'f> {
+    filter: &'f LogFilter,
+    count: usize,
+    budget: usize,
+    /// Every row the walk meets matches: one chunk of `count` + 1 rows.
+    exact: bool,
+    examined: usize,
+    matched: Vec<(LogCursor, LogEntry)>,
+    /// The upper bound of the next chunk: the last row examined, at first
+    /// the cursor (or `toDate`).
+    upper: Option<LogCursor>,
+    exhausted: bool,
+}
+
+impl<'f> Scan<'f> {
+    pub fn new(filter: &'f LogFilter, cursor: Option<LogCursor>, count: usize) -> Self {
+        Self::with_budget(filter, cursor, count, SCAN_BUDGET)
+    }
+
+    pub fn with_budget(
+        filter: &'f LogFilter,
+        cursor: Option<LogCursor>,
+        count: usize,
+        budget: usize,
+    ) -> Self {
+        Scan {
+            filter,
+            count,
+            budget: budget.max(count + 1),
+            exact: walk_checks_everything(filter),
+            examined: 0,
+            matched: Vec::new(),
+            upper: upper_bound(cursor, filter.to_date),
+            exhausted: false,
+        }
+    }
+
+    /// The next chunk to fetch: rows strictly before `upper`, at most
+    /// `limit` of them; None when the page is complete.
+    pub fn next_chunk(&self) -> Option<(Option<LogCursor>, usize)> {
+        let done =
+            self.exhausted || self.matched.len() > self.count || self.examined >= self.budget;
+        if done {
+            return None;
+        }
+        let want = if self.exact {
+            self.count + 1 - self.matched.len()
+        } else {
+            SCAN_CHUNK
+        };
+        Some((self.upper, want.min(self.budget - self.examined)))
+    }
+
+    /// One fetched chunk of (position, entry), newest first, of the size
+    /// `next_chunk` asked for or less (then the walk reached the end).
+    pub fn take(&mut self, asked: usize, rows: Vec<(LogCursor, LogEntry)>) {
+        self.exhausted = rows.len() < asked;
+        for (at, entry) in rows {
+            self.examined += 1;
+            self.upper = Some(at);
+            if self.matched.len() <= self.count
+                && (self.exact || self.filter.matches(entry.state, &entry.message))
+            {
+                self.matched.push((at, entry));
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> LogPage {
+        let cursor = if self.matched.len() > self.count {
+            self.matched.truncate(self.count);
+            self.matched.last().map(|(at, _)| *at)
+        } else if self.exhausted {
+            None
+        } else {
+            // Cut short by the budget: go on below the last row examined.
+            self.upper
+        };
+        LogPage {
+            entries: self.matched.into_iter().map(|(_, e)| e).collect(),
+            cursor,
+        }
+    }
 }
 
 /// Where a newest-first page ends above: strictly before the cursor, and
@@ -407,6 +518,123 @@ pub fn catch_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A log of `n` entries at positions 1..=n, every `every`-th one to
+    /// host `hit.example`, and a walk over it as the backends do it.
+    struct Log(Vec<(LogCursor, LogEntry)>);
+
+    impl Log {
+        fn new(n: i64, every: i64) -> Log {
+            let entry = |i: i64| {
+                let host = if i % every == 0 { "hit" } else { "miss" };
+                let mut message = message_for_scan();
+                message.spec.url = format!("http://{host}.example/p");
+                message.id = format!("m{i}");
+                LogEntry {
+                    time: i,
+                    state: LogState::Created,
+                    error: None,
+                    next_delivery_time: None,
+                    response: None,
+                    message,
+                }
+            };
+            Log((1..=n)
+                .rev()
+                .map(|i| (LogCursor { time: i, seq: i }, entry(i)))
+                .collect())
+        }
+
+        /// One page, and how many rows it examined.
+        fn page(&self, f: &LogFilter, cursor: Option<LogCursor>, count: usize) -> (LogPage, usize) {
+            let mut scan = Scan::with_budget(f, cursor, count, 10);
+            let mut examined = 0;
+            while let Some((upper, limit)) = scan.next_chunk() {
+                let rows: Vec<_> = self
+                    .0
+                    .iter()
+                    .filter(|(at, _)| upper.is_none_or(|u| *at < u))
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                examined += rows.len();
+                scan.take(limit, rows);
+            }
+            (scan.finish(), examined)
+        }
+    }
+
+    fn message_for_scan() -> Message {
+        Message {
+            id: String::new(),
+            user_id: "u".into(),
+            spec: MessageSpec::default(),
+            body: vec![],
+            created_at: 0,
+            not_before: 0,
+            due_at: 0,
+            retried: 0,
+            state: MessageState::Pending,
+        }
+    }
+
+    #[test]
+    fn a_sparse_filter_pages_through_the_log_in_bounded_steps() {
+        let log = Log::new(95, 7);
+        let f = LogFilter {
+            host: vec!["hit.example".into()],
+            ..Default::default()
+        };
+        let (mut found, mut cursor, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let (page, examined) = log.page(&f, cursor, 3);
+            assert!(examined <= 10, "a page examined {examined} rows");
+            found.extend(page.entries.into_iter().map(|e| e.time));
+            pages += 1;
+            match page.cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let expected: Vec<i64> = (1..=95).rev().filter(|i| i % 7 == 0).collect();
+        assert_eq!(found, expected);
+        assert!(pages >= 10, "{pages} pages for 95 rows at 10 per page");
+    }
+
+    #[test]
+    fn a_page_that_finds_nothing_within_its_budget_still_hands_out_a_cursor() {
+        let log = Log::new(50, 1000);
+        let f = LogFilter {
+            host: vec!["hit.example".into()],
+            ..Default::default()
+        };
+        let (page, examined) = log.page(&f, None, 5);
+        assert!(page.entries.is_empty());
+        assert_eq!(examined, 10);
+        assert_eq!(page.cursor, Some(LogCursor { time: 41, seq: 41 }));
+        let (last, _) = log.page(&f, Some(LogCursor { time: 1, seq: 1 }), 5);
+        assert_eq!(last, LogPage::default());
+    }
+
+    #[test]
+    fn a_filter_the_index_answers_fetches_one_row_more_than_the_page() {
+        let log = Log::new(50, 1);
+        let (page, examined) = log.page(&LogFilter::default(), None, 4);
+        assert_eq!(examined, 5);
+        assert_eq!(page.entries.len(), 4);
+        assert_eq!(page.cursor, Some(LogCursor { time: 47, seq: 47 }));
+        assert!(!walk_checks_everything(&LogFilter {
+            states: vec![LogState::Failed],
+            queue_name: vec!["q".into()],
+            from_date: Some(3),
+            ..Default::default()
+        }));
+        assert!(walk_checks_everything(&LogFilter {
+            queue_name: vec!["q".into()],
+            from_date: Some(3),
+            ..Default::default()
+        }));
+    }
 
     fn head(state: MessageState) -> Head {
         Head {

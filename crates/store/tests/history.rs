@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use qstash_core::message::LogState;
 use qstash_core::{Message, MessageSpec, MessageState};
+use qstash_store::rows::SCAN_BUDGET;
 use qstash_store::sqlite::{logs, Durability, SqliteStore};
 use qstash_store::*;
 
@@ -465,4 +466,52 @@ fn purging_the_log_walks_an_index() {
             "{sql}: {plan:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_filter_no_index_answers_pages_through_a_large_log_in_bounded_steps() {
+    // More entries than two scan budgets: a host filter that matches only
+    // the oldest and a middle entry must be answered page by page, each
+    // page examining at most a budget of rows, never the whole log.
+    let (_dir, store) = open().await;
+    let n = 2 * SCAN_BUDGET + 1_000;
+    let rare = [0, SCAN_BUDGET + 500];
+    let all: Vec<_> = (0..n)
+        .map(|i| {
+            let host = if rare.contains(&i) { "rare" } else { "common" };
+            let mut m = message(
+                &format!("m{i:05}"),
+                &format!("http://{host}.example/p"),
+                &[],
+            );
+            m.created_at = i as i64;
+            new(m)
+        })
+        .collect();
+    for chunk in all.chunks(2_000) {
+        store.insert_messages(chunk.to_vec(), 0).await.unwrap();
+    }
+    let f = LogFilter {
+        host: vec!["rare.example".into()],
+        ..Default::default()
+    };
+    let (mut found, mut cursor, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = store.list_logs("u", f.clone(), cursor, 10).await.unwrap();
+        pages += 1;
+        found.extend(page.entries.into_iter().map(|e| e.message.id));
+        match page.cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(found, vec!["m05500".to_string(), "m00000".to_string()]);
+    assert_eq!(pages, 3, "{n} entries at {SCAN_BUDGET} rows a page");
+    // A filter the index answers is one walk, not cut short.
+    let page = store
+        .list_logs("u", LogFilter::default(), None, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(page.entries.len(), 1_000);
+    assert_eq!(page.entries[0].message.id, format!("m{:05}", n - 1));
 }

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A dev user with the documented token and keys.
@@ -46,7 +47,13 @@ pub struct Server {
     pub data_dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     pub http: reqwest::Client,
+    /// What the server printed on stdout after its banner (its log lines;
+    /// the first [`KEPT_LINES`]).
+    output: Arc<Mutex<Vec<String>>>,
 }
+
+/// Most output lines a [`Server`] keeps.
+const KEPT_LINES: usize = 10_000;
 
 impl Server {
     /// `qstash dev` on a fresh data directory.
@@ -114,7 +121,16 @@ impl Server {
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut kept = kept.lock().unwrap();
+                if kept.len() < KEPT_LINES {
+                    kept.push(line);
+                }
+            }
+        });
         let http = reqwest::Client::builder()
             .no_proxy()
             .build()
@@ -125,7 +141,13 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             _temp: None,
             http,
+            output,
         }
+    }
+
+    /// The lines the server printed so far after its banner line.
+    pub fn output(&self) -> Vec<String> {
+        self.output.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {

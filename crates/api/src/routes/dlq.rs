@@ -11,13 +11,14 @@ use axum::Json;
 use qstash_core::dlq::{DlqCursor, DlqEntry, DlqFilter, DlqOrder, DlqQuery};
 use qstash_engine::dlq::DlqRetryError;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::logs::count;
 use crate::routes::publish::read_body;
-use crate::views;
+use crate::views::{
+    self, Deleted, DlqMessageView, DlqPageView, ErrorBody, MessageView, RetriedMessage, RetriedPage,
+};
 use crate::{ApiError, AppState};
 
 /// Default and maximum page size, as QStash.
@@ -164,39 +165,70 @@ impl Sweep {
 
 /// A DlqMessage (WIRE.md §4.2): the message, redacted as everywhere, plus
 /// the DLQ id and the last response.
-fn entry(e: &DlqEntry) -> Value {
-    let mut v = views::message(&e.message);
-    let o = v.as_object_mut().expect("a message view is an object");
-    o.insert("dlqId".into(), json!(e.dlq_id));
-    o.insert("responseStatus".into(), json!(e.response.status));
-    o.insert("responseHeader".into(), json!(e.response.header));
-    views::put_body(o, "responseBody", &e.response.body);
-    if let Some(err) = &e.error {
-        o.insert("error".into(), json!(err));
+fn entry(e: &DlqEntry) -> DlqMessageView {
+    let (response_body, response_body_base64) = match std::str::from_utf8(&e.response.body) {
+        Ok(text) => (Some(text.to_string()), None),
+        Err(_) => (None, Some(views::base64(&e.response.body))),
+    };
+    DlqMessageView {
+        message: MessageView::of(&e.message),
+        dlq_id: e.dlq_id.clone(),
+        response_status: e.response.status,
+        response_header: e.response.header.clone(),
+        response_body,
+        response_body_base64,
+        error: e.error.clone(),
     }
-    v
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/dlq",
+    tag = "dlq",
+    summary = "A page of the dead-letter queue, newest first",
+    params(("cursor" = Option<String>, Query, description = "Where the previous page ended"),
+        ("count" = Option<u32>, Query, description = "Entries per page (at most 100)"),
+        ("messageId" = Option<String>, Query, description = "Only this message"),
+        ("url" = Option<String>, Query, description = "Only this destination"),
+        ("fromDate" = Option<i64>, Query, description = "Only entries at or after (unix ms)"),
+        ("toDate" = Option<i64>, Query, description = "Only entries at or before (unix ms)"),
+        ("responseStatus" = Option<u16>, Query, description = "Only this last status")),
+    responses(
+        (status = 200, description = "A page", body = DlqPageView),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DlqPageView>, ApiError> {
     let q = query(&Query::parse(uri.query()), false, vec![])?;
     let page = state.engine.reads().list_dlq(&user.id, q).await?;
-    let messages: Vec<Value> = page.entries.iter().map(entry).collect();
-    let mut answer = json!({ "messages": messages });
-    if let Some(c) = page.cursor {
-        answer["cursor"] = json!(c);
-    }
-    Ok(Json(answer))
+    Ok(Json(DlqPageView {
+        messages: page.entries.iter().map(entry).collect(),
+        cursor: page.cursor,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/dlq/{dlqId}",
+    tag = "dlq",
+    summary = "A DLQ entry",
+    params(("dlqId" = String, Path, description = "A DLQ entry id")),
+    responses(
+        (status = 200, description = "The entry", body = DlqMessageView),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DlqMessageView>, ApiError> {
     match state.engine.reads().get_dlq(&user.id, &id).await? {
         Some(e) => Ok(Json(entry(&e))),
         None => Err(not_found(&id)),
@@ -218,16 +250,31 @@ fn by_id(id: &str) -> DlqQuery {
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v2/dlq/{dlqId}",
+    tag = "dlq",
+    summary = "Delete a DLQ entry",
+    params(("dlqId" = String, Path, description = "A DLQ entry id")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn delete_one(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     let result = state.engine.delete_dlq(&user.id, by_id(&id)).await?;
     if result.deleted == 0 {
         return Err(not_found(&id));
     }
-    Ok(Json(json!({ "deleted": result.deleted })))
+    Ok(Json(Deleted {
+        deleted: result.deleted,
+        cursor: None,
+    }))
 }
 
 /// The legacy JSON body of a bulk delete or retry (the Python SDK sends
@@ -273,26 +320,47 @@ impl BodyIds {
 
 /// `DELETE /v2/dlq`: ids from the query or a JSON body, or filters with
 /// `count` and `cursor`; no selection at all deletes a page of everything.
+#[utoipa::path(
+    delete,
+    path = "/v2/dlq",
+    tag = "dlq",
+    summary = "Delete the entries named or matched (a page at a time)",
+    params(("dlqIds" = Option<Vec<String>>, Query, description = "These entries"),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended"),
+        ("count" = Option<u32>, Query, description = "Entries per page (at most 100)"),
+        ("messageId" = Option<String>, Query, description = "Only this message"),
+        ("url" = Option<String>, Query, description = "Only this destination"),
+        ("fromDate" = Option<i64>, Query, description = "Only entries at or after (unix ms)"),
+        ("toDate" = Option<i64>, Query, description = "Only entries at or before (unix ms)"),
+        ("responseStatus" = Option<u16>, Query, description = "Only this last status")),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn delete_many(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deleted>, ApiError> {
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let legacy = body_ids(&bytes)?;
     let raw = Query::parse(uri.query());
     if legacy.names_none() && raw.get("dlqIds").is_none() {
-        return Ok(Json(json!({ "deleted": 0 })));
+        return Ok(Json(Deleted {
+            deleted: 0,
+            cursor: None,
+        }));
     }
     let mut q = query(&raw, true, legacy.into_ids())?;
     let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
     let result = state.engine.delete_dlq(&user.id, q).await?;
-    let mut answer = json!({ "deleted": result.deleted });
-    if let Some(c) = sweep.cursor(result.cursor) {
-        answer["cursor"] = json!(c);
-    }
-    Ok(Json(answer))
+    Ok(Json(Deleted {
+        deleted: result.deleted,
+        cursor: sweep.cursor(result.cursor),
+    }))
 }
 
 /// The retry request's `Upstash-*` headers, which override the settings of
@@ -314,6 +382,18 @@ fn retry_error(e: DlqRetryError) -> ApiError {
 }
 
 /// `POST /v2/dlq/retry/{dlqId}`: 201 with the new message id.
+#[utoipa::path(
+    post,
+    path = "/v2/dlq/retry/{dlqId}",
+    tag = "dlq",
+    summary = "Publish a DLQ entry again (Upstash-* headers override its settings)",
+    params(("dlqId" = String, Path, description = "A DLQ entry id")),
+    responses(
+        (status = 201, description = "The new message", body = RetriedMessage),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn retry_one(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -335,17 +415,34 @@ pub async fn retry_one(
         .await
         .map_err(retry_error)?;
     match retried.into_iter().next().and_then(|r| r.message_id) {
-        Some(message_id) => Ok((
-            StatusCode::CREATED,
-            Json(json!({ "messageId": message_id })),
-        )
-            .into_response()),
+        Some(message_id) => {
+            Ok((StatusCode::CREATED, Json(RetriedMessage { message_id })).into_response())
+        }
         // Retried or deleted by another request meanwhile.
         None => Err(not_found(&id)),
     }
 }
 
 /// `POST /v2/dlq/retry?dlqIds=…` or with filters, `count` and `cursor`.
+#[utoipa::path(
+    post,
+    path = "/v2/dlq/retry",
+    tag = "dlq",
+    summary = "Publish the entries named or matched again (a page at a time)",
+    params(("dlqIds" = Option<Vec<String>>, Query, description = "These entries"),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended"),
+        ("count" = Option<u32>, Query, description = "Entries per page (at most 100)"),
+        ("messageId" = Option<String>, Query, description = "Only this message"),
+        ("url" = Option<String>, Query, description = "Only this destination"),
+        ("fromDate" = Option<i64>, Query, description = "Only entries at or after (unix ms)"),
+        ("toDate" = Option<i64>, Query, description = "Only entries at or before (unix ms)"),
+        ("responseStatus" = Option<u16>, Query, description = "Only this last status")),
+    responses(
+        (status = 201, description = "The new messages", body = RetriedPage),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn retry_many(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -358,7 +455,11 @@ pub async fn retry_many(
     let legacy = body_ids(&bytes)?;
     let raw = Query::parse(uri.query());
     if legacy.names_none() && raw.get("dlqIds").is_none() {
-        return Ok((StatusCode::CREATED, Json(json!({ "responses": [] }))).into_response());
+        let none = RetriedPage {
+            responses: Vec::new(),
+            cursor: None,
+        };
+        return Ok((StatusCode::CREATED, Json(none)).into_response());
     }
     let mut q = query(&raw, true, legacy.into_ids())?;
     let sweep = Sweep::begin(&raw, &mut q, state.engine.now())?;
@@ -373,14 +474,13 @@ pub async fn retry_many(
         )
         .await
         .map_err(retry_error)?;
-    let responses: Vec<Value> = retried
-        .into_iter()
-        .filter_map(|r| r.message_id)
-        .map(|id| json!({ "messageId": id }))
-        .collect();
-    let mut answer = json!({ "responses": responses });
-    if let Some(c) = sweep.cursor(page.cursor) {
-        answer["cursor"] = json!(c);
-    }
+    let answer = RetriedPage {
+        responses: retried
+            .into_iter()
+            .filter_map(|r| r.message_id)
+            .map(|message_id| RetriedMessage { message_id })
+            .collect(),
+        cursor: sweep.cursor(page.cursor),
+    };
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }

@@ -11,28 +11,52 @@ use serde_json::{json, Value};
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::publish::read_body;
-use crate::views;
+use crate::views::{self, Cancelled, ErrorBody, MessageView};
 use crate::{ApiError, AppState};
 
 /// Most messages one bulk cancel with `count` may touch.
 const MAX_CANCEL_COUNT: usize = 500;
 
+#[utoipa::path(
+    get,
+    path = "/v2/messages/{id}",
+    tag = "messages",
+    summary = "A message waiting or in flight",
+    params(("id" = String, Path, description = "A message id (msg_...)")),
+    responses(
+        (status = 200, description = "The message", body = MessageView),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::MessageView>, ApiError> {
     match state.engine.reads().get_message(&user.id, &id).await? {
-        Some(m) => Ok(Json(views::message(&m))),
+        Some(m) => Ok(Json(views::MessageView::of(&m))),
         None => Err(ApiError::NotFound(format!("message {id} not found"))),
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v2/messages/{id}",
+    tag = "messages",
+    summary = "Cancel a message",
+    params(("id" = String, Path, description = "A message id (msg_...)")),
+    responses(
+        (status = 200, description = "Cancelled", body = Cancelled),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn cancel_one(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Cancelled>, ApiError> {
     let request = CancelRequest {
         message_ids: vec![id.clone()],
         ..Default::default()
@@ -41,7 +65,9 @@ pub async fn cancel_one(
     if result.cancelled == 0 {
         return Err(ApiError::NotFound(format!("message {id} not found")));
     }
-    Ok(Json(json!({ "cancelled": result.cancelled })))
+    Ok(Json(views::Cancelled {
+        cancelled: result.cancelled,
+    }))
 }
 
 /// The query filters of a bulk cancel (WIRE.md §3.4) that take a list.

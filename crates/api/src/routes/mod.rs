@@ -4,11 +4,13 @@ mod cluster;
 mod cron;
 mod dlq;
 mod flow_control;
+mod health;
 mod json_errors;
 mod keys;
 mod live;
 mod logs;
 mod messages;
+mod openapi;
 mod publish;
 mod queues;
 mod schedules;
@@ -85,6 +87,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v2/stats", get(stats::get))
         .route("/v2/cron/next", get(cron::next))
         .route("/v2/cluster", get(cluster::get))
+        // Probes: outside /v2/, so no token is asked for.
+        .route("/v2/openapi.json", get(openapi::document))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
         // Upstash Workflow (issue 14).
         .route(
             "/v2/workflows/runs",

@@ -11,16 +11,35 @@ use qstash_core::destination::{Destination, ParsedDestination};
 use qstash_core::message::{Inserted, NewMessage};
 use qstash_core::publish::PublishOptions;
 use qstash_core::queue::validate_queue_name;
+use qstash_engine::meter::{self, Kind};
 use qstash_engine::PublishRequest;
 use serde::Deserialize;
-use serde_json::Value;
 
 use crate::auth::Caller;
-use crate::views::published;
+use crate::views::{published, ErrorBody, PublishAnswer, Published};
 use crate::{ApiError, AppState};
 
 const PUBLISH_PREFIX: &str = "/v2/publish/";
 
+#[utoipa::path(
+    post,
+    path = "/v2/publish/{destination}",
+    tag = "messages",
+    summary = "Publish a message to a URL or a URL group",
+    params(("destination" = String, Path, description = "A URL (`https://...`) or a URL group name"),
+        ("Upstash-Delay" = Option<String>, Header, description = "Delay before the first attempt (`10s`, `1d10h`)"),
+        ("Upstash-Retries" = Option<String>, Header, description = "Retries after a failed attempt"),
+        ("Upstash-Method" = Option<String>, Header, description = "HTTP method of the delivery"),
+        ("Upstash-Deduplication-Id" = Option<String>, Header, description = "Publishes with the same id store one message"),
+        ("Upstash-Callback" = Option<String>, Header, description = "Where the destination's answer is sent")),
+    request_body(content = String, description = "The message body, forwarded as is", content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored: one message, or one per endpoint of a URL group", body = PublishAnswer),
+        (status = 202, description = "Deduplicated: the earlier message", body = Published),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn publish(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -90,14 +109,17 @@ pub(crate) async fn accept(
         body,
         now,
     };
+    let request_queue = request.queue.is_some();
     let planned = state.engine.plan(&request).await?;
-    let mut answers = submit(state, planned).await?;
+    let kind = match request_queue {
+        true => Kind::Enqueue,
+        false => Kind::Publish,
+    };
+    let mut answers = submit(state, planned, kind).await?;
     if llm.is_some() {
         // WIRE.md §3.1: an `api/llm` publish answers only the message id.
         for a in &mut answers {
-            if let Some(o) = a.as_object_mut() {
-                o.remove("url");
-            }
+            a.url = None;
         }
     }
     Ok(render(answers, group))
@@ -112,7 +134,7 @@ fn llm_url(state: &AppState, raw: &str) -> Option<String> {
 }
 
 /// One batch item, as both SDKs send it (Python sends `null` for unset).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct BatchItem {
     destination: String,
     #[serde(default)]
@@ -120,11 +142,24 @@ pub struct BatchItem {
     /// A string, or (as `context.call` of the workflow SDK sends it) any
     /// other JSON value, which is sent as its JSON text.
     #[serde(default)]
-    body: Option<Value>,
+    #[schema(value_type = Option<String>)]
+    body: Option<serde_json::Value>,
     #[serde(default)]
     queue: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/batch",
+    tag = "messages",
+    summary = "Publish several messages in one commit",
+    request_body = Vec<BatchItem>,
+    responses(
+        (status = 201, description = "One answer per item", body = Vec<PublishAnswer>),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn batch(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -172,8 +207,8 @@ pub async fn batch(
         .map_err(|e| at(ApiError::bad(e)))?;
         refuse_cron(&options).map_err(at)?;
         let body = match item.body {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::String(s)) => s.into_bytes(),
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::String(s)) => s.into_bytes(),
             Some(other) => other.to_string().into_bytes(),
         };
         let group = matches!(parsed.destination, Destination::UrlGroup(_));
@@ -200,15 +235,14 @@ pub async fn batch(
     // One commit for the whole batch: all of it is stored, or none.
     let sizes: Vec<(usize, bool)> = plans.iter().map(|(p, g)| (p.len(), *g)).collect();
     let all: Vec<NewMessage> = plans.into_iter().flat_map(|(p, _)| p).collect();
-    let mut answers = submit(&state, all).await?.into_iter();
-    let out: Vec<Value> = sizes
+    let mut answers = submit(&state, all, Kind::Batch).await?.into_iter();
+    let out: Vec<PublishAnswer> = sizes
         .into_iter()
         .map(|(n, group)| {
-            let item: Vec<Value> = answers.by_ref().take(n).collect();
-            if group {
-                Value::Array(item)
-            } else {
-                item.into_iter().next().unwrap_or(Value::Null)
+            let mut item: Vec<Published> = answers.by_ref().take(n).collect();
+            match (group, item.len()) {
+                (false, 1) => PublishAnswer::One(item.remove(0)),
+                _ => PublishAnswer::UrlGroup(item),
             }
         })
         .collect();
@@ -216,10 +250,19 @@ pub async fn batch(
 }
 
 /// Commits the messages; one answer object per message, in order.
-async fn submit(state: &AppState, planned: Vec<NewMessage>) -> Result<Vec<Value>, ApiError> {
+async fn submit(
+    state: &AppState,
+    planned: Vec<NewMessage>,
+    kind: Kind,
+) -> Result<Vec<Published>, ApiError> {
     let urls: Vec<String> = planned.iter().map(|p| p.message.spec.url.clone()).collect();
+    let user = planned.first().map(|p| p.message.user_id.clone());
     // Workflow messages start or extend their run (issue 14).
     let inserted = state.engine.submit_published(planned).await?;
+    if let Some(user) = user {
+        let new = inserted.iter().filter(|i| matches!(i, Inserted::New(_)));
+        meter::published(kind, &user, new.count() as u64);
+    }
     Ok(inserted
         .iter()
         .zip(urls)
@@ -229,17 +272,18 @@ async fn submit(state: &AppState, planned: Vec<NewMessage>) -> Result<Vec<Value>
 
 /// A URL publish answers one object; a URL group publish a bare array.
 /// A deduplicated single publish answers 202, as QStash does.
-fn render(answers: Vec<Value>, group: bool) -> Response {
-    if group {
-        return (StatusCode::CREATED, Json(Value::Array(answers))).into_response();
+fn render(mut answers: Vec<Published>, group: bool) -> Response {
+    if group || answers.len() != 1 {
+        let all = PublishAnswer::UrlGroup(answers);
+        return (StatusCode::CREATED, Json(all)).into_response();
     }
-    let answer = answers.into_iter().next().unwrap_or(Value::Null);
-    let status = if answer.get("deduplicated").is_some() {
+    let answer = answers.remove(0);
+    let status = if answer.deduplicated.is_some() {
         StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
     };
-    (status, Json(answer)).into_response()
+    (status, Json(PublishAnswer::One(answer))).into_response()
 }
 
 /// Request headers as (name, value) pairs, then the `upstash-*` settings

@@ -16,11 +16,11 @@ use qstash_core::publish::PublishOptions;
 use qstash_core::schedule::ScheduleInfo;
 use qstash_core::schedule::{schedule_id, validate_schedule_id, CronExpr, FireState, Schedule};
 use qstash_engine::schedules::fire_request;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::routes::publish::{header_pairs, read_body};
-use crate::views::put_body;
+use crate::views::{self, Empty, ErrorBody, ScheduleView};
 use crate::{ApiError, AppState};
 
 const PREFIX: &str = "/v2/schedules/";
@@ -45,19 +45,42 @@ fn target(uri: &Uri) -> Target<'_> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/schedules",
+    tag = "schedules",
+    summary = "Every schedule, oldest first",
+    responses(
+        (status = 200, description = "The schedules", body = Vec<ScheduleView>),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<ScheduleView>>, ApiError> {
     let all = state.engine.reads().list_schedules(&user.id).await?;
-    Ok(Json(Value::Array(all.iter().map(view).collect())))
+    Ok(Json(all.iter().map(view).collect()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/schedules/{scheduleId}",
+    tag = "schedules",
+    summary = "A schedule",
+    params(("scheduleId" = String, Path, description = "A schedule id")),
+    responses(
+        (status = 200, description = "The schedule", body = ScheduleView),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let Target::Schedule(id) = target(&uri) else {
         return Err(not_found(&uri));
     };
@@ -67,16 +90,28 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v2/schedules/{scheduleId}",
+    tag = "schedules",
+    summary = "Delete a schedule",
+    params(("scheduleId" = String, Path, description = "A schedule id")),
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let Target::Schedule(id) = target(&uri) else {
         return Err(not_found(&uri));
     };
     if state.engine.delete_schedule(&user.id, id).await? {
-        Ok(Json(json!({})))
+        Ok(Json(Empty {}))
     } else {
         Err(schedule_not_found(id))
     }
@@ -199,84 +234,53 @@ fn not_found(uri: &Uri) -> ApiError {
 }
 
 /// The Schedule object (WIRE.md §4.3), redacted like every read path.
-fn view(info: &ScheduleInfo) -> Value {
+fn view(info: &ScheduleInfo) -> ScheduleView {
     let s = &info.schedule;
     let spec = &s.spec;
-    let mut o = Map::new();
-    let mut put = |k: &str, v: Value| {
-        o.insert(k.to_string(), v);
-    };
-    put("scheduleId", json!(s.id));
-    put("cron", json!(s.cron));
-    put("destination", json!(s.destination));
-    put("createdAt", json!(s.created_at));
-    put("method", json!(spec.method));
-    put("header", json!(spec.redact.header_map(&spec.header)));
-    put("retries", json!(spec.max_retries));
-    put("isPaused", json!(s.paused));
-    if let Some(d) = s.delay_secs {
-        put("delay", json!(d));
-    }
-    if let Some(ms) = spec.timeout_ms {
-        put("timeout", json!(ms.div_ceil(1000)));
-    }
-    if let Some(cb) = &spec.callback {
-        put("callback", json!(cb));
-    }
-    if let Some(cb) = &spec.failure_callback {
-        put("failureCallback", json!(cb));
-    }
-    if !spec.callback_header.is_empty() {
-        put("callbackHeader", json!(spec.callback_header));
-    }
-    if !spec.failure_callback_header.is_empty() {
-        put("failureCallbackHeader", json!(spec.failure_callback_header));
-    }
-    if let Some(q) = &s.queue_name {
-        put("queueName", json!(q));
-    }
-    if let Some(ip) = &s.caller_ip {
-        // The Python SDK reads callerIP, the JS type says callerIp.
-        put("callerIP", json!(ip));
-        put("callerIp", json!(ip));
-    }
-    if let Some(expr) = &spec.retry_delay {
-        put("retryDelayExpression", json!(expr));
-    }
-    if let Some(first) = spec.labels.first() {
-        put("label", json!(first));
-        put("labels", json!(spec.labels));
-    }
-    if let Some(fc) = &spec.flow_control {
-        put("flowControlKey", json!(fc.key));
-        if let Some(p) = fc.parallelism {
-            put("parallelism", json!(p));
-        }
-        if let Some(r) = fc.rate {
-            put("rate", json!(r));
-        }
-        put("period", json!(fc.period));
-    }
-    if let Some(t) = s.last_fire {
-        put("lastScheduleTime", json!(t));
-    }
-    if let Some(t) = s.next_fire {
-        put("nextScheduleTime", json!(t));
-    }
-    if s.last_fire.is_some() {
-        let states: Map<String, Value> = info
-            .last_states
-            .iter()
-            .map(|(id, st)| (id.clone(), json!(FireState::of(*st).as_str())))
-            .collect();
-        put("lastScheduleStates", Value::Object(states));
-    }
-    if let Some(e) = &s.last_error {
-        put("error", json!(e));
-    }
+    let non_empty = |h: &views::Headers| (!h.is_empty()).then(|| h.clone());
+    let fc = spec.flow_control.as_ref();
     // Absent when there is none: a replace without a body drops it.
-    if !s.body.is_empty() {
-        put_body(&mut o, "body", &spec.redact.body(&s.body));
+    let body = (!s.body.is_empty()).then(|| spec.redact.body(&s.body));
+    let (body, body_base64) = match body.as_deref().map(std::str::from_utf8) {
+        Some(Ok(text)) => (Some(text.to_string()), None),
+        Some(Err(_)) => (None, body.as_deref().map(views::base64)),
+        None => (None, None),
+    };
+    ScheduleView {
+        schedule_id: s.id.clone(),
+        cron: s.cron.clone(),
+        destination: s.destination.clone(),
+        created_at: s.created_at,
+        method: spec.method.clone(),
+        header: spec.redact.header_map(&spec.header),
+        retries: spec.max_retries,
+        is_paused: s.paused,
+        delay: s.delay_secs,
+        timeout: spec.timeout_ms.map(|ms| ms.div_ceil(1000)),
+        callback: spec.callback.clone(),
+        failure_callback: spec.failure_callback.clone(),
+        callback_header: non_empty(&spec.callback_header),
+        failure_callback_header: non_empty(&spec.failure_callback_header),
+        queue_name: s.queue_name.clone(),
+        caller_ip_upper: s.caller_ip.clone(),
+        caller_ip: s.caller_ip.clone(),
+        retry_delay_expression: spec.retry_delay.clone(),
+        label: spec.labels.first().cloned(),
+        labels: (!spec.labels.is_empty()).then(|| spec.labels.clone()),
+        flow_control_key: fc.map(|f| f.key.clone()),
+        parallelism: fc.and_then(|f| f.parallelism),
+        rate: fc.and_then(|f| f.rate),
+        period: fc.map(|f| f.period),
+        last_schedule_time: s.last_fire,
+        next_schedule_time: s.next_fire,
+        last_schedule_states: s.last_fire.map(|_| {
+            info.last_states
+                .iter()
+                .map(|(id, st)| (id.clone(), FireState::of(*st).as_str().to_string()))
+                .collect()
+        }),
+        error: s.last_error.clone(),
+        body,
+        body_base64,
     }
-    Value::Object(o)
 }

@@ -7,15 +7,36 @@ use qstash_core::destination::validate_group_name;
 use qstash_core::url_group::UrlGroup;
 use qstash_core::url_group::{validate_endpoints, validate_refs, Endpoint, EndpointRef};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::routes::publish::read_body;
+use crate::views::{Empty, EndpointView, ErrorBody, UrlGroupView};
 use crate::{ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
 struct Endpoints<T> {
     endpoints: Vec<T>,
+}
+
+/// The body of adding endpoints (documentation of `Endpoints<Endpoint>`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AddEndpoints {
+    endpoints: Vec<EndpointView>,
+}
+
+/// Endpoints to remove: by url, or by name.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct RemoveEndpoints {
+    endpoints: Vec<EndpointRefDoc>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct EndpointRefDoc {
+    name: Option<String>,
+    url: Option<String>,
 }
 
 fn name_of(name: &str) -> Result<&str, ApiError> {
@@ -81,7 +102,7 @@ pub async fn patch(
     Caller(user): Caller,
     Path(name): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let name = name_of(&name)?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let req: PatchBody = serde_json::from_slice(&bytes).map_err(|e| {
@@ -110,24 +131,44 @@ pub async fn patch(
     if !found {
         return Err(ApiError::NotFound(format!("url group {name:?} not found")));
     }
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
-fn view(g: &UrlGroup) -> Value {
-    json!({
-        "name": g.name,
-        "createdAt": g.created_at,
-        "updatedAt": g.updated_at,
-        "endpoints": g.endpoints,
-    })
+fn view(g: &UrlGroup) -> UrlGroupView {
+    UrlGroupView {
+        name: g.name.clone(),
+        created_at: g.created_at,
+        updated_at: g.updated_at,
+        endpoints: g
+            .endpoints
+            .iter()
+            .map(|e| EndpointView {
+                name: e.name.clone(),
+                url: e.url.clone(),
+            })
+            .collect(),
+    }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v2/topics/{name}/endpoints",
+    tag = "url groups",
+    summary = "Add or update endpoints (creates the group)",
+    params(("name" = String, Path, description = "A URL group name")),
+    request_body = AddEndpoints,
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn upsert_endpoints(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(name): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let name = name_of(&name)?;
     let req: Endpoints<Endpoint> = body_json(&state, body).await?;
     let endpoints = validate_endpoints(req.endpoints).map_err(ApiError::bad)?;
@@ -143,15 +184,28 @@ pub async fn upsert_endpoints(
         .engine
         .upsert_endpoints(&user.id, name, endpoints)
         .await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v2/topics/{name}/endpoints",
+    tag = "url groups",
+    summary = "Remove endpoints (the last one deletes the group)",
+    params(("name" = String, Path, description = "A URL group name")),
+    request_body = RemoveEndpoints,
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn remove_endpoints(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(name): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let name = name_of(&name)?;
     let req: Endpoints<EndpointRef> = body_json(&state, body).await?;
     validate_refs(&req.endpoints).map_err(ApiError::bad)?;
@@ -162,39 +216,74 @@ pub async fn remove_endpoints(
     if !found {
         return Err(not_found(name));
     }
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 fn not_found(name: &str) -> ApiError {
     ApiError::NotFound(format!("url group {name:?} not found"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/topics/{name}",
+    tag = "url groups",
+    summary = "A URL group",
+    params(("name" = String, Path, description = "A URL group name")),
+    responses(
+        (status = 200, description = "The URL group", body = UrlGroupView),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UrlGroupView>, ApiError> {
     match state.engine.reads().url_group(&user.id, &name).await? {
         Some(g) => Ok(Json(view(&g))),
         None => Err(not_found(&name)),
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/topics",
+    tag = "url groups",
+    summary = "Every URL group",
+    responses(
+        (status = 200, description = "The URL groups", body = Vec<UrlGroupView>),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<UrlGroupView>>, ApiError> {
     let groups = state.engine.reads().url_groups(&user.id).await?;
-    Ok(Json(Value::Array(groups.iter().map(view).collect())))
+    Ok(Json(groups.iter().map(view).collect()))
 }
 
 /// Succeeds for a missing group too: the SDK tests delete before they
 /// create.
+#[utoipa::path(
+    delete,
+    path = "/v2/topics/{name}",
+    tag = "url groups",
+    summary = "Delete a URL group (a missing one too)",
+    params(("name" = String, Path, description = "A URL group name")),
+    responses(
+        (status = 200, description = "Deleted", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     state.engine.delete_url_group(&user.id, &name).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }

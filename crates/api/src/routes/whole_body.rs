@@ -14,6 +14,9 @@ use crate::client_ip;
 use crate::routes::publish::read_body;
 use crate::{ApiError, AppState};
 
+/// The API's description is public, like the probes.
+const OPENAPI: &str = "/v2/openapi.json";
+
 /// hyper closes a keep-alive connection whose request body is still unread
 /// when the answer goes out, and a client reusing it in that instant sees
 /// "server disconnected". So every answer waits for the body.
@@ -29,7 +32,8 @@ pub async fn read_whole_body(
 ) -> Response {
     // Only the API asks who calls; anything else (a path no route knows)
     // gets its 404 from the router.
-    if !request.uri().path().starts_with("/v2/") {
+    let path = request.uri().path();
+    if !path.starts_with("/v2/") || path == OPENAPI {
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
@@ -50,6 +54,9 @@ pub async fn read_whole_body(
             return refusal.into_response();
         }
     };
+    if let Some(slot) = parts.extensions.get::<crate::observe::RequestUser>() {
+        slot.set(&user.id);
+    }
     parts.extensions.insert(Caller(user));
     if !state.config.trusted_proxies.is_empty() {
         if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied()

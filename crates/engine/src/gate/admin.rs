@@ -60,6 +60,7 @@ impl Engine {
     /// Deletes the queue and cancels its undelivered messages.
     pub async fn delete_queue(&self, user_id: &str, name: &str) -> Result<Option<u64>, StoreError> {
         let cancelled = self.store.delete_queue(user_id, name, self.now()).await?;
+        crate::meter::deliveries("cancelled", user_id, cancelled.unwrap_or(0));
         self.gate.queue_changed(user_id, name);
         Ok(cancelled)
     }
@@ -132,6 +133,7 @@ impl Engine {
         request: CancelRequest,
     ) -> Result<CancelResult, StoreError> {
         let result = self.store.cancel(user_id, request, self.now()).await?;
+        crate::meter::deliveries("cancelled", user_id, result.cancelled);
         if result.cancelled > 0 {
             self.gate.user_changed(user_id);
         }

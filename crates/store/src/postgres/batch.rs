@@ -136,7 +136,10 @@ async fn run(writes: &Writes, ops: Vec<Op>) {
     let mut tries = 0;
     let result = loop {
         tries += 1;
-        match commit(writes, &ops).await {
+        let started = std::time::Instant::now();
+        let committed = commit(writes, &ops).await;
+        crate::meter::group_commit(ops.len(), started.elapsed());
+        match committed {
             Err(StoreError::Conflict(_)) if tries <= CONFLICT_RETRIES => continue,
             other => break other,
         }

@@ -13,23 +13,25 @@ use super::sql::{self, Where};
 use crate::rows;
 use crate::Result;
 
-/// The SQL of a page query and its parameters; public for the plan test.
+/// The SQL of one chunk of a listing's walk and its parameters: the rows
+/// of the driving index strictly before `upper`, newest first, at most
+/// `limit`, each joined to its entry and message. Only what the index holds
+/// is in the SQL; `rows::Scan` checks the other filters. Public for the
+/// plan test.
 ///
-/// The driving index is walked from the cursor in the outer query, and each
-/// row it meets is joined to its entry and message in a `LATERAL` subquery
-/// fenced with `OFFSET 0`. The fence keeps the planner from flattening the
-/// join and driving it from a filter on `messages` that looks selective in
-/// its statistics (a whole-table scan and sort on a large server). SQLite
-/// gets the same walk from `CROSS JOIN` and `INDEXED BY`.
+/// The driving index is walked in the outer query, and each row it meets
+/// is joined to its entry and message in a `LATERAL` subquery fenced with
+/// `OFFSET 0`, so that the planner keeps the walk (and its LIMIT) outside
+/// and never plans a join that reads the whole log first. SQLite gets the
+/// same walk from `CROSS JOIN` and `INDEXED BY`.
 pub fn page_sql(
     user_id: &str,
     f: &LogFilter,
-    cursor: Option<LogCursor>,
+    upper: Option<LogCursor>,
     limit: usize,
 ) -> (String, Where) {
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
-    let upper = rows::upper_bound(cursor, f.to_date);
     let by_key = rows::driving_key(f).filter(|_| f.message_ids.is_empty());
     let driver = if by_key.is_some() { "k" } else { "e" };
     if !f.message_ids.is_empty() {
@@ -52,26 +54,11 @@ pub fn page_sql(
         let from = w.arg(from);
         w.push(format!("{driver}.time >= {from}"));
     }
-    let states: Vec<String> = f.states.iter().map(|s| s.as_str().to_string()).collect();
-    if by_key.is_none() {
-        w.any_of("e.state", &states);
-    }
     let outer = w.take_sql();
     if by_key.is_some() {
         w.push("e.seq = k.seq".into());
-        w.any_of("e.state", &states);
-    } else {
-        w.push("m.id = e.message_id".into());
     }
-    w.any_of("m.url", &f.url);
-    w.any_of("m.topic_name", &f.topic_name);
-    w.any_of("m.queue_name", &f.queue_name);
-    w.any_of("m.schedule_id", &f.schedule_id);
-    w.any_of("m.flow_control_key", &f.flow_control_key);
-    w.any_of("m.caller_ip", &f.caller_ip);
-    w.any_label("m.labels", &f.label);
-    w.any_of("qstash_url_host(m.url)", &f.host);
-    w.any_of("qstash_url_path(m.url)", &f.path);
+    w.push("m.id = e.message_id".into());
     let inner = w.take_sql();
     let entry = "seq, time, state, error, next_delivery_time, response_status, response_header, response_body";
     let message = prefixed("m", COLUMNS);
@@ -105,6 +92,9 @@ pub fn prefixed(p: &str, columns: &str) -> String {
         .join(", ")
 }
 
+/// A page of the log: the walk of `page_sql` in chunks, as `rows::Scan`
+/// asks for them, so a filter the index cannot answer examines a bounded
+/// number of rows per page.
 pub async fn list<C: GenericClient>(
     c: &C,
     user_id: &str,
@@ -112,29 +102,32 @@ pub async fn list<C: GenericClient>(
     cursor: Option<LogCursor>,
     count: usize,
 ) -> Result<LogPage> {
-    let (sql, w) = page_sql(user_id, f, cursor, count + 1);
-    let rows = sql::query(c, &sql, &w.params()).await?;
-    let more = rows.len() > count;
-    let mut entries = Vec::with_capacity(count.min(rows.len()));
-    let mut last = None;
-    for r in rows.iter().take(count) {
-        let seq: i64 = r.try_get(0)?;
-        let time: Millis = r.try_get(1)?;
-        let status: Option<i32> = r.try_get(5)?;
-        entries.push(LogEntry {
-            time,
-            state: rows::log_state(r.try_get(2)?)?,
-            error: r.try_get(3)?,
-            next_delivery_time: r.try_get(4)?,
-            response: rows::response_of(status.map(|s| s as u16), r.try_get(6)?, r.try_get(7)?)?,
-            message: message_at(r, 8)?,
-        });
-        last = Some(LogCursor { time, seq });
+    let mut scan = rows::Scan::new(f, cursor, count);
+    while let Some((upper, limit)) = scan.next_chunk() {
+        let (sql, w) = page_sql(user_id, f, upper, limit);
+        let found = sql::query(c, &sql, &w.params()).await?;
+        let mut chunk = Vec::with_capacity(found.len());
+        for r in &found {
+            let seq: i64 = r.try_get(0)?;
+            let time: Millis = r.try_get(1)?;
+            let status: Option<i32> = r.try_get(5)?;
+            let entry = LogEntry {
+                time,
+                state: rows::log_state(r.try_get(2)?)?,
+                error: r.try_get(3)?,
+                next_delivery_time: r.try_get(4)?,
+                response: rows::response_of(
+                    status.map(|s| s as u16),
+                    r.try_get(6)?,
+                    r.try_get(7)?,
+                )?,
+                message: message_at(r, 8)?,
+            };
+            chunk.push((LogCursor { time, seq }, entry));
+        }
+        scan.take(limit, chunk);
     }
-    Ok(LogPage {
-        entries,
-        cursor: if more { last } else { None },
-    })
+    Ok(scan.finish())
 }
 
 /// Drops attribute keys of log entries past retention, in batches.

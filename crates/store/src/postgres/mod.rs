@@ -305,6 +305,16 @@ impl Store for PgStore {
             .await
     }
 
+    async fn probe(&self) -> Result<()> {
+        // One statement, its own transaction: taking a transaction id makes
+        // it a write that commits. (A BEGIN ... COMMIT batch whose middle
+        // failed, on a standby say, would hand the pool a connection stuck
+        // in an aborted transaction.)
+        let client = self.client().await?;
+        client.batch_execute("SELECT pg_current_xact_id()").await?;
+        Ok(())
+    }
+
     async fn release_in_flight(&self, now: Millis) -> Result<u64> {
         self.writes
             .run(async |tx, noted| {

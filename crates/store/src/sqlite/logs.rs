@@ -7,7 +7,9 @@
 //! for a message attribute (URL, URL group, queue, schedule, label,
 //! flow-control key: one row per attribute value and event, written with
 //! the event), the state index for one `state`, else the user's time index.
-//! The other filters are checked on the rows the walk meets.
+//! The other filters are checked on the rows the walk meets
+//! (`LogFilter::matches`), and a page examines at most `rows::SCAN_BUDGET`
+//! of them before it answers what it found with a cursor to go on from.
 
 use qstash_core::clock::Millis;
 use rusqlite::{params, params_from_iter, Connection, Row};
@@ -35,16 +37,18 @@ pub fn index_event(
     Ok(())
 }
 
-/// The SQL of a page query, with its arguments; exposed for the plan test.
+/// The SQL of one chunk of a listing's walk, with its arguments: the rows
+/// of the driving index strictly before `upper`, newest first, at most
+/// `limit`, each joined to its message. Only what the index holds is in the
+/// SQL; `rows::Scan` checks the other filters. Exposed for the plan test.
 pub fn page_sql(
     user_id: &str,
     f: &LogFilter,
-    cursor: Option<LogCursor>,
+    upper: Option<LogCursor>,
     limit: usize,
 ) -> (String, Vec<rusqlite::types::Value>) {
     let mut w = Where::default();
     let user = w.arg(user_id.to_string());
-    let upper = rows::upper_bound(cursor, f.to_date);
     let (from, driver) = if !f.message_ids.is_empty() {
         let marks: Vec<String> = f.message_ids.iter().map(|id| w.arg(id.clone())).collect();
         w.push(format!("e.message_id IN ({})", marks.join(", ")));
@@ -75,17 +79,6 @@ pub fn page_sql(
         w.push(format!("{driver}.time >= {from}"));
     }
     w.push("m.id = e.message_id".into());
-    let states: Vec<String> = f.states.iter().map(|s| s.as_str().to_string()).collect();
-    w.any_of("e.state", &states);
-    w.any_of("m.url", &f.url);
-    w.any_of("m.topic_name", &f.topic_name);
-    w.any_of("m.queue_name", &f.queue_name);
-    w.any_of("m.schedule_id", &f.schedule_id);
-    w.any_of("m.flow_control_key", &f.flow_control_key);
-    w.any_of("m.caller_ip", &f.caller_ip);
-    w.any_label("m.labels", &f.label);
-    w.any_of("url_host(m.url)", &f.host);
-    w.any_of("url_path(m.url)", &f.path);
     let sql = format!(
         "SELECT e.seq, e.time, e.state, e.error, e.next_delivery_time, e.response_status,
                 e.response_header, e.response_body,
@@ -100,6 +93,9 @@ pub fn page_sql(
     (sql, w.args)
 }
 
+/// A page of the log: the walk of `page_sql` in chunks, as `rows::Scan`
+/// asks for them, so a filter the index cannot answer examines a bounded
+/// number of rows per page.
 pub fn list(
     conn: &Connection,
     user_id: &str,
@@ -107,26 +103,29 @@ pub fn list(
     cursor: Option<LogCursor>,
     count: usize,
 ) -> Result<LogPage> {
-    let (sql, args) = page_sql(user_id, f, cursor, count + 1);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map(params_from_iter(args), read_entry)?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let more = rows.len() > count;
-    let mut entries = Vec::with_capacity(count.min(rows.len()));
-    let mut last = None;
-    for (seq, raw) in rows.into_iter().take(count) {
-        let entry = raw.decode()?;
-        last = Some(LogCursor {
-            time: entry.time,
-            seq,
-        });
-        entries.push(entry);
+    let mut scan = rows::Scan::new(f, cursor, count);
+    while let Some((upper, limit)) = scan.next_chunk() {
+        let (sql, args) = page_sql(user_id, f, upper, limit);
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let raw = stmt
+            .query_map(params_from_iter(args), read_entry)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let chunk = raw
+            .into_iter()
+            .map(|(seq, raw)| {
+                let entry = raw.decode()?;
+                Ok((
+                    LogCursor {
+                        time: entry.time,
+                        seq,
+                    },
+                    entry,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        scan.take(limit, chunk);
     }
-    Ok(LogPage {
-        entries,
-        cursor: if more { last } else { None },
-    })
+    Ok(scan.finish())
 }
 
 struct RawEntry {

@@ -344,6 +344,27 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn probe(&self) -> Result<()> {
+        // Setting user_version to itself rewrites the header page: a real
+        // write and fsync through the group commit, leaving nothing behind.
+        self.writer
+            .write(|conn| {
+                let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                conn.execute_batch(&format!("PRAGMA user_version = {v}"))?;
+                Ok(())
+            })
+            .await?;
+        let dir = self
+            .readers
+            .path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || probe_file(&dir))
+            .await
+            .map_err(|e| StoreError::Commit(e.to_string()))?
+    }
+
     async fn release_in_flight(&self, now: Millis) -> Result<u64> {
         self.writer
             .write(move |conn| {
@@ -635,4 +656,20 @@ fn ensure_keys(conn: &Connection, user_id: &str, initial: &SigningKeys) -> Resul
         params![user_id, initial.current, initial.next],
     )?;
     Ok(initial.clone())
+}
+
+/// Writes, syncs and removes a small file in `dir`: fails when the data
+/// directory cannot take new data (a full or read-only file system).
+fn probe_file(dir: &Path) -> Result<()> {
+    use std::io::Write;
+    let path = dir.join(".ready-probe");
+    let written = std::fs::File::create(&path).and_then(|mut f| {
+        f.write_all(b"qstash readiness probe\n")?;
+        f.sync_all()
+    });
+    let _ = std::fs::remove_file(&path);
+    written.map_err(|e| match e.raw_os_error() {
+        Some(28) => StoreError::Full(format!("{}: {e}", dir.display())),
+        _ => StoreError::Commit(format!("writing in {}: {e}", dir.display())),
+    })
 }

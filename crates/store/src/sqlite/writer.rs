@@ -158,7 +158,9 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, announcer: &Annou
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let committed = run_batch(&conn, &mut jobs);
+        crate::meter::group_commit(jobs.len(), started.elapsed());
         if committed.is_ok() {
             let arrivals: Vec<Arrival> = jobs.iter_mut().flat_map(|j| j.take_arrivals()).collect();
             announcer.announce(&arrivals);
