@@ -32,6 +32,30 @@ pub fn caller(
         .ok_or_else(|| ApiError::Unauthorized("invalid token".into()))
 }
 
+/// The path prefix of workflow webhooks (`context.createWebhook`): the SDK
+/// hands `{QSTASH_URL}/v2/workflows/hooks/{userId}/{runId}/{eventId}` to a
+/// third party, which calls it without a token; the unguessable run and
+/// event ids are the credential, and the path names the user.
+pub const HOOKS_PREFIX: &str = "/v2/workflows/hooks/";
+
+/// The user a request acts for: the token's, or, on a workflow webhook
+/// path, the user the path names.
+pub fn caller_or_hook(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+) -> Result<User, ApiError> {
+    let Some(rest) = uri.path().strip_prefix(HOOKS_PREFIX) else {
+        return caller(state, headers, uri.query());
+    };
+    let user_id = rest.split('/').next().unwrap_or_default();
+    state
+        .users
+        .by_id(user_id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no webhook at {}", uri.path())))
+}
+
 /// Users by token. The map is keyed by the token's SHA-256, so the lookup's
 /// timing depends on a hash the caller cannot steer byte by byte, and the
 /// token itself is then compared in constant time.
@@ -46,6 +70,10 @@ impl Tokens {
                 .map(|u| (digest(&u.token), u.clone()))
                 .collect(),
         )
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&User> {
+        self.0.values().find(|u| u.id == id)
     }
 
     /// The user whose token is `token`; never one with an empty token.

@@ -127,6 +127,13 @@ pub fn options(
         let Some(rest) = strip_prefix_ci(name, prefix) else {
             continue;
         };
+        // As on the message itself (`PublishOptions::from_headers`), a
+        // workflow SDK's forwarded connection headers are dropped.
+        let dropped = source.workflow.is_some()
+            && strip_prefix_ci(rest, "Forward-").is_some_and(crate::headers::is_hop_by_hop);
+        if dropped {
+            continue;
+        }
         for value in values {
             headers.push((format!("Upstash-{rest}"), value.clone()));
         }

@@ -28,5 +28,6 @@ pub mod schedule;
 pub mod signing;
 pub mod url_group;
 pub mod users;
+pub mod workflow;
 
 pub use message::{Message, MessageSpec, MessageState};

@@ -55,6 +55,9 @@ pub struct MessageSpec {
     /// it reports on. Such a message never triggers callbacks of its own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub callback_of: Option<String>,
+    /// Set on a message of an Upstash Workflow run (issue 14).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<crate::workflow::WorkflowTag>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

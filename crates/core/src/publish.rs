@@ -89,6 +89,8 @@ impl PublishOptions {
         let mut fc_key = None;
         let mut fc_value = None;
         let mut content_dedup = false;
+        let mut workflow = crate::workflow::WorkflowTag::default();
+        let mut hop_by_hop = None;
         for (name, value) in headers {
             if has_control_breaks(name) || has_control_breaks(value) {
                 return Err(bad(
@@ -112,6 +114,13 @@ impl PublishOptions {
                 ));
             }
             if let Some(fwd) = strip_prefix_ci(name, "Upstash-Forward-") {
+                // The workflow SDKs forward the headers of the request
+                // they received, connection headers included: on a
+                // workflow message those are dropped, not refused.
+                if is_valid_name(fwd) && is_hop_by_hop(fwd) {
+                    hop_by_hop.get_or_insert(check_forwarded(name, fwd).unwrap_err());
+                    continue;
+                }
                 check_forwarded(name, fwd)?;
                 insert(&mut o.spec.header, fwd, value);
                 continue;
@@ -159,10 +168,18 @@ impl PublishOptions {
                 "queue-name" if !value.is_empty() => o.queue_name = Some(value.into()),
                 "cron" => o.cron = Some(value.into()),
                 "schedule-id" if !value.is_empty() => o.schedule_id = Some(value.into()),
-                // Telemetry, workflow and unknown settings are neither
-                // stored nor forwarded.
-                _ => {}
+                // Workflow settings mark the message as part of a run;
+                // telemetry and unknown settings are neither stored nor
+                // forwarded.
+                _ => {
+                    crate::workflow::read_setting(&mut workflow, setting, value);
+                }
             }
+        }
+        if !workflow.run_id.is_empty() {
+            o.spec.workflow = Some(workflow);
+        } else if let Some(e) = hop_by_hop {
+            return Err(e);
         }
         if o.dedup.is_none() && content_dedup {
             o.dedup = Some(Dedup::Content);
@@ -386,6 +403,19 @@ mod tests {
             let e = parse(&[(name, "x")]).unwrap_err();
             assert!(e.to_string().contains(name), "{e}");
         }
+    }
+
+    #[test]
+    fn a_workflow_message_drops_forwarded_connection_headers() {
+        let o = parse(&[
+            ("Upstash-Forward-Content-Length", "12"),
+            ("Upstash-Forward-X-User", "u"),
+            ("Upstash-Workflow-RunId", "wfr_1"),
+        ])
+        .unwrap();
+        assert!(!o.spec.header.contains_key("Content-Length"));
+        assert_eq!(o.spec.header["X-User"], vec!["u".to_string()]);
+        assert_eq!(o.spec.workflow.unwrap().run_id, "wfr_1");
     }
 
     #[test]

@@ -35,8 +35,10 @@ pub fn client(config: &EngineConfig) -> reqwest::Result<reqwest::Client> {
 
 impl Engine {
     pub(crate) async fn deliver(&self, message: Message) {
+        // A workflow message carries its run's log and ids (issue 14).
+        let workflow = self.workflow_delivery(&message).await;
         let started = std::time::Instant::now();
-        let attempt = self.attempt(&message).await;
+        let attempt = self.attempt(&workflow.message).await;
         let took = started.elapsed();
         let at = self.now();
         let kind = decide(&message, &attempt, at);
@@ -48,8 +50,9 @@ impl Engine {
         let delivered = matches!(kind, OutcomeKind::Delivered);
         crate::meter::attempt(took, delivered.then(|| at - message.due_at));
         let dlq_id = matches!(kind, OutcomeKind::Failed { .. }).then(|| ids::dlq_id(at));
-        let callbacks =
+        let mut callbacks =
             crate::callbacks::for_attempt(&message, &response, &kind, dlq_id.as_deref(), at);
+        self.workflow_callbacks(&message, workflow.run.as_ref(), &kind, &mut callbacks);
         let outcome = Outcome {
             message_id: message.id.clone(),
             at,
@@ -62,6 +65,7 @@ impl Engine {
         // the message is delivered again after a restart).
         let event = crate::stats::Event::of(&outcome.kind);
         self.stats.add(&message.user_id, at, event, 1);
+        let kind = outcome.kind.clone();
         let user = &message.user_id;
         crate::meter::deliveries(crate::meter::outcome_label(&outcome.kind), user, 1);
         let callbacks = outcome.callbacks.len() as u64;
@@ -69,6 +73,7 @@ impl Engine {
         // The retry and the callbacks it creates are announced by the
         // store's commit.
         self.record(outcome).await;
+        self.workflow_outcome(&message, &kind).await;
     }
 
     /// Commits an outcome. While the store is unavailable (a database

@@ -24,6 +24,7 @@ pub mod schedules;
 pub mod stats;
 mod url_groups;
 mod user_slots;
+pub mod workflow;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
@@ -41,6 +42,7 @@ use tokio::task::JoinHandle;
 pub use gate::{FlowKeyInfo, KeyRuntime};
 pub use keys::KeyRing;
 pub use publish::{PlanError, PublishRequest};
+pub use workflow::WorkflowError;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -309,9 +311,11 @@ impl Engine {
         // in terms of leadership; a node alone leads from start to end.
         let heartbeats = tokio::spawn(cluster::heartbeats(self.clone()));
         let lead = tokio::spawn(cluster::lead(self.clone()));
+        let waiters = tokio::spawn(workflow::waiter_timer(self.clone()));
         let engine = self.clone();
         Ok(tokio::spawn(async move {
             scheduler::run(engine).await;
+            let _ = waiters.await;
             let _ = lead.await;
             let _ = heartbeats.await;
         }))

@@ -15,10 +15,12 @@ mod meter;
 pub mod postgres;
 pub mod rows;
 pub mod sqlite;
+pub mod workflow;
 
 pub use announce::{Announcer, Listener};
 pub use cluster::{Cluster, InheritedClaims};
 pub use error::{Result, StoreError};
+pub use workflow::{Appended, Ended, Workflows};
 
 pub use qstash_core::dlq::{
     DlqCursor, DlqDeleted, DlqEntry, DlqFilter, DlqOrder, DlqPage, DlqQuery, DlqRetry,
@@ -118,6 +120,9 @@ pub trait Reads: Send + Sync {
 pub trait Store: Reads + 'static {
     /// Where committed arrivals are announced.
     fn announcer(&self) -> &Announcer;
+
+    /// Upstash Workflow runs and their step logs (issue 14).
+    fn workflows(&self) -> &dyn Workflows;
 
     /// Proves the store takes a write now, for readiness probes (`GET
     /// /readyz`): SQLite commits a write through its writer thread and

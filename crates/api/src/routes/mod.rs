@@ -17,9 +17,10 @@ mod schedules;
 mod stats;
 mod url_groups;
 mod whole_body;
+mod workflows;
 
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 
 use crate::{ApiError, AppState};
@@ -89,7 +90,37 @@ pub fn router(state: AppState) -> Router {
         // Probes: outside /v2/, so no token is asked for.
         .route("/v2/openapi.json", get(openapi::document))
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
+        .route("/readyz", get(health::readyz))
+        // Upstash Workflow (issue 14).
+        .route(
+            "/v2/workflows/runs",
+            axum::routing::delete(workflows::cancel_many),
+        )
+        .route(
+            "/v2/workflows/runs/{id}",
+            get(workflows::steps).delete(workflows::end),
+        )
+        .route("/v2/workflows/logs", get(workflows::logs))
+        .route("/v2/workflows/events", get(workflows::logs))
+        .route("/v2/wait/{event}", post(workflows::wait))
+        .route("/v2/notify/{*rest}", post(workflows::notify))
+        .route("/v2/waiters/{event}", get(workflows::waiters))
+        .route(
+            "/v2/workflows/hooks/{user}/{run}/{event}",
+            any(workflows::hook),
+        )
+        .route(
+            "/v2/workflows/dlq",
+            axum::routing::delete(workflows::dlq_delete),
+        )
+        .route("/v2/workflows/dlq/resume", post(workflows::dlq_resume))
+        .route("/v2/workflows/dlq/restart", post(workflows::dlq_restart))
+        .route(
+            "/v2/workflows/dlq/callback/{id}",
+            post(workflows::dlq_callback),
+        )
+        .route("/v2/workflows/dlq/{*rest}", any(workflows::not_supported))
+        .route("/v2/trigger/{*rest}", any(workflows::not_supported));
     v2.method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(

@@ -139,8 +139,11 @@ pub struct BatchItem {
     destination: String,
     #[serde(default)]
     headers: Option<std::collections::HashMap<String, String>>,
+    /// A string, or (as `context.call` of the workflow SDK sends it) any
+    /// other JSON value, which is sent as its JSON text.
     #[serde(default)]
-    body: Option<String>,
+    #[schema(value_type = Option<String>)]
+    body: Option<serde_json::Value>,
     #[serde(default)]
     queue: Option<String>,
 }
@@ -203,7 +206,11 @@ pub async fn batch(
         )
         .map_err(|e| at(ApiError::bad(e)))?;
         refuse_cron(&options).map_err(at)?;
-        let body = item.body.unwrap_or_default().into_bytes();
+        let body = match item.body {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::String(s)) => s.into_bytes(),
+            Some(other) => other.to_string().into_bytes(),
+        };
         let group = matches!(parsed.destination, Destination::UrlGroup(_));
         let request = PublishRequest {
             user_id: user.id.clone(),
@@ -250,7 +257,8 @@ async fn submit(
 ) -> Result<Vec<Published>, ApiError> {
     let urls: Vec<String> = planned.iter().map(|p| p.message.spec.url.clone()).collect();
     let user = planned.first().map(|p| p.message.user_id.clone());
-    let inserted = state.engine.submit(planned).await?;
+    // Workflow messages start or extend their run (issue 14).
+    let inserted = state.engine.submit_published(planned).await?;
     if let Some(user) = user {
         let new = inserted.iter().filter(|i| matches!(i, Inserted::New(_)));
         meter::published(kind, &user, new.count() as u64);

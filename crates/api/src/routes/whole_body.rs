@@ -37,7 +37,7 @@ pub async fn read_whole_body(
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let admitted = auth::caller(&state, &parts.headers, parts.uri.query()).and_then(|user| {
+    let admitted = auth::caller_or_hook(&state, &parts.headers, &parts.uri).and_then(|user| {
         state
             .limits
             .admit(&user.id, parts.uri.path())

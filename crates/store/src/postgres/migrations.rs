@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "live-message index (console)", super::live::LIVE_INDEX),
     (3, "URL group default headers, per-user due index", SAFETY),
     (4, "nodes and the claims they hold", CLUSTER),
+    (5, "workflow runs and step logs", super::workflow::SCHEMA),
 ];
 
 /// Issue 13, as SQLite's migration 3.

@@ -20,6 +20,7 @@ mod migrations;
 mod safety;
 mod schedules;
 pub mod sql;
+mod workflow;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -246,6 +247,10 @@ impl Reads for PgStore {
 impl Store for PgStore {
     fn announcer(&self) -> &Announcer {
         &self.announcer
+    }
+
+    fn workflows(&self) -> &dyn crate::Workflows {
+        self
     }
 
     fn cluster(&self) -> Option<&dyn crate::Cluster> {

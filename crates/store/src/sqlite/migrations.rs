@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (1, "initial schema", INITIAL),
     (2, "live-message index (console)", super::live::LIVE_INDEX),
     (3, "URL group default headers, per-user due index", SAFETY),
+    (4, "workflow runs and step logs", super::workflow::SCHEMA),
 ];
 
 /// Issue 13: default headers of URL groups (`PATCH /v2/topics/{name}`),

@@ -10,6 +10,7 @@ mod messages;
 mod migrations;
 mod schedules;
 mod url_group_headers;
+mod workflow;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -280,6 +281,10 @@ impl Reads for SqliteStore {
 impl Store for SqliteStore {
     fn announcer(&self) -> &Announcer {
         &self.announcer
+    }
+
+    fn workflows(&self) -> &dyn crate::Workflows {
+        self
     }
 
     async fn insert_messages(

@@ -1,0 +1,171 @@
+//! Upstash Workflow runs and their step logs (issue 14), behind a trait of
+//! their own so the message hot paths stay untouched: a run row, and an
+//! ordered log of the messages published as part of the run, each written
+//! in the same commit as its message.
+
+use async_trait::async_trait;
+use qstash_core::clock::Millis;
+use qstash_core::message::{Inserted, NewMessage};
+use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry, Waiter};
+
+use crate::Result;
+
+/// What appending to a run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    Stored(Vec<Inserted>),
+    /// No such run.
+    Unknown,
+    /// The run has finished, failed or been cancelled: nothing stored.
+    Ended(RunState),
+}
+
+/// What ending a run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The state before this call (already ended: the call changed nothing).
+    pub was: RunState,
+    /// The ids of every message logged for the run, to cancel live ones.
+    pub message_ids: Vec<String>,
+}
+
+#[async_trait]
+pub trait Workflows: Send + Sync {
+    /// Creates `run` with `message` (its trigger) as the first log entry,
+    /// in one commit; a run id already used answers `Duplicate` with the
+    /// id of that run's trigger and stores nothing.
+    async fn start_run(&self, run: Run, message: NewMessage, now: Millis) -> Result<Inserted>;
+
+    /// Stores messages of a running run and appends them to its log, in
+    /// one commit, in order; nothing if the run has ended.
+    async fn append_to_run(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        messages: Vec<NewMessage>,
+        now: Millis,
+    ) -> Result<Appended>;
+
+    async fn get_run(&self, user_id: &str, run_id: &str) -> Result<Option<Run>>;
+
+    /// The run's log, oldest first.
+    async fn run_steps(&self, user_id: &str, run_id: &str) -> Result<Vec<StepEntry>>;
+
+    /// Moves a running run to `state` (keeping `result` or `failure`);
+    /// None when there is no such run.
+    async fn end_run(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        state: RunState,
+        result: Option<Vec<u8>>,
+        failure: Option<String>,
+        now: Millis,
+    ) -> Result<Option<Ended>>;
+
+    /// Runs matching `filter`, newest first, created before `before` if
+    /// given; at most `count`.
+    async fn list_runs(
+        &self,
+        user_id: &str,
+        filter: RunFilter,
+        before: Option<(Millis, String)>,
+        count: usize,
+    ) -> Result<Vec<Run>>;
+
+    // --- Waiters (`context.waitForEvent`) ---
+
+    /// Stores (or replaces) the run's waiter for its event, if the run is
+    /// running (`Stored(vec![])`); if an event was kept for it (a
+    /// run-scoped notify that came first), resumes the run with it at once
+    /// instead (`Stored` with the resume message).
+    async fn add_waiter(&self, waiter: Waiter) -> Result<Appended>;
+
+    /// Takes every waiter of `event_id` (of `run_id` only, if given) and,
+    /// in the same commit, stores the message resuming each running run
+    /// with `event` and appends it to the run's log. Answers the waiters
+    /// and their messages' ids. A run-scoped notify that finds no waiter
+    /// keeps the event for the run's next wait on it (lookback).
+    async fn notify(
+        &self,
+        user_id: &str,
+        event_id: &str,
+        run_id: Option<String>,
+        event: Vec<u8>,
+        now: Millis,
+    ) -> Result<Vec<(Waiter, String)>>;
+
+    /// Takes up to `limit` waiters whose deadline has passed and resumes
+    /// their runs with a timeout, the same way; answers how many.
+    async fn expire_waiters(&self, now: Millis, limit: usize) -> Result<usize>;
+
+    async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>>;
+
+    /// The earliest deadline of any waiter (a read of the deadline index).
+    async fn next_waiter_deadline(&self) -> Result<Option<Millis>>;
+
+    // --- The workflow DLQ ---
+
+    /// Resumes a failed run from its DLQ entry, in one commit: the entry
+    /// becomes `retry`'s message (as `Store::retry_dlq` does), which takes
+    /// the failed message's place in the run's log (so the step is replayed
+    /// from the same point), and the run is running again. None when the
+    /// entry is gone.
+    async fn resume_from_dlq(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        failed_message_id: &str,
+        retry: qstash_core::dlq::DlqRetry,
+        now: Millis,
+    ) -> Result<Option<String>>;
+}
+
+/// The JSON columns of a waiter row.
+pub(crate) fn encode_json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+/// The message resuming `waiter`'s run (`config` is the run's), or None
+/// when its stored headers no longer parse (logged, the waiter dropped).
+pub(crate) fn resume_message(
+    waiter: &Waiter,
+    event: Option<&[u8]>,
+    config: &qstash_core::workflow::TriggerConfig,
+    now: Millis,
+) -> Option<NewMessage> {
+    match waiter.resume(event, config, now) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(run = %waiter.run_id, error = %e, "cannot resume a workflow waiter");
+            None
+        }
+    }
+}
+
+/// The JSON columns of a run row.
+pub(crate) fn encode_config(run: &Run) -> Result<String> {
+    serde_json::to_string(&run.config).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn decode_config(s: &str) -> Result<qstash_core::workflow::TriggerConfig> {
+    serde_json::from_str(s).map_err(|e| crate::StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) fn decode_state(s: &str) -> Result<RunState> {
+    RunState::parse(s).ok_or_else(|| crate::StoreError::Corrupt(format!("run state {s:?}")))
+}
+
+/// The call type a message is logged with.
+pub(crate) fn call_type(m: &NewMessage) -> String {
+    m.message
+        .spec
+        .workflow
+        .as_ref()
+        .map(|t| t.call_type().to_string())
+        .unwrap_or_else(|| qstash_core::workflow::STEP.to_string())
+}

@@ -1,0 +1,361 @@
+//! The workflow methods of the store (SQLite, or PostgreSQL with
+//! `QSTASH_TEST_BACKEND=postgres`): a run and its log, appends refused once
+//! it has ended, concurrent appends numbered without gaps, and waiters
+//! taken exactly once by a notify or their deadline, across a reopen.
+
+use std::sync::Arc;
+
+use qstash_core::headers::HeaderMap;
+use qstash_core::workflow::{Run, RunFilter, RunState, TriggerConfig, Waiter, WorkflowTag};
+use qstash_core::{Message, MessageSpec, MessageState};
+use qstash_store::*;
+use serde_json::json;
+
+mod common;
+use common::{open, reopen};
+
+const T: i64 = 1_735_732_800_000;
+
+fn step(id: &str, run: &str, init: bool, body: &str) -> NewMessage {
+    NewMessage {
+        message: Message {
+            id: id.into(),
+            user_id: "u".into(),
+            spec: MessageSpec {
+                url: "http://127.0.0.1/wf".into(),
+                method: "POST".into(),
+                workflow: Some(WorkflowTag {
+                    run_id: run.into(),
+                    init,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            body: body.as_bytes().to_vec(),
+            created_at: T,
+            not_before: T + 3_600_000,
+            due_at: T + 3_600_000,
+            retried: 0,
+            state: MessageState::Pending,
+        },
+        dedup_key: None,
+    }
+}
+
+fn run(id: &str) -> Run {
+    Run {
+        user_id: "u".into(),
+        run_id: id.into(),
+        url: "http://127.0.0.1/wf".into(),
+        label: Some("l1".into()),
+        state: RunState::Running,
+        created_at: T,
+        updated_at: T,
+        initial_body: b"{\"n\":1}".to_vec(),
+        config: TriggerConfig {
+            inherit: true,
+            max_retries: 1,
+            ..Default::default()
+        },
+        result: None,
+        failure: None,
+    }
+}
+
+fn waiter(run: &str, event: &str, deadline: i64) -> Waiter {
+    let mut headers = HeaderMap::new();
+    headers.insert("Upstash-Workflow-RunId".into(), vec![run.into()]);
+    Waiter {
+        user_id: "u".into(),
+        event_id: event.into(),
+        run_id: run.into(),
+        url: "http://127.0.0.1/wf".into(),
+        deadline,
+        headers: headers.clone(),
+        timeout_url: "http://127.0.0.1/wf".into(),
+        timeout_headers: headers,
+        step: json!({"stepId": 2, "stepName": "w", "stepType": "Wait", "concurrent": 1}),
+        created_at: T,
+    }
+}
+
+#[tokio::test]
+async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    let first = w
+        .start_run(run("wfr_a"), step("m0", "wfr_a", true, "{\"n\":1}"), T)
+        .await
+        .unwrap();
+    assert_eq!(first, Inserted::New("m0".into()));
+    let again = w
+        .start_run(run("wfr_a"), step("m9", "wfr_a", true, "x"), T)
+        .await
+        .unwrap();
+    assert_eq!(again, Inserted::Duplicate("m0".into()));
+    let appended = w
+        .append_to_run(
+            "u",
+            "wfr_a",
+            vec![
+                step("m1", "wfr_a", false, "s1"),
+                step("m2", "wfr_a", false, "s2"),
+            ],
+            T,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        appended,
+        Appended::Stored(vec![Inserted::New("m1".into()), Inserted::New("m2".into())])
+    );
+    let log = w.run_steps("u", "wfr_a").await.unwrap();
+    let ids: Vec<_> = log
+        .iter()
+        .map(|s| (s.seq, s.message_id.as_str(), s.body.clone()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            (0, "m0", b"{\"n\":1}".to_vec()),
+            (1, "m1", b"s1".to_vec()),
+            (2, "m2", b"s2".to_vec())
+        ]
+    );
+    assert!(
+        store.get_message("u", "m2").await.unwrap().is_some(),
+        "the step's message is stored"
+    );
+    let stored = w.get_run("u", "wfr_a").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.state,
+            stored.config.max_retries,
+            stored.label.as_deref()
+        ),
+        (RunState::Running, 1, Some("l1"))
+    );
+
+    let ended = w
+        .end_run(
+            "u",
+            "wfr_a",
+            RunState::Success,
+            Some(b"\"r\"".to_vec()),
+            None,
+            T + 1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.was, RunState::Running);
+    assert_eq!(ended.message_ids, vec!["m0", "m1", "m2"]);
+    let late = w
+        .append_to_run("u", "wfr_a", vec![step("m3", "wfr_a", false, "s3")], T)
+        .await
+        .unwrap();
+    assert_eq!(late, Appended::Ended(RunState::Success));
+    assert!(
+        store.get_message("u", "m3").await.unwrap().is_none(),
+        "nothing stored after the end"
+    );
+    // Ending again changes nothing.
+    let twice = w
+        .end_run("u", "wfr_a", RunState::Canceled, None, None, T + 2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(twice.was, RunState::Success);
+    let done = w.get_run("u", "wfr_a").await.unwrap().unwrap();
+    assert_eq!(
+        (done.state, done.result.as_deref()),
+        (RunState::Success, Some(&b"\"r\""[..]))
+    );
+    assert_eq!(
+        w.append_to_run("u", "wfr_none", vec![], T).await.unwrap(),
+        Appended::Unknown
+    );
+    let listed = w
+        .list_runs(
+            "u",
+            RunFilter {
+                state: Some(RunState::Success),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(
+        w.get_run("other", "wfr_a").await.unwrap().is_none(),
+        "runs belong to their user"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_appends_of_one_run_are_numbered_without_gaps() {
+    let (_dir, store) = open().await;
+    store
+        .workflows()
+        .start_run(run("wfr_p"), step("p0", "wfr_p", true, "{}"), T)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 1..=8 {
+        let store: Arc<dyn Store> = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = format!("p{i}");
+            store
+                .workflows()
+                .append_to_run("u", "wfr_p", vec![step(&id, "wfr_p", false, &id)], T)
+                .await
+                .unwrap()
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Appended::Stored(_)));
+    }
+    let seqs: Vec<i64> = store
+        .workflows()
+        .run_steps("u", "wfr_p")
+        .await
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(seqs, (0..=8).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn a_waiter_is_taken_once_by_notify_or_deadline_and_survives_a_reopen() {
+    let (dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_w"), step("w0", "wfr_w", true, "{}"), T)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.add_waiter(waiter("wfr_w", "evt", T + 10_000))
+            .await
+            .unwrap(),
+        Appended::Stored(vec![])
+    );
+    assert_eq!(
+        w.add_waiter(waiter("wfr_x", "evt", T + 10_000))
+            .await
+            .unwrap(),
+        Appended::Unknown
+    );
+    drop(store);
+    let store = reopen(dir.path()).await;
+    let w = store.workflows();
+    assert_eq!(
+        w.list_waiters("u", "evt").await.unwrap().len(),
+        1,
+        "the waiter survived"
+    );
+    assert_eq!(
+        w.expire_waiters(T + 5_000, 10).await.unwrap(),
+        0,
+        "not yet due"
+    );
+    let resumed = w
+        .notify("u", "evt", None, b"data".to_vec(), T + 6_000)
+        .await
+        .unwrap();
+    assert_eq!(resumed.len(), 1);
+    let log = w.run_steps("u", "wfr_w").await.unwrap();
+    assert_eq!(
+        log.last().unwrap().message_id,
+        resumed[0].1,
+        "the resume step is logged"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&log.last().unwrap().body).unwrap();
+    assert_eq!(body["waitTimeout"], false);
+    let resumed_message = store
+        .get_message("u", &resumed[0].1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        resumed_message.spec.max_retries, 1,
+        "the run's trigger settings apply"
+    );
+    assert!(w
+        .notify("u", "evt", None, b"again".to_vec(), T + 7_000)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        w.expire_waiters(T + 20_000, 10).await.unwrap(),
+        0,
+        "taken already"
+    );
+
+    w.add_waiter(waiter("wfr_w", "late", T + 10_000))
+        .await
+        .unwrap();
+    assert_eq!(w.expire_waiters(T + 10_000, 10).await.unwrap(), 1);
+    let body: serde_json::Value = serde_json::from_slice(
+        &w.run_steps("u", "wfr_w")
+            .await
+            .unwrap()
+            .last()
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    assert_eq!(body["waitTimeout"], true);
+    assert!(w.list_waiters("u", "late").await.unwrap().is_empty());
+
+    // Ending a run drops its waiters.
+    w.add_waiter(waiter("wfr_w", "gone", T + 10_000))
+        .await
+        .unwrap();
+    w.end_run("u", "wfr_w", RunState::Canceled, None, None, T)
+        .await
+        .unwrap();
+    assert!(w.list_waiters("u", "gone").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_run_scoped_notify_before_the_wait_is_kept_for_it() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_l"), step("l0", "wfr_l", true, "{}"), T)
+        .await
+        .unwrap();
+    let early = w
+        .notify("u", "evt", Some("wfr_l".into()), b"first".to_vec(), T)
+        .await
+        .unwrap();
+    assert!(early.is_empty(), "nobody waits yet");
+    // Unscoped, or to a run that does not exist, nothing is kept.
+    w.notify("u", "evt", None, b"lost".to_vec(), T)
+        .await
+        .unwrap();
+    w.notify("u", "evt", Some("wfr_none".into()), b"lost".to_vec(), T)
+        .await
+        .unwrap();
+    let answer = w
+        .add_waiter(waiter("wfr_l", "evt", T + 10_000))
+        .await
+        .unwrap();
+    let Appended::Stored(resumed) = answer else {
+        panic!("{answer:?}")
+    };
+    assert_eq!(resumed.len(), 1, "resumed at once by the kept event");
+    assert!(w.list_waiters("u", "evt").await.unwrap().is_empty());
+    let last = w.run_steps("u", "wfr_l").await.unwrap().pop().unwrap();
+    assert_eq!(Inserted::New(last.message_id), resumed[0]);
+    let body: serde_json::Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(body["out"], "Zmlyc3Q=", "base64 of the kept event");
+    // The next wait waits: the event was used once.
+    assert_eq!(
+        w.add_waiter(waiter("wfr_l", "evt", T + 10_000))
+            .await
+            .unwrap(),
+        Appended::Stored(vec![])
+    );
+}

@@ -1,0 +1,150 @@
+// A failing step: retries (inherited from the trigger) run out, the run fails, its step is in the
+// DLQ, and the failure function runs once with the error and the run's payload. A non-retryable
+// error fails at once. Cancelling a sleeping run drops its next step.
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { WorkflowNonRetryableError } from "@upstash/workflow";
+import { startServer, startApp, runInState, until, sleep, USER } from "./helpers.mjs";
+
+let server, app;
+const calls = { ok: 0, boom: 0, fatal: 0, after: 0, cancelFirst: 0, cancelSecond: 0, flakyFirst: 0, flaky: 0, flakyLast: 0 };
+let flakyFails = true;
+const failures = [];
+
+before(async () => {
+  server = await startServer();
+  const failureFunction = async ({ context, failStatus, failResponse }) => {
+    failures.push({ runId: context.workflowRunId, payload: context.requestPayload, failStatus, failResponse });
+    return "handled";
+  };
+  app = await startApp(server, {
+    routes: {
+      "/wf/fail": {
+        fn: async (context) => {
+          await context.run("ok", () => (calls.ok++, "fine"));
+          await context.run("boom", () => {
+            calls.boom++;
+            throw new Error(`boom ${calls.boom}`);
+          });
+          calls.after++;
+        },
+        options: { failureFunction },
+      },
+      "/wf/fatal": {
+        fn: async (context) => {
+          await context.run("fatal", () => {
+            calls.fatal++;
+            throw new WorkflowNonRetryableError("no point retrying");
+          });
+        },
+        options: { failureFunction },
+      },
+      "/wf/flaky": async (context) => {
+        await context.run("first", () => (calls.flakyFirst++, "a"));
+        const b = await context.run("flaky", () => {
+          calls.flaky++;
+          if (flakyFails) throw new Error("down for now");
+          return "b";
+        });
+        return await context.run("last", () => (calls.flakyLast++, `a${b}`));
+      },
+      "/wf/cancel": async (context) => {
+        await context.run("first", () => (calls.cancelFirst++, 1));
+        await context.sleep("long", 3);
+        await context.run("second", () => (calls.cancelSecond++, 2));
+      },
+    },
+  });
+});
+
+after(async () => {
+  await app?.close();
+  await server?.stop();
+});
+
+test("a step whose retries run out fails the run, lands in the DLQ and calls the failure function", async () => {
+  const { workflowRunId } = await app.client.trigger({
+    url: app.url("/wf/fail"),
+    body: { order: 7 },
+    retries: 1,
+    retryDelay: "100",
+  });
+  const run = await runInState(app.client, workflowRunId, "RUN_FAILED", 30000);
+  assert.equal(calls.ok, 1);
+  // One attempt and one retry, inherited from the trigger's retries: 1.
+  assert.equal(calls.boom, 2);
+  assert.equal(calls.after, 0);
+  await until(() => failures.find((f) => f.runId === workflowRunId), { what: "failure function" });
+  const failure = failures.find((f) => f.runId === workflowRunId);
+  assert.deepEqual(failure.payload, { order: 7 });
+  assert.equal(failure.failStatus, 500);
+  assert.match(failure.failResponse, /boom 2/);
+  assert.equal(failures.filter((f) => f.runId === workflowRunId).length, 1);
+  assert.ok(run.workflowRunCompletedAt >= run.workflowRunCreatedAt);
+  const dlq = await (await fetch(`${server.baseUrl}/v2/dlq`, { headers: { Authorization: `Bearer ${USER.token}` } })).json();
+  const entry = dlq.messages.find((m) => m.url === app.url("/wf/fail"));
+  assert.ok(entry, "the failed step is in the DLQ");
+  // client.dlq.retryFailureFunction sends the failure callback again.
+  const retried = await app.client.dlq.retryFailureFunction({ dlqId: entry.dlqId });
+  assert.equal(retried.workflowRunId, workflowRunId);
+  await until(() => failures.filter((f) => f.runId === workflowRunId).length === 2, { what: "second failure call" });
+  assert.deepEqual(failures.filter((f) => f.runId === workflowRunId)[1].payload, { order: 7 });
+});
+
+test("a non-retryable error (489) fails the run at once", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/fatal"), body: "x" });
+  await runInState(app.client, workflowRunId, "RUN_FAILED", 20000);
+  assert.equal(calls.fatal, 1);
+  await until(() => failures.find((f) => f.runId === workflowRunId), { what: "failure function" });
+  assert.match(failures.find((f) => f.runId === workflowRunId).failResponse, /no point retrying/);
+});
+
+test("cancelling a sleeping run drops its next step", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/cancel"), body: {} });
+  await until(() => calls.cancelFirst === 1, { what: "first step" });
+  await sleep(300);
+  const answer = await app.client.cancel({ ids: [workflowRunId] });
+  assert.deepEqual(answer, { cancelled: 1 });
+  await runInState(app.client, workflowRunId, "RUN_CANCELED");
+  // Cancelling again changes nothing and still answers.
+  assert.deepEqual(await app.client.cancel({ ids: [workflowRunId] }), { cancelled: 0 });
+  await sleep(4000);
+  assert.equal(calls.cancelSecond, 0, "the step after the sleep never ran");
+  assert.equal(app.hits["/wf/cancel"], 2, "init and the first step's result only");
+});
+
+test("client.dlq.resume continues a failed run from its failed step; client.dlq.delete drops an entry", async () => {
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: {}, retries: 0 });
+  await runInState(app.client, workflowRunId, "RUN_FAILED");
+  assert.deepEqual([calls.flakyFirst, calls.flaky, calls.flakyLast], [1, 1, 0]);
+  const { messages } = await app.client.dlq.list();
+  const entry = messages.find((m) => m.url === app.url("/wf/flaky"));
+  assert.ok(entry, "the failed step is in the DLQ");
+  flakyFails = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entry.dlqId });
+  assert.equal(resumed.workflowRunId, workflowRunId);
+  const run = await runInState(app.client, workflowRunId, "RUN_SUCCESS");
+  assert.equal(JSON.parse(run.workflowRunResponse), "ab");
+  // "first" is not run again: the resumed step replays the stored log.
+  assert.deepEqual([calls.flakyFirst, calls.flaky, calls.flakyLast], [1, 2, 1]);
+  await assert.rejects(app.client.dlq.resume({ dlqId: entry.dlqId }), /not found/);
+
+  flakyFails = true;
+  const second = await app.client.trigger({ url: app.url("/wf/flaky"), body: {}, retries: 0 });
+  await runInState(app.client, second.workflowRunId, "RUN_FAILED");
+  const again = (await app.client.dlq.list()).messages.find((m) => m.url === app.url("/wf/flaky"));
+  assert.equal((await app.client.dlq.delete([again.dlqId])).deleted, 1);
+  assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
+
+  // restart: a new run from the beginning, with the same payload.
+  const third = await app.client.trigger({ url: app.url("/wf/flaky"), body: { again: true }, retries: 0 });
+  await runInState(app.client, third.workflowRunId, "RUN_FAILED");
+  const failed = (await app.client.dlq.list()).messages.find((m) => m.url === app.url("/wf/flaky"));
+  flakyFails = false;
+  const before = calls.flakyFirst;
+  const restarted = await app.client.dlq.restart({ dlqId: failed.dlqId });
+  assert.notEqual(restarted.workflowRunId, third.workflowRunId);
+  await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
+  assert.equal(calls.flakyFirst, before + 1, "a restart runs the first step again");
+  assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
+});
