@@ -30,10 +30,10 @@ async fn publish_fc(s: &Server, url: &str, key: &str, value: &'static str, body:
 async fn parallelism_caps_deliveries_in_flight_and_wait_list_counts_the_rest() {
     let sink = Sink::start().await;
     let s = server();
-    sink.script(
-        "/p",
-        vec![Reply::status(200).after(Duration::from_millis(400))],
-    );
+    // Each delivery is held long enough that the counts read right after
+    // the first two arrive cannot race the third start on a busy machine.
+    let hold = Duration::from_millis(1000);
+    sink.script("/p", vec![Reply::status(200).after(hold)]);
     for i in 0..10 {
         publish_fc(
             &s,
@@ -50,7 +50,7 @@ async fn parallelism_caps_deliveries_in_flight_and_wait_list_counts_the_rest() {
     assert_eq!(info["parallelismCount"], 2, "{info}");
     assert_eq!(info["waitListSize"], 8, "{info}");
     let got = sink.wait_for("/p", 10, WAIT).await;
-    assert_eq!(max_overlap(&got, Duration::from_millis(400)), 2);
+    assert_eq!(max_overlap(&got, hold), 2);
     wait_json(&s, "/v2/flowControl/par-key", WAIT, |v| {
         v["waitListSize"] == 0 && v["parallelismCount"] == 0
     })
