@@ -20,6 +20,15 @@ pub enum Appended {
     Ended(RunState),
 }
 
+/// The step resuming the run that invoked an ending run (`context.invoke`).
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The invoking run.
+    pub run_id: String,
+    /// Its next step; the store applies that run's trigger settings.
+    pub message: NewMessage,
+}
+
 /// What ending a run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
@@ -52,7 +61,12 @@ pub trait Workflows: Send + Sync {
     async fn run_steps(&self, user_id: &str, run_id: &str) -> Result<Vec<StepEntry>>;
 
     /// Moves a running run to `state` (keeping `result` or `failure`);
-    /// None when there is no such run.
+    /// None when there is no such run. If the run was running, `resume`
+    /// (the step resuming the run that invoked it) is appended to that
+    /// run in the same commit, when that run is still running: a crash
+    /// can neither end the child without resuming its parent nor resume
+    /// the parent twice.
+    #[allow(clippy::too_many_arguments)]
     async fn end_run(
         &self,
         user_id: &str,
@@ -60,6 +74,7 @@ pub trait Workflows: Send + Sync {
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
+        resume: Option<Resume>,
         now: Millis,
     ) -> Result<Option<Ended>>;
 

@@ -143,6 +143,7 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
             RunState::Success,
             Some(b"\"r\"".to_vec()),
             None,
+            None,
             T + 1,
         )
         .await
@@ -161,7 +162,7 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
     );
     // Ending again changes nothing.
     let twice = w
-        .end_run("u", "wfr_a", RunState::Canceled, None, None, T + 2)
+        .end_run("u", "wfr_a", RunState::Canceled, None, None, None, T + 2)
         .await
         .unwrap()
         .unwrap();
@@ -313,7 +314,7 @@ async fn a_waiter_is_taken_once_by_notify_or_deadline_and_survives_a_reopen() {
     w.add_waiter(waiter("wfr_w", "gone", T + 10_000))
         .await
         .unwrap();
-    w.end_run("u", "wfr_w", RunState::Canceled, None, None, T)
+    w.end_run("u", "wfr_w", RunState::Canceled, None, None, None, T)
         .await
         .unwrap();
     assert!(w.list_waiters("u", "gone").await.unwrap().is_empty());
@@ -358,4 +359,98 @@ async fn a_run_scoped_notify_before_the_wait_is_kept_for_it() {
             .unwrap(),
         Appended::Stored(vec![])
     );
+}
+
+#[tokio::test]
+async fn ending_a_child_run_resumes_its_invoker_in_the_same_commit_once() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    for (id, m) in [
+        ("wfr_p", "p0"),
+        ("wfr_c", "c0"),
+        ("wfr_p2", "q0"),
+        ("wfr_c2", "d0"),
+    ] {
+        w.start_run(run(id), step(m, id, true, "{}"), T)
+            .await
+            .unwrap();
+    }
+    let resume = |m: &str, parent: &str| Resume {
+        run_id: parent.into(),
+        message: step(m, parent, false, "out"),
+    };
+    let ended = w
+        .end_run(
+            "u",
+            "wfr_c",
+            RunState::Success,
+            None,
+            None,
+            Some(resume("r1", "wfr_p")),
+            T + 1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.was, RunState::Running);
+    let log: Vec<_> = w
+        .run_steps("u", "wfr_p")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.message_id)
+        .collect();
+    assert_eq!(
+        log,
+        vec!["p0", "r1"],
+        "the parent resumes with the child's end"
+    );
+    let r1 = store
+        .get_message("u", "r1")
+        .await
+        .unwrap()
+        .expect("the resume is stored");
+    assert_eq!(
+        r1.spec.max_retries, 1,
+        "the parent's trigger settings apply"
+    );
+
+    // A retried DELETE finds the child ended: the parent is not resumed twice.
+    let again = w
+        .end_run(
+            "u",
+            "wfr_c",
+            RunState::Success,
+            None,
+            None,
+            Some(resume("r2", "wfr_p")),
+            T + 2,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.was, RunState::Success);
+    assert_eq!(w.run_steps("u", "wfr_p").await.unwrap().len(), 2);
+    assert!(store.get_message("u", "r2").await.unwrap().is_none());
+
+    // A parent that has ended is left alone; the child still ends.
+    w.end_run("u", "wfr_p2", RunState::Canceled, None, None, None, T + 3)
+        .await
+        .unwrap();
+    w.end_run(
+        "u",
+        "wfr_c2",
+        RunState::Failed,
+        None,
+        Some("x".into()),
+        Some(resume("r3", "wfr_p2")),
+        T + 4,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        w.get_run("u", "wfr_c2").await.unwrap().unwrap().state,
+        RunState::Failed
+    );
+    assert!(store.get_message("u", "r3").await.unwrap().is_none());
 }

@@ -13,7 +13,7 @@ use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
     call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended,
+    resume_message, Appended, Ended, Resume,
 };
 use crate::{Result, Workflows};
 
@@ -283,10 +283,11 @@ impl Workflows for PgStore {
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
+        resume: Option<Resume>,
         now: Millis,
     ) -> Result<Option<Ended>> {
         self.writes
-            .run(async |tx, _noted| {
+            .run(async |tx, noted| {
                 let found = sql::query_opt(
                     tx,
                     "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
@@ -309,6 +310,25 @@ impl Workflows for PgStore {
                             &[&user_id, &run_id],
                         )
                         .await?;
+                    }
+                    // The invoking run resumes in this same commit, if it
+                    // is still running (with its trigger settings).
+                    if let Some(resume) = &resume {
+                        let parent = sql::query_opt(
+                            tx,
+                            "SELECT config, next_seq FROM workflow_runs WHERE user_id = $1 AND run_id = $2 AND state = $3 FOR UPDATE",
+                            &[&user_id, &resume.run_id, &RunState::Running.as_str()],
+                        )
+                        .await?;
+                        if let Some(row) = parent {
+                            let mut message = resume.message.clone();
+                            decode_config(row.try_get(0)?)?.apply(&mut message.message.spec);
+                            let seq: i64 = row.try_get(1)?;
+                            let batch = [message];
+                            let items = [(&batch[0], now)];
+                            let inserted = messages::insert(tx, &items, self.node(), &mut noted.events, &mut noted.arrivals).await?;
+                            log(tx, user_id, &resume.run_id, seq, &batch, &inserted, now).await?;
+                        }
                     }
                 }
                 let ids = sql::query(

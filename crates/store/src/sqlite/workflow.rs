@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
     call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended,
+    resume_message, Appended, Ended, Resume,
 };
 use crate::{Result, Workflows};
 
@@ -197,12 +197,13 @@ fn append(
 
 #[allow(clippy::too_many_arguments)]
 fn end(
-    conn: &Connection,
+    conn: &Tx,
     user_id: &str,
     run_id: &str,
     state: RunState,
     result: Option<&[u8]>,
     failure: Option<&str>,
+    resume: Option<Resume>,
     now: Millis,
 ) -> Result<Option<Ended>> {
     let found: Option<String> = conn
@@ -220,6 +221,9 @@ fn end(
             .execute(params![user_id, run_id])?;
         conn.prepare_cached("DELETE FROM workflow_events WHERE user_id = ?1 AND run_id = ?2")?
             .execute(params![user_id, run_id])?;
+        if let Some(resume) = resume {
+            resume_invoker(conn, user_id, resume, now)?;
+        }
     }
     let message_ids = conn
         .prepare_cached(
@@ -228,6 +232,27 @@ fn end(
         .query_map(params![user_id, run_id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(Some(Ended { was, message_ids }))
+}
+
+/// Appends `resume` to the invoking run if it is still running (with
+/// that run's trigger settings); an ended or unknown one is left alone.
+fn resume_invoker(conn: &Tx, user_id: &str, resume: Resume, now: Millis) -> Result<()> {
+    let config: Option<String> = conn
+        .prepare_cached(
+            "SELECT config FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2 AND state = ?3",
+        )?
+        .query_row(
+            params![user_id, resume.run_id, RunState::Running.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(config) = config else { return Ok(()) };
+    let mut message = resume.message;
+    decode_config(&config)?.apply(&mut message.message.spec);
+    let batch = [message];
+    let encoded = crate::rows::encode(&batch)?;
+    append(conn, user_id, &resume.run_id, &batch, &encoded, now)?;
+    Ok(())
 }
 
 const WAITER_COLUMNS: &str = "user_id, event_id, run_id, url, deadline, headers, timeout_url, timeout_headers, step, created_at";
@@ -467,6 +492,7 @@ impl Workflows for SqliteStore {
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
+        resume: Option<Resume>,
         now: Millis,
     ) -> Result<Option<Ended>> {
         let (user_id, run_id) = (user_id.to_string(), run_id.to_string());
@@ -479,6 +505,7 @@ impl Workflows for SqliteStore {
                     state,
                     result.as_deref(),
                     failure.as_deref(),
+                    resume.clone(),
                     now,
                 )
             })
