@@ -162,6 +162,21 @@ pub(crate) fn resume_message(
     }
 }
 
+/// Runs looked up by id as a page: those matching the rest of `filter`,
+/// created before the cursor `before`, newest first, at most `count`.
+pub(crate) fn by_id_page(
+    mut runs: Vec<Run>,
+    filter: &RunFilter,
+    before: (Millis, &str),
+    count: usize,
+) -> Vec<Run> {
+    runs.retain(|r| filter.matches(r) && (r.created_at, r.run_id.as_str()) < before);
+    runs.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+    runs.dedup_by(|a, b| a.run_id == b.run_id);
+    runs.truncate(count);
+    runs
+}
+
 /// The JSON columns of a run row.
 pub(crate) fn encode_config(run: &Run) -> Result<String> {
     serde_json::to_string(&run.config).map_err(|e| crate::StoreError::Corrupt(e.to_string()))

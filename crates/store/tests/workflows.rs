@@ -454,3 +454,80 @@ async fn ending_a_child_run_resumes_its_invoker_in_the_same_commit_once() {
     );
     assert!(store.get_message("u", "r3").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    let mut old = run("wfr_old");
+    old.label = Some("old".into());
+    w.start_run(old, step("o0", "wfr_old", true, "{}"), T)
+        .await
+        .unwrap();
+    for i in 0..1_005 {
+        let id = format!("wfr_n{i:04}");
+        let mut r = run(&id);
+        r.created_at = T + 1 + i;
+        w.start_run(r, step(&format!("n{i:04}"), &id, true, "{}"), T + 1 + i)
+            .await
+            .unwrap();
+    }
+    let by_id = RunFilter {
+        run_ids: vec!["wfr_old".into(), "wfr_n0003".into(), "wfr_none".into()],
+        ..Default::default()
+    };
+    let found: Vec<_> = w
+        .list_runs("u", by_id, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(
+        found,
+        vec!["wfr_n0003", "wfr_old"],
+        "newest first, the unknown id left out"
+    );
+    let running_old = RunFilter {
+        run_ids: vec!["wfr_old".into()],
+        state: Some(RunState::Running),
+        ..Default::default()
+    };
+    assert_eq!(
+        w.list_runs("u", running_old, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The other filters run in SQL: the old run's label is found too.
+    let by_label = RunFilter {
+        label: Some("old".into()),
+        ..Default::default()
+    };
+    let found = w.list_runs("u", by_label, None, 10).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].run_id, "wfr_old");
+    let by_url = RunFilter {
+        url: Some("http://127.0.0.1/w".into()),
+        to_date: Some(T + 3),
+        ..Default::default()
+    };
+    let found: Vec<_> = w
+        .list_runs("u", by_url, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(
+        found,
+        vec!["wfr_n0002", "wfr_n0001", "wfr_n0000", "wfr_old"]
+    );
+    let exact = RunFilter {
+        url: Some("http://127.0.0.1/w".into()),
+        url_exact: true,
+        ..Default::default()
+    };
+    assert!(w.list_runs("u", exact, None, 10).await.unwrap().is_empty());
+}

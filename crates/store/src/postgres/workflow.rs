@@ -12,7 +12,7 @@ use tokio_postgres::Row;
 use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
-    call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
+    by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
     resume_message, Appended, Ended, Resume,
 };
 use crate::{Result, Workflows};
@@ -352,23 +352,45 @@ impl Workflows for PgStore {
     ) -> Result<Vec<Run>> {
         let client = self.client().await?;
         let (at, id) = before.unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+        // Runs named by id: one primary-key lookup for all of them.
+        if !filter.run_ids.is_empty() {
+            let sql_text = format!(
+                "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = $1 AND run_id = ANY($2)"
+            );
+            let rows = sql::query(&client, &sql_text, &[&user_id, &filter.run_ids]).await?;
+            let runs = rows.iter().map(run_of).collect::<Result<Vec<_>>>()?;
+            return Ok(by_id_page(runs, &filter, (at, &id), count));
+        }
+        // Newest first through the (user, created) index, every filter in
+        // SQL, so the walk stops at `count` matches.
         let sql_text = format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = $1
              AND (created_at < $2 OR (created_at = $2 AND run_id < $3))
-             ORDER BY created_at DESC, run_id DESC LIMIT 1000"
+             AND ($4::text IS NULL OR state = $4) AND ($5::text IS NULL OR label = $5)
+             AND ($6::text IS NULL OR (CASE WHEN $7 THEN url = $6 ELSE left(url, char_length($6)) = $6 END))
+             AND ($8::bigint IS NULL OR created_at >= $8) AND ($9::bigint IS NULL OR created_at <= $9)
+             ORDER BY created_at DESC, run_id DESC LIMIT $10"
         );
-        let rows = sql::query(&client, &sql_text, &[&user_id, &at, &id]).await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let run = run_of(r)?;
-            if filter.matches(&run) {
-                out.push(run);
-                if out.len() >= count {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        let state = filter.state.map(|s| s.as_str());
+        let limit = count as i64;
+        let rows = sql::query(
+            &client,
+            &sql_text,
+            &[
+                &user_id,
+                &at,
+                &id,
+                &state,
+                &filter.label,
+                &filter.url,
+                &filter.url_exact,
+                &filter.from_date,
+                &filter.to_date,
+                &limit,
+            ],
+        )
+        .await?;
+        rows.iter().map(run_of).collect()
     }
 
     async fn add_waiter(&self, w: Waiter) -> Result<Appended> {

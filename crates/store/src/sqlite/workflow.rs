@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
-    call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
+    by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
     resume_message, Appended, Ended, Resume,
 };
 use crate::{Result, Workflows};
@@ -521,32 +521,50 @@ impl Workflows for SqliteStore {
     ) -> Result<Vec<Run>> {
         let user_id = user_id.to_string();
         self.read(move |conn| {
-            // Newest first through the (user, created) index; the filter is
-            // applied to each row (runs are few next to messages).
+            let (at, id) = before.unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+            // Runs named by id: one primary-key lookup each.
+            if !filter.run_ids.is_empty() {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2"
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut out = Vec::new();
+                for run_id in &filter.run_ids {
+                    if let Some(row) = stmt.query_row(params![user_id, run_id], run_of).optional()? {
+                        out.push(finish(row)?);
+                    }
+                }
+                return Ok(by_id_page(out, &filter, (at, &id), count));
+            }
+            // Newest first through the (user, created) index, every filter
+            // in SQL, so the walk stops at `count` matches.
             let sql = format!(
                 "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = ?1
                  AND (created_at < ?2 OR (created_at = ?2 AND run_id < ?3))
-                 ORDER BY created_at DESC, run_id DESC"
+                 AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR label = ?5)
+                 AND (?6 IS NULL OR (CASE WHEN ?7 THEN url = ?6 ELSE substr(url, 1, length(?6)) = ?6 END))
+                 AND (?8 IS NULL OR created_at >= ?8) AND (?9 IS NULL OR created_at <= ?9)
+                 ORDER BY created_at DESC, run_id DESC LIMIT ?10"
             );
-            let (at, id) = before.unwrap_or((Millis::MAX, String::new()));
-            let id = if at == Millis::MAX {
-                "\u{10ffff}".to_string()
-            } else {
-                id
-            };
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![user_id, at, id])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                let run = finish(run_of(row)?)?;
-                if filter.matches(&run) {
-                    out.push(run);
-                    if out.len() >= count {
-                        break;
-                    }
-                }
-            }
-            Ok(out)
+            let state = filter.state.map(|s| s.as_str());
+            conn.prepare_cached(&sql)?
+                .query_map(
+                    params![
+                        user_id,
+                        at,
+                        id,
+                        state,
+                        filter.label,
+                        filter.url,
+                        filter.url_exact,
+                        filter.from_date,
+                        filter.to_date,
+                        count as i64
+                    ],
+                    run_of,
+                )?
+                .map(|r| finish(r?))
+                .collect()
         })
         .await
     }
