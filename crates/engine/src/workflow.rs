@@ -406,6 +406,31 @@ impl Engine {
         }
     }
 
+    /// A run one of whose steps is in the DLQ has failed. Delivery commits
+    /// the step's DLQ entry and then fails its run in a second commit
+    /// (`workflow_outcome`): a crash between leaves the run running. Here
+    /// that second step is done late, with the invoker's resume and the
+    /// leftover cancel, so `dlq.resume` / `dlq.restart` work on it.
+    async fn failed_by_dlq(&self, run: Run, error: Option<&str>) -> Result<Run, WorkflowError> {
+        if run.state != RunState::Running {
+            return Ok(run);
+        }
+        let failure = error.unwrap_or("a step of the run failed").to_string();
+        self.end_run(
+            &run.user_id,
+            &run.run_id,
+            RunState::Failed,
+            None,
+            Some(failure),
+        )
+        .await?;
+        self.store
+            .workflows()
+            .get_run(&run.user_id, &run.run_id)
+            .await?
+            .ok_or_else(|| WorkflowError::UnknownRun(run.run_id.clone()))
+    }
+
     /// `client.dlq.resume`: each DLQ entry (a failed step) is delivered
     /// again in the failed message's place in its run's log, and its run
     /// runs again. `overrides` are the request's `Upstash-*` headers.
@@ -437,6 +462,7 @@ impl Engine {
                 .get_run(user_id, &run_id)
                 .await?
                 .ok_or_else(|| WorkflowError::UnknownRun(run_id.clone()))?;
+            let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
             if run.state != RunState::Failed {
                 return Err(WorkflowError::Invalid(format!(
                     "workflow run {run_id} is {}, not failed: only a failed run resumes",
@@ -563,6 +589,7 @@ impl Engine {
                 .get_run(user_id, &old_tag.run_id)
                 .await?
                 .ok_or_else(|| WorkflowError::UnknownRun(old_tag.run_id.clone()))?;
+            let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
             let options = qstash_core::dlq::retry_options(&old.spec, pairs(), now)
                 .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
             let mut message = crate::publish::new_message(

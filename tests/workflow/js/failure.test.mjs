@@ -4,7 +4,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { WorkflowNonRetryableError } from "@upstash/workflow";
-import { startServer, startApp, runInState, until, sleep, USER } from "./helpers.mjs";
+import { startServer, startApp, runInState, until, sleep, USER, execSql } from "./helpers.mjs";
 
 let server, app;
 const calls = { ok: 0, boom: 0, fatal: 0, after: 0, cancelFirst: 0, cancelSecond: 0, flakyFirst: 0, flaky: 0, flakyLast: 0 };
@@ -147,4 +147,31 @@ test("client.dlq.resume continues a failed run from its failed step; client.dlq.
   await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
   assert.equal(calls.flakyFirst, before + 1, "a restart runs the first step again");
   assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
+});
+
+// Delivery commits a failed step's DLQ entry, then fails its run in a second commit. A crash between
+// the two leaves the run RUN_STARTED with its step in the DLQ: dlq.resume and dlq.restart still work.
+test("a run left running by a crash after its step reached the DLQ still resumes and restarts", async () => {
+  flakyFails = true;
+  const crashed = [];
+  for (const n of [1, 2]) {
+    const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: { n }, retries: 0 });
+    await runInState(app.client, workflowRunId, "RUN_FAILED");
+    crashed.push(workflowRunId);
+  }
+  await server.kill9();
+  const ids = crashed.map((id) => `'${id}'`).join(", ");
+  execSql(server, `UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL WHERE run_id IN (${ids})`);
+  await server.restart();
+  await runInState(app.client, crashed[0], "RUN_STARTED");
+  const entries = (await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky"));
+  const entryOf = (runId) => entries.find((m) => m.workflowRunId === runId || JSON.stringify(m).includes(runId));
+  flakyFails = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entryOf(crashed[0]).dlqId });
+  assert.equal(resumed.workflowRunId, crashed[0]);
+  await runInState(app.client, crashed[0], "RUN_SUCCESS");
+  const restarted = await app.client.dlq.restart({ dlqId: entryOf(crashed[1]).dlqId });
+  assert.notEqual(restarted.workflowRunId, crashed[1]);
+  await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
+  await runInState(app.client, crashed[1], "RUN_FAILED");
 });
