@@ -48,6 +48,9 @@ before(async () => {
         });
         return await context.run("last", () => (calls.flakyLast++, `a${b}`));
       },
+      "/wf/parked": async (context) => {
+        await context.sleep("park", 600);
+      },
       "/wf/cancel": async (context) => {
         await context.run("first", () => (calls.cancelFirst++, 1));
         await context.sleep("long", 3);
@@ -174,4 +177,17 @@ test("a run left running by a crash after its step reached the DLQ still resumes
   assert.notEqual(restarted.workflowRunId, crashed[1]);
   await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
   await runInState(app.client, crashed[1], "RUN_FAILED");
+});
+
+// The SDK sends count=100 with { all: true } and reads only { cancelled }: every running run stops.
+test("cancel({ all: true }) cancels more runs than one batch of 100", async () => {
+  const requests = Array.from({ length: 130 }, (_, n) => ({ url: app.url("/wf/parked"), body: { n } }));
+  const started = await app.client.trigger(requests);
+  assert.equal(started.length, 130);
+  const ids = started.map((s) => s.workflowRunId);
+  await until(() => (app.hits["/wf/parked"] || 0) >= 130, { what: "every parked run started" });
+  const answer = await app.client.cancel({ all: true });
+  assert.ok(answer.cancelled >= 130, `cancelled ${answer.cancelled}`);
+  for (const id of [ids[0], ids[64], ids[129]]) await runInState(app.client, id, "RUN_CANCELED");
+  assert.deepEqual(await app.client.cancel({ all: true }), { cancelled: 0 });
 });

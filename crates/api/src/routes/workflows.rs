@@ -110,8 +110,8 @@ fn run_filter(query: &Query) -> Result<RunFilter, ApiError> {
 }
 
 /// `DELETE /v2/workflows/runs?workflowRunIds=..|workflowUrl=..|label=..|
-/// fromDate=..&toDate=..&count=..`: cancels the running runs that match;
-/// answers `{cancelled}`.
+/// fromDate=..&toDate=..&count=..`: cancels every running run that
+/// matches, `count` at a time; answers `{cancelled}`.
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -120,19 +120,31 @@ pub async fn cancel_many(
     let query = Query::parse(uri.query());
     let mut filter = run_filter(&query)?;
     filter.state = Some(RunState::Running);
+    // `count` is the size of a batch, not a cap: the SDK sends count=100
+    // with `{all: true}` and reads only `{cancelled}`, so every matching
+    // run is cancelled, batch after batch, newest first.
     let count = query.count(MAX_COUNT)?.unwrap_or(MAX_COUNT);
-    let runs = state
-        .engine
-        .workflow_runs(&user.id, filter, None, count)
-        .await?;
+    let mut before = None;
     let mut cancelled = 0;
-    for run in runs {
-        let was = state
+    loop {
+        let runs = state
             .engine
-            .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
+            .workflow_runs(&user.id, filter.clone(), before.take(), count)
             .await?;
-        if was == Some(RunState::Running) {
-            cancelled += 1;
+        for run in &runs {
+            let was = state
+                .engine
+                .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
+                .await?;
+            if was == Some(RunState::Running) {
+                cancelled += 1;
+            }
+        }
+        match runs.last() {
+            Some(last) if runs.len() == count => {
+                before = Some((last.created_at, last.run_id.clone()));
+            }
+            _ => break,
         }
     }
     Ok(Json(json!({ "cancelled": cancelled })))
