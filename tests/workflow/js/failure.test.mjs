@@ -191,3 +191,40 @@ test("cancel({ all: true }) cancels more runs than one batch of 100", async () =
   for (const id of [ids[0], ids[64], ids[129]]) await runInState(app.client, id, "RUN_CANCELED");
   assert.deepEqual(await app.client.cancel({ all: true }), { cancelled: 0 });
 });
+
+// client.dlq.list sends source=workflow and its filter (workflowRunId, workflowCreatedAt) as query keys.
+test("client.dlq.list filters by workflow run id and creation time", async () => {
+  flakyFails = true;
+  const runs = [];
+  for (const n of [1, 2]) {
+    const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: { n }, retries: 0 });
+    runs.push(await runInState(app.client, workflowRunId, "RUN_FAILED"));
+  }
+  const [a, b] = runs;
+  const listed = await app.client.dlq.list({ filter: { workflowRunId: a.workflowRunId } });
+  assert.equal(listed.messages.length, 1, JSON.stringify(listed.messages.map((m) => m.dlqId)));
+  assert.ok(JSON.stringify(listed.messages[0]).includes(a.workflowRunId));
+  const both = await app.client.dlq.list({ filter: { workflowCreatedAt: b.workflowRunCreatedAt, workflowRunId: b.workflowRunId } });
+  assert.equal(both.messages.length, 1);
+  const none = await app.client.dlq.list({ filter: { workflowCreatedAt: b.workflowRunCreatedAt + 1, workflowRunId: b.workflowRunId } });
+  assert.equal(none.messages.length, 0);
+  // A plain message's DLQ entry is not a workflow's: source=workflow leaves it out.
+  const auth = { Authorization: `Bearer ${USER.token}` };
+  const plainUrl = app.url("/not-a-workflow");
+  const published = await fetch(`${server.baseUrl}/v2/publish/${plainUrl}`, {
+    method: "POST",
+    headers: { ...auth, "Upstash-Retries": "0" },
+    body: "plain",
+  });
+  assert.equal(published.status, 201, await published.text());
+  await until(async () => {
+    const r = await fetch(`${server.baseUrl}/v2/dlq`, { headers: auth });
+    return (await r.json()).messages.some((m) => m.url === plainUrl);
+  }, { what: "the plain message in the DLQ" });
+  const all = await app.client.dlq.list();
+  assert.ok(all.messages.length >= 2);
+  assert.ok(!all.messages.some((m) => m.url === plainUrl), "source=workflow lists workflow messages only");
+  const bad = await fetch(`${server.baseUrl}/v2/dlq?source=nope`, { headers: { Authorization: `Bearer ${USER.token}` } });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /source/);
+});
