@@ -209,7 +209,12 @@ export async function startApp(server, { routes = {}, plain = {} }) {
     errors,
     url: (p) => `http://127.0.0.1:${port}${p}`,
     client: new WorkflowClient({ baseUrl: server.baseUrl, token: USER.token }),
-    close: () => new Promise((r) => app.close(r)),
+    // Connections the server keeps alive (or a delivery still open) must not hold the suite.
+    close: () =>
+      new Promise((r) => {
+        app.close(r);
+        app.closeAllConnections();
+      }),
   };
 }
 
