@@ -220,10 +220,16 @@ impl Engine {
         filter: RunFilter,
         before: Option<(i64, String)>,
         count: usize,
-    ) -> Result<Vec<Run>, StoreError> {
+    ) -> Result<qstash_store::RunPage, StoreError> {
         self.store
             .workflows()
-            .list_runs(user_id, filter, before, count)
+            .list_runs(
+                user_id,
+                filter,
+                before,
+                count,
+                qstash_store::RUN_SCAN_BUDGET,
+            )
             .await
     }
 

@@ -185,9 +185,11 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
             },
             None,
             10,
+            RUN_SCAN_BUDGET,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .runs;
     assert_eq!(listed.len(), 1);
     assert!(
         w.get_run("other", "wfr_a").await.unwrap().is_none(),
@@ -477,9 +479,10 @@ async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
         ..Default::default()
     };
     let found: Vec<_> = w
-        .list_runs("u", by_id, None, 10)
+        .list_runs("u", by_id, None, 10, RUN_SCAN_BUDGET)
         .await
         .unwrap()
+        .runs
         .into_iter()
         .map(|r| r.run_id)
         .collect();
@@ -494,9 +497,10 @@ async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
         ..Default::default()
     };
     assert_eq!(
-        w.list_runs("u", running_old, None, 100)
+        w.list_runs("u", running_old, None, 100, RUN_SCAN_BUDGET)
             .await
             .unwrap()
+            .runs
             .len(),
         1
     );
@@ -505,7 +509,11 @@ async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
         label: Some("old".into()),
         ..Default::default()
     };
-    let found = w.list_runs("u", by_label, None, 10).await.unwrap();
+    let found = w
+        .list_runs("u", by_label, None, 10, RUN_SCAN_BUDGET)
+        .await
+        .unwrap()
+        .runs;
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].run_id, "wfr_old");
     let by_url = RunFilter {
@@ -514,9 +522,10 @@ async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
         ..Default::default()
     };
     let found: Vec<_> = w
-        .list_runs("u", by_url, None, 10)
+        .list_runs("u", by_url, None, 10, RUN_SCAN_BUDGET)
         .await
         .unwrap()
+        .runs
         .into_iter()
         .map(|r| r.run_id)
         .collect();
@@ -529,5 +538,52 @@ async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
         url_exact: true,
         ..Default::default()
     };
-    assert!(w.list_runs("u", exact, None, 10).await.unwrap().is_empty());
+    assert!(w
+        .list_runs("u", exact, None, 10, RUN_SCAN_BUDGET)
+        .await
+        .unwrap()
+        .runs
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_filtered_run_walk_stops_at_its_budget_and_gives_a_cursor() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    let mut old = run("wfr_old");
+    old.label = Some("old".into());
+    w.start_run(old, step("o0", "wfr_old", true, "{}"), T)
+        .await
+        .unwrap();
+    for i in 0..30 {
+        let id = format!("wfr_n{i:02}");
+        let mut r = run(&id);
+        r.created_at = T + 1 + i;
+        w.start_run(r, step(&format!("n{i:02}"), &id, true, "{}"), T + 1 + i)
+            .await
+            .unwrap();
+    }
+    let by_label = || RunFilter {
+        label: Some("old".into()),
+        ..Default::default()
+    };
+    // 30 newer runs, a budget of 20: nothing yet, and where to go on.
+    let first = w.list_runs("u", by_label(), None, 10, 20).await.unwrap();
+    assert!(first.runs.is_empty());
+    let next = first.next.expect("a cursor when the budget runs out");
+    assert_eq!(next, (T + 11, "wfr_n10".to_string()));
+    let second = w
+        .list_runs("u", by_label(), Some(next), 10, 20)
+        .await
+        .unwrap();
+    assert_eq!(second.runs.len(), 1);
+    assert_eq!(second.runs[0].run_id, "wfr_old");
+    assert_eq!(second.next, None, "the walk reached the end");
+    // A full page gives its last run as the cursor.
+    let full = w
+        .list_runs("u", RunFilter::default(), None, 5, 20)
+        .await
+        .unwrap();
+    assert_eq!(full.runs.len(), 5);
+    assert_eq!(full.next, Some((T + 26, "wfr_n25".to_string())));
 }

@@ -111,7 +111,8 @@ fn run_filter(query: &Query) -> Result<RunFilter, ApiError> {
 
 /// `DELETE /v2/workflows/runs?workflowRunIds=..|workflowUrl=..|label=..|
 /// fromDate=..&toDate=..&count=..`: cancels every running run that
-/// matches, `count` at a time; answers `{cancelled}`.
+/// matches, walking `count` at a time (each walk within the run scan
+/// budget); answers `{cancelled}`.
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -127,11 +128,11 @@ pub async fn cancel_many(
     let mut before = None;
     let mut cancelled = 0;
     loop {
-        let runs = state
+        let page = state
             .engine
             .workflow_runs(&user.id, filter.clone(), before.take(), count)
             .await?;
-        for run in &runs {
+        for run in &page.runs {
             let was = state
                 .engine
                 .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
@@ -140,11 +141,9 @@ pub async fn cancel_many(
                 cancelled += 1;
             }
         }
-        match runs.last() {
-            Some(last) if runs.len() == count => {
-                before = Some((last.created_at, last.run_id.clone()));
-            }
-            _ => break,
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
         }
     }
     Ok(Json(json!({ "cancelled": cancelled })))
@@ -164,14 +163,17 @@ pub async fn logs(
         Some(c) => Some(parse_cursor(c)?),
         None => None,
     };
-    let runs = state
+    let page = state
         .engine
         .workflow_runs(&user.id, filter, before, count)
         .await?;
-    let cursor = match runs.last() {
-        Some(last) if runs.len() == count => format!("{}_{}", last.created_at, last.run_id),
-        _ => String::new(),
+    // A page may be short and still have a cursor: the walk's budget ran
+    // out before `count` runs matched.
+    let cursor = match &page.next {
+        Some((at, id)) => format!("{at}_{id}"),
+        None => String::new(),
     };
+    let runs = page.runs;
     let mut out = Vec::with_capacity(runs.len());
     for run in &runs {
         let steps = state.engine.workflow_steps(&user.id, &run.run_id).await?;

@@ -13,7 +13,7 @@ use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Resume,
+    resume_message, Appended, Ended, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -349,9 +349,12 @@ impl Workflows for PgStore {
         filter: RunFilter,
         before: Option<(Millis, String)>,
         count: usize,
-    ) -> Result<Vec<Run>> {
+        budget: usize,
+    ) -> Result<RunPage> {
         let client = self.client().await?;
-        let (at, id) = before.unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+        let (at, id) = before
+            .clone()
+            .unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
         // Runs named by id: one primary-key lookup for all of them.
         if !filter.run_ids.is_empty() {
             let sql_text = format!(
@@ -361,36 +364,35 @@ impl Workflows for PgStore {
             let runs = rows.iter().map(run_of).collect::<Result<Vec<_>>>()?;
             return Ok(by_id_page(runs, &filter, (at, &id), count));
         }
-        // Newest first through the (user, created) index, every filter in
-        // SQL, so the walk stops at `count` matches.
+        // Newest first through the (user, created) index within the date
+        // bounds, in chunks, the other filters checked per row, at most
+        // `budget` rows examined.
         let sql_text = format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = $1
              AND (created_at < $2 OR (created_at = $2 AND run_id < $3))
-             AND ($4::text IS NULL OR state = $4) AND ($5::text IS NULL OR label = $5)
-             AND ($6::text IS NULL OR (CASE WHEN $7 THEN url = $6 ELSE left(url, char_length($6)) = $6 END))
-             AND ($8::bigint IS NULL OR created_at >= $8) AND ($9::bigint IS NULL OR created_at <= $9)
-             ORDER BY created_at DESC, run_id DESC LIMIT $10"
+             AND ($4::bigint IS NULL OR created_at >= $4) AND ($5::bigint IS NULL OR created_at <= $5)
+             ORDER BY created_at DESC, run_id DESC LIMIT $6"
         );
-        let state = filter.state.map(|s| s.as_str());
-        let limit = count as i64;
-        let rows = sql::query(
-            &client,
-            &sql_text,
-            &[
-                &user_id,
-                &at,
-                &id,
-                &state,
-                &filter.label,
-                &filter.url,
-                &filter.url_exact,
-                &filter.from_date,
-                &filter.to_date,
-                &limit,
-            ],
-        )
-        .await?;
-        rows.iter().map(run_of).collect()
+        let mut walk = RunWalk::new(&filter, before, count, budget);
+        while walk.want() > 0 {
+            let (at, id) = walk.from();
+            let limit = walk.want() as i64;
+            let rows = sql::query(
+                &client,
+                &sql_text,
+                &[
+                    &user_id,
+                    &at,
+                    &id,
+                    &filter.from_date,
+                    &filter.to_date,
+                    &limit,
+                ],
+            )
+            .await?;
+            walk.feed(rows.iter().map(run_of).collect::<Result<Vec<_>>>()?);
+        }
+        Ok(walk.finish())
     }
 
     async fn add_waiter(&self, w: Waiter) -> Result<Appended> {

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Resume,
+    resume_message, Appended, Ended, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -518,10 +518,13 @@ impl Workflows for SqliteStore {
         filter: RunFilter,
         before: Option<(Millis, String)>,
         count: usize,
-    ) -> Result<Vec<Run>> {
+        budget: usize,
+    ) -> Result<RunPage> {
         let user_id = user_id.to_string();
         self.read(move |conn| {
-            let (at, id) = before.unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+            let (at, id) = before
+                .clone()
+                .unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
             // Runs named by id: one primary-key lookup each.
             if !filter.run_ids.is_empty() {
                 let sql = format!(
@@ -530,41 +533,45 @@ impl Workflows for SqliteStore {
                 let mut stmt = conn.prepare_cached(&sql)?;
                 let mut out = Vec::new();
                 for run_id in &filter.run_ids {
-                    if let Some(row) = stmt.query_row(params![user_id, run_id], run_of).optional()? {
+                    if let Some(row) = stmt
+                        .query_row(params![user_id, run_id], run_of)
+                        .optional()?
+                    {
                         out.push(finish(row)?);
                     }
                 }
                 return Ok(by_id_page(out, &filter, (at, &id), count));
             }
-            // Newest first through the (user, created) index, every filter
-            // in SQL, so the walk stops at `count` matches.
+            // Newest first through the (user, created) index within the
+            // date bounds, in chunks, the other filters checked per row,
+            // at most `budget` rows examined.
             let sql = format!(
                 "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = ?1
                  AND (created_at < ?2 OR (created_at = ?2 AND run_id < ?3))
-                 AND (?4 IS NULL OR state = ?4) AND (?5 IS NULL OR label = ?5)
-                 AND (?6 IS NULL OR (CASE WHEN ?7 THEN url = ?6 ELSE substr(url, 1, length(?6)) = ?6 END))
-                 AND (?8 IS NULL OR created_at >= ?8) AND (?9 IS NULL OR created_at <= ?9)
-                 ORDER BY created_at DESC, run_id DESC LIMIT ?10"
+                 AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at <= ?5)
+                 ORDER BY created_at DESC, run_id DESC LIMIT ?6"
             );
-            let state = filter.state.map(|s| s.as_str());
-            conn.prepare_cached(&sql)?
-                .query_map(
-                    params![
-                        user_id,
-                        at,
-                        id,
-                        state,
-                        filter.label,
-                        filter.url,
-                        filter.url_exact,
-                        filter.from_date,
-                        filter.to_date,
-                        count as i64
-                    ],
-                    run_of,
-                )?
-                .map(|r| finish(r?))
-                .collect()
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let mut walk = RunWalk::new(&filter, before, count, budget);
+            while walk.want() > 0 {
+                let (at, id) = walk.from();
+                let rows = stmt
+                    .query_map(
+                        params![
+                            user_id,
+                            at,
+                            id,
+                            filter.from_date,
+                            filter.to_date,
+                            walk.want() as i64
+                        ],
+                        run_of,
+                    )?
+                    .map(|r| finish(r?))
+                    .collect::<Result<Vec<_>>>()?;
+                walk.feed(rows);
+            }
+            Ok(walk.finish())
         })
         .await
     }
