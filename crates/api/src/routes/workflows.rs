@@ -110,9 +110,8 @@ fn run_filter(query: &Query) -> Result<RunFilter, ApiError> {
 }
 
 /// `DELETE /v2/workflows/runs?workflowRunIds=..|workflowUrl=..|label=..|
-/// fromDate=..&toDate=..&count=..`: cancels every running run that
-/// matches, walking `count` at a time (each walk within the run scan
-/// budget); answers `{cancelled}`.
+/// fromDate=..&toDate=..&count=..`: cancels up to `count` (100) running
+/// runs that match; answers `{cancelled}`.
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -121,16 +120,17 @@ pub async fn cancel_many(
     let query = Query::parse(uri.query());
     let mut filter = run_filter(&query)?;
     filter.state = Some(RunState::Running);
-    // `count` is the size of a batch, not a cap: the SDK sends count=100
-    // with `{all: true}` and reads only `{cancelled}`, so every matching
-    // run is cancelled, batch after batch, newest first.
+    // `count` caps one call, as the SDK documents ("cancels up to count
+    // workflow runs per call"); cancelled runs no longer match, so the
+    // caller repeats until `cancelled` is 0. A walk that ran out of its
+    // scan budget goes on from its cursor, so 0 means none is left.
     let count = query.count(MAX_COUNT)?.unwrap_or(MAX_COUNT);
     let mut before = None;
     let mut cancelled = 0;
-    loop {
+    while cancelled < count {
         let page = state
             .engine
-            .workflow_runs(&user.id, filter.clone(), before.take(), count)
+            .workflow_runs(&user.id, filter.clone(), before.take(), count - cancelled)
             .await?;
         for run in &page.runs {
             let was = state
@@ -142,8 +142,8 @@ pub async fn cancel_many(
             }
         }
         match page.next {
-            Some(next) => before = Some(next),
-            None => break,
+            Some(next) if page.runs.is_empty() || cancelled < count => before = Some(next),
+            _ => break,
         }
     }
     Ok(Json(json!({ "cancelled": cancelled })))
