@@ -90,6 +90,12 @@ pub struct DlqFilter {
     /// Inclusive bounds on when the message entered the DLQ.
     pub from_date: Option<Millis>,
     pub to_date: Option<Millis>,
+    /// `source=workflow`: only messages of Upstash Workflow runs.
+    pub workflow_only: bool,
+    /// `workflowRunId`: only messages of these workflow runs.
+    pub workflow_run_id: Vec<String>,
+    /// `workflowCreatedAt`: only messages of runs created at this time.
+    pub workflow_created_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

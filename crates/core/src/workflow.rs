@@ -411,6 +411,10 @@ pub struct WaitRequest {
 /// default).
 pub const DEFAULT_WAIT: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
 
+/// The longest wait a waiter may ask for (a year): a larger timeout is
+/// refused rather than turned into a deadline that overflows.
+pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
 impl WaitRequest {
     /// The waiter this request stores, or why it is refused.
     pub fn waiter(
@@ -430,6 +434,12 @@ impl WaitRequest {
                 .map_err(|e| format!("invalid timeout {s:?}: {e}"))?,
             Some(other) => return Err(format!("invalid timeout {other}")),
         };
+        if timeout > MAX_WAIT {
+            return Err(format!(
+                "timeout must be at most {} seconds (a year)",
+                MAX_WAIT.as_secs()
+            ));
+        }
         let run_id = headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("Upstash-Workflow-RunId"))
@@ -629,6 +639,20 @@ mod tests {
             serde_json::from_value(json!({"url": "http://a", "timeout": "soon", "step": {}}))
                 .unwrap();
         assert!(bad.waiter("u", "e", HeaderMap::new(), 0).is_err());
+        let mut run = HeaderMap::new();
+        run.insert("Upstash-Workflow-RunId".into(), vec!["wfr_1".into()]);
+        for timeout in [json!(u64::MAX), json!(400 * 86_400), json!("10000d")] {
+            let huge: WaitRequest =
+                serde_json::from_value(json!({"url": "http://a", "timeout": timeout, "step": {}}))
+                    .unwrap();
+            let err = huge.waiter("u", "e", run.clone(), 1_000).unwrap_err();
+            assert!(err.contains("at most"), "{timeout}: {err}");
+        }
+        let year: WaitRequest =
+            serde_json::from_value(json!({"url": "http://a", "timeout": 365 * 86_400, "step": {}}))
+                .unwrap();
+        let w = year.waiter("u", "e", run, 1_000).unwrap();
+        assert_eq!(w.deadline, 1_000 + 365 * 86_400 * 1_000);
     }
 
     #[test]

@@ -220,16 +220,32 @@ impl Engine {
         filter: RunFilter,
         before: Option<(i64, String)>,
         count: usize,
-    ) -> Result<Vec<Run>, StoreError> {
+    ) -> Result<qstash_store::RunPage, StoreError> {
         self.store
             .workflows()
-            .list_runs(user_id, filter, before, count)
+            .list_runs(
+                user_id,
+                filter,
+                before,
+                count,
+                qstash_store::RUN_SCAN_BUDGET,
+            )
             .await
     }
 
     /// Ends a run: finished with `result` (the SDK's last `DELETE`) or
     /// cancelled, whose live messages are then cancelled. None when there
     /// is no such run; ending an ended run changes nothing.
+    ///
+    /// Crash analysis: the child's end and its invoking run's resume are
+    /// one store commit (`Workflows::end_run` with a `Resume`), so a crash
+    /// leaves either both or neither; a retried `DELETE` after "neither"
+    /// does both, after "both" finds the run ended and resumes nothing.
+    /// Store errors propagate (the route answers 5xx, the SDK retries).
+    /// Cancelling the leftover messages is a second step: it is repeated
+    /// on every call for a run that ended other than successfully, so a
+    /// crash before it is repaired by the next call (a leftover delivered
+    /// meanwhile gets an empty body, which the SDK reads as "stop").
     pub async fn end_run(
         &self,
         user_id: &str,
@@ -238,28 +254,35 @@ impl Engine {
         result: Option<Vec<u8>>,
         failure: Option<String>,
     ) -> Result<Option<RunState>, StoreError> {
-        let invoker = match self.store.workflows().get_run(user_id, run_id).await? {
-            Some(run) => run.config.invoker,
+        let run = match self.store.workflows().get_run(user_id, run_id).await? {
+            Some(run) => run,
             None => return Ok(None),
         };
         let outcome = result
             .clone()
             .or_else(|| failure.clone().map(String::into_bytes));
+        let resume = match (&run.state, &run.config.invoker) {
+            (RunState::Running, Some(invoker)) => {
+                self.invoker_resume(user_id, invoker, state, outcome.as_deref())
+            }
+            _ => None,
+        };
         let Some(ended) = self
             .store
             .workflows()
-            .end_run(user_id, run_id, state, result, failure, self.now())
+            .end_run(user_id, run_id, state, result, failure, resume, self.now())
             .await?
         else {
             return Ok(None);
         };
-        if let (RunState::Running, Some(invoker)) = (ended.was, invoker) {
-            self.resume_invoker(user_id, &invoker, state, outcome.as_deref())
-                .await;
-        }
         // A finished run has nothing left to deliver; a cancelled or failed
         // one may (sleeps, parallel branches): they are dropped.
-        if ended.was == RunState::Running && state != RunState::Success {
+        let now_state = if ended.was == RunState::Running {
+            state
+        } else {
+            ended.was
+        };
+        if now_state != RunState::Success && !ended.message_ids.is_empty() {
             let request = CancelRequest {
                 message_ids: ended.message_ids,
                 ..Default::default()
@@ -365,38 +388,53 @@ impl Engine {
             tracing::warn!(run = %t.run_id, error = %e, "cannot mark the workflow run failed");
         }
     }
-    /// A child run of `context.invoke` ended: its invoking run resumes with
-    /// `{body, isFailed, isCanceled}` (nothing if that run has ended too).
-    async fn resume_invoker(
+    /// The step resuming the run that invoked an ending child run of
+    /// `context.invoke`, with `{body, isFailed, isCanceled}`; None (logged)
+    /// when the stored invoker's headers no longer parse, which no retry
+    /// can change.
+    fn invoker_resume(
         &self,
         user_id: &str,
         invoker: &Invoker,
         state: RunState,
         body: Option<&[u8]>,
-    ) {
+    ) -> Option<qstash_store::Resume> {
         let parent = &invoker.workflow_run_id;
-        let message = match invoker.resume(user_id, state, body, self.now()) {
-            Ok(m) => m,
+        match invoker.resume(user_id, state, body, self.now()) {
+            Ok(message) => Some(qstash_store::Resume {
+                run_id: parent.clone(),
+                message,
+            }),
             Err(e) => {
                 tracing::warn!(run = %parent, error = %e, "cannot resume the invoking run");
-                return;
+                None
             }
-        };
-        let result = async {
-            let run = self.running(user_id, parent).await?;
-            let mut message = message;
-            run.config.apply(&mut message.message.spec);
-            let stored = self
-                .store
-                .workflows()
-                .append_to_run(user_id, parent, vec![message], self.now())
-                .await?;
-            Ok::<_, WorkflowError>(stored)
         }
-        .await;
-        if let Err(e) = result {
-            tracing::info!(run = %parent, error = %e, "the invoking run was not resumed");
+    }
+
+    /// A run one of whose steps is in the DLQ has failed. Delivery commits
+    /// the step's DLQ entry and then fails its run in a second commit
+    /// (`workflow_outcome`): a crash between leaves the run running. Here
+    /// that second step is done late, with the invoker's resume and the
+    /// leftover cancel, so `dlq.resume` / `dlq.restart` work on it.
+    async fn failed_by_dlq(&self, run: Run, error: Option<&str>) -> Result<Run, WorkflowError> {
+        if run.state != RunState::Running {
+            return Ok(run);
         }
+        let failure = error.unwrap_or("a step of the run failed").to_string();
+        self.end_run(
+            &run.user_id,
+            &run.run_id,
+            RunState::Failed,
+            None,
+            Some(failure),
+        )
+        .await?;
+        self.store
+            .workflows()
+            .get_run(&run.user_id, &run.run_id)
+            .await?
+            .ok_or_else(|| WorkflowError::UnknownRun(run.run_id.clone()))
     }
 
     /// `client.dlq.resume`: each DLQ entry (a failed step) is delivered
@@ -430,6 +468,7 @@ impl Engine {
                 .get_run(user_id, &run_id)
                 .await?
                 .ok_or_else(|| WorkflowError::UnknownRun(run_id.clone()))?;
+            let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
             if run.state != RunState::Failed {
                 return Err(WorkflowError::Invalid(format!(
                     "workflow run {run_id} is {}, not failed: only a failed run resumes",
@@ -556,6 +595,7 @@ impl Engine {
                 .get_run(user_id, &old_tag.run_id)
                 .await?
                 .ok_or_else(|| WorkflowError::UnknownRun(old_tag.run_id.clone()))?;
+            let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
             let options = qstash_core::dlq::retry_options(&old.spec, pairs(), now)
                 .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
             let mut message = crate::publish::new_message(

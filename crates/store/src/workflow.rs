@@ -20,6 +20,15 @@ pub enum Appended {
     Ended(RunState),
 }
 
+/// The step resuming the run that invoked an ending run (`context.invoke`).
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The invoking run.
+    pub run_id: String,
+    /// Its next step; the store applies that run's trigger settings.
+    pub message: NewMessage,
+}
+
 /// What ending a run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
@@ -52,7 +61,12 @@ pub trait Workflows: Send + Sync {
     async fn run_steps(&self, user_id: &str, run_id: &str) -> Result<Vec<StepEntry>>;
 
     /// Moves a running run to `state` (keeping `result` or `failure`);
-    /// None when there is no such run.
+    /// None when there is no such run. If the run was running, `resume`
+    /// (the step resuming the run that invoked it) is appended to that
+    /// run in the same commit, when that run is still running: a crash
+    /// can neither end the child without resuming its parent nor resume
+    /// the parent twice.
+    #[allow(clippy::too_many_arguments)]
     async fn end_run(
         &self,
         user_id: &str,
@@ -60,18 +74,23 @@ pub trait Workflows: Send + Sync {
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
+        resume: Option<Resume>,
         now: Millis,
     ) -> Result<Option<Ended>>;
 
     /// Runs matching `filter`, newest first, created before `before` if
-    /// given; at most `count`.
+    /// given; at most `count`. Named runs are looked up by primary key;
+    /// otherwise the (user, created) index is walked from `before` within
+    /// the date bounds, examining at most `budget` runs, and `next` says
+    /// where a further call continues.
     async fn list_runs(
         &self,
         user_id: &str,
         filter: RunFilter,
         before: Option<(Millis, String)>,
         count: usize,
-    ) -> Result<Vec<Run>>;
+        budget: usize,
+    ) -> Result<RunPage>;
 
     // --- Waiters (`context.waitForEvent`) ---
 
@@ -145,6 +164,111 @@ pub(crate) fn resume_message(
             None
         }
     }
+}
+
+/// Runs a walk examines at most per call (see `Workflows::list_runs`).
+pub const RUN_SCAN_BUDGET: usize = 5_000;
+
+/// Rows one query of a run walk fetches.
+pub(crate) const RUN_SCAN_CHUNK: usize = 500;
+
+/// A page of runs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    /// Where the next page starts (created_at, run_id) when more runs may
+    /// match: after the last run when the page is full, or after the last
+    /// run examined when the budget ran out first.
+    pub next: Option<(Millis, String)>,
+}
+
+/// A walk of runs newest first in chunks: each backend fetches chunks of
+/// rows after `from()` (index-served bounds only) and feeds them here.
+pub(crate) struct RunWalk<'f> {
+    filter: &'f RunFilter,
+    count: usize,
+    budget: usize,
+    examined: usize,
+    page: RunPage,
+    /// The last row examined: the next chunk starts after it.
+    last: (Millis, String),
+    done: bool,
+}
+
+impl<'f> RunWalk<'f> {
+    pub fn new(
+        filter: &'f RunFilter,
+        before: Option<(Millis, String)>,
+        count: usize,
+        budget: usize,
+    ) -> Self {
+        Self {
+            filter,
+            count,
+            budget: budget.max(1),
+            examined: 0,
+            page: RunPage::default(),
+            last: before.unwrap_or((Millis::MAX, "\u{10ffff}".to_string())),
+            done: count == 0,
+        }
+    }
+
+    /// The (created_at, run_id) the next chunk starts strictly after.
+    pub fn from(&self) -> (Millis, String) {
+        self.last.clone()
+    }
+
+    /// How many rows the next chunk asks for; 0 once the walk is over.
+    pub fn want(&self) -> usize {
+        if self.done {
+            0
+        } else {
+            RUN_SCAN_CHUNK.min(self.budget - self.examined)
+        }
+    }
+
+    /// Takes one chunk (newest first, at most `want()` rows).
+    pub fn feed(&mut self, rows: Vec<Run>) {
+        let asked = self.want();
+        let got = rows.len();
+        for run in rows {
+            self.examined += 1;
+            self.last = (run.created_at, run.run_id.clone());
+            if self.filter.matches(&run) {
+                self.page.runs.push(run);
+                if self.page.runs.len() == self.count {
+                    self.page.next = Some(self.last.clone());
+                    self.done = true;
+                    return;
+                }
+            }
+        }
+        if got < asked {
+            self.done = true;
+        } else if self.examined >= self.budget {
+            self.page.next = Some(self.last.clone());
+            self.done = true;
+        }
+    }
+
+    pub fn finish(self) -> RunPage {
+        self.page
+    }
+}
+
+/// Runs looked up by id as a page: those matching the rest of `filter`,
+/// created before the cursor `before`, newest first, at most `count`.
+pub(crate) fn by_id_page(
+    mut runs: Vec<Run>,
+    filter: &RunFilter,
+    before: (Millis, &str),
+    count: usize,
+) -> RunPage {
+    runs.retain(|r| filter.matches(r) && (r.created_at, r.run_id.as_str()) < before);
+    runs.sort_by(|a, b| (b.created_at, &b.run_id).cmp(&(a.created_at, &a.run_id)));
+    runs.dedup_by(|a, b| a.run_id == b.run_id);
+    runs.truncate(count);
+    RunPage { runs, next: None }
 }
 
 /// The JSON columns of a run row.

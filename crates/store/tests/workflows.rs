@@ -143,6 +143,7 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
             RunState::Success,
             Some(b"\"r\"".to_vec()),
             None,
+            None,
             T + 1,
         )
         .await
@@ -161,7 +162,7 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
     );
     // Ending again changes nothing.
     let twice = w
-        .end_run("u", "wfr_a", RunState::Canceled, None, None, T + 2)
+        .end_run("u", "wfr_a", RunState::Canceled, None, None, None, T + 2)
         .await
         .unwrap()
         .unwrap();
@@ -184,9 +185,11 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
             },
             None,
             10,
+            RUN_SCAN_BUDGET,
         )
         .await
-        .unwrap();
+        .unwrap()
+        .runs;
     assert_eq!(listed.len(), 1);
     assert!(
         w.get_run("other", "wfr_a").await.unwrap().is_none(),
@@ -313,7 +316,7 @@ async fn a_waiter_is_taken_once_by_notify_or_deadline_and_survives_a_reopen() {
     w.add_waiter(waiter("wfr_w", "gone", T + 10_000))
         .await
         .unwrap();
-    w.end_run("u", "wfr_w", RunState::Canceled, None, None, T)
+    w.end_run("u", "wfr_w", RunState::Canceled, None, None, None, T)
         .await
         .unwrap();
     assert!(w.list_waiters("u", "gone").await.unwrap().is_empty());
@@ -358,4 +361,229 @@ async fn a_run_scoped_notify_before_the_wait_is_kept_for_it() {
             .unwrap(),
         Appended::Stored(vec![])
     );
+}
+
+#[tokio::test]
+async fn ending_a_child_run_resumes_its_invoker_in_the_same_commit_once() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    for (id, m) in [
+        ("wfr_p", "p0"),
+        ("wfr_c", "c0"),
+        ("wfr_p2", "q0"),
+        ("wfr_c2", "d0"),
+    ] {
+        w.start_run(run(id), step(m, id, true, "{}"), T)
+            .await
+            .unwrap();
+    }
+    let resume = |m: &str, parent: &str| Resume {
+        run_id: parent.into(),
+        message: step(m, parent, false, "out"),
+    };
+    let ended = w
+        .end_run(
+            "u",
+            "wfr_c",
+            RunState::Success,
+            None,
+            None,
+            Some(resume("r1", "wfr_p")),
+            T + 1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended.was, RunState::Running);
+    let log: Vec<_> = w
+        .run_steps("u", "wfr_p")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.message_id)
+        .collect();
+    assert_eq!(
+        log,
+        vec!["p0", "r1"],
+        "the parent resumes with the child's end"
+    );
+    let r1 = store
+        .get_message("u", "r1")
+        .await
+        .unwrap()
+        .expect("the resume is stored");
+    assert_eq!(
+        r1.spec.max_retries, 1,
+        "the parent's trigger settings apply"
+    );
+
+    // A retried DELETE finds the child ended: the parent is not resumed twice.
+    let again = w
+        .end_run(
+            "u",
+            "wfr_c",
+            RunState::Success,
+            None,
+            None,
+            Some(resume("r2", "wfr_p")),
+            T + 2,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.was, RunState::Success);
+    assert_eq!(w.run_steps("u", "wfr_p").await.unwrap().len(), 2);
+    assert!(store.get_message("u", "r2").await.unwrap().is_none());
+
+    // A parent that has ended is left alone; the child still ends.
+    w.end_run("u", "wfr_p2", RunState::Canceled, None, None, None, T + 3)
+        .await
+        .unwrap();
+    w.end_run(
+        "u",
+        "wfr_c2",
+        RunState::Failed,
+        None,
+        Some("x".into()),
+        Some(resume("r3", "wfr_p2")),
+        T + 4,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        w.get_run("u", "wfr_c2").await.unwrap().unwrap().state,
+        RunState::Failed
+    );
+    assert!(store.get_message("u", "r3").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_old_run_is_found_by_id_behind_more_than_a_thousand_newer_ones() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    let mut old = run("wfr_old");
+    old.label = Some("old".into());
+    w.start_run(old, step("o0", "wfr_old", true, "{}"), T)
+        .await
+        .unwrap();
+    for i in 0..1_005 {
+        let id = format!("wfr_n{i:04}");
+        let mut r = run(&id);
+        r.created_at = T + 1 + i;
+        w.start_run(r, step(&format!("n{i:04}"), &id, true, "{}"), T + 1 + i)
+            .await
+            .unwrap();
+    }
+    let by_id = RunFilter {
+        run_ids: vec!["wfr_old".into(), "wfr_n0003".into(), "wfr_none".into()],
+        ..Default::default()
+    };
+    let found: Vec<_> = w
+        .list_runs("u", by_id, None, 10, RUN_SCAN_BUDGET)
+        .await
+        .unwrap()
+        .runs
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(
+        found,
+        vec!["wfr_n0003", "wfr_old"],
+        "newest first, the unknown id left out"
+    );
+    let running_old = RunFilter {
+        run_ids: vec!["wfr_old".into()],
+        state: Some(RunState::Running),
+        ..Default::default()
+    };
+    assert_eq!(
+        w.list_runs("u", running_old, None, 100, RUN_SCAN_BUDGET)
+            .await
+            .unwrap()
+            .runs
+            .len(),
+        1
+    );
+    // The other filters run in SQL: the old run's label is found too.
+    let by_label = RunFilter {
+        label: Some("old".into()),
+        ..Default::default()
+    };
+    let found = w
+        .list_runs("u", by_label, None, 10, RUN_SCAN_BUDGET)
+        .await
+        .unwrap()
+        .runs;
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].run_id, "wfr_old");
+    let by_url = RunFilter {
+        url: Some("http://127.0.0.1/w".into()),
+        to_date: Some(T + 3),
+        ..Default::default()
+    };
+    let found: Vec<_> = w
+        .list_runs("u", by_url, None, 10, RUN_SCAN_BUDGET)
+        .await
+        .unwrap()
+        .runs
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    assert_eq!(
+        found,
+        vec!["wfr_n0002", "wfr_n0001", "wfr_n0000", "wfr_old"]
+    );
+    let exact = RunFilter {
+        url: Some("http://127.0.0.1/w".into()),
+        url_exact: true,
+        ..Default::default()
+    };
+    assert!(w
+        .list_runs("u", exact, None, 10, RUN_SCAN_BUDGET)
+        .await
+        .unwrap()
+        .runs
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_filtered_run_walk_stops_at_its_budget_and_gives_a_cursor() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    let mut old = run("wfr_old");
+    old.label = Some("old".into());
+    w.start_run(old, step("o0", "wfr_old", true, "{}"), T)
+        .await
+        .unwrap();
+    for i in 0..30 {
+        let id = format!("wfr_n{i:02}");
+        let mut r = run(&id);
+        r.created_at = T + 1 + i;
+        w.start_run(r, step(&format!("n{i:02}"), &id, true, "{}"), T + 1 + i)
+            .await
+            .unwrap();
+    }
+    let by_label = || RunFilter {
+        label: Some("old".into()),
+        ..Default::default()
+    };
+    // 30 newer runs, a budget of 20: nothing yet, and where to go on.
+    let first = w.list_runs("u", by_label(), None, 10, 20).await.unwrap();
+    assert!(first.runs.is_empty());
+    let next = first.next.expect("a cursor when the budget runs out");
+    assert_eq!(next, (T + 11, "wfr_n10".to_string()));
+    let second = w
+        .list_runs("u", by_label(), Some(next), 10, 20)
+        .await
+        .unwrap();
+    assert_eq!(second.runs.len(), 1);
+    assert_eq!(second.runs[0].run_id, "wfr_old");
+    assert_eq!(second.next, None, "the walk reached the end");
+    // A full page gives its last run as the cursor.
+    let full = w
+        .list_runs("u", RunFilter::default(), None, 5, 20)
+        .await
+        .unwrap();
+    assert_eq!(full.runs.len(), 5);
+    assert_eq!(full.next, Some((T + 26, "wfr_n25".to_string())));
 }

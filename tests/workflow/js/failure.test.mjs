@@ -4,7 +4,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { WorkflowNonRetryableError } from "@upstash/workflow";
-import { startServer, startApp, runInState, until, sleep, USER } from "./helpers.mjs";
+import { startServer, startApp, runInState, until, sleep, USER, execSql } from "./helpers.mjs";
 
 let server, app;
 const calls = { ok: 0, boom: 0, fatal: 0, after: 0, cancelFirst: 0, cancelSecond: 0, flakyFirst: 0, flaky: 0, flakyLast: 0 };
@@ -47,6 +47,9 @@ before(async () => {
           return "b";
         });
         return await context.run("last", () => (calls.flakyLast++, `a${b}`));
+      },
+      "/wf/parked": async (context) => {
+        await context.sleep("park", 600);
       },
       "/wf/cancel": async (context) => {
         await context.run("first", () => (calls.cancelFirst++, 1));
@@ -147,4 +150,83 @@ test("client.dlq.resume continues a failed run from its failed step; client.dlq.
   await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
   assert.equal(calls.flakyFirst, before + 1, "a restart runs the first step again");
   assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
+});
+
+// Delivery commits a failed step's DLQ entry, then fails its run in a second commit. A crash between
+// the two leaves the run RUN_STARTED with its step in the DLQ: dlq.resume and dlq.restart still work.
+test("a run left running by a crash after its step reached the DLQ still resumes and restarts", async () => {
+  flakyFails = true;
+  const crashed = [];
+  for (const n of [1, 2]) {
+    const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: { n }, retries: 0 });
+    await runInState(app.client, workflowRunId, "RUN_FAILED");
+    crashed.push(workflowRunId);
+  }
+  await server.kill9();
+  const ids = crashed.map((id) => `'${id}'`).join(", ");
+  execSql(server, `UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL WHERE run_id IN (${ids})`);
+  await server.restart();
+  await runInState(app.client, crashed[0], "RUN_STARTED");
+  const entries = (await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky"));
+  const entryOf = (runId) => entries.find((m) => m.workflowRunId === runId || JSON.stringify(m).includes(runId));
+  flakyFails = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entryOf(crashed[0]).dlqId });
+  assert.equal(resumed.workflowRunId, crashed[0]);
+  await runInState(app.client, crashed[0], "RUN_SUCCESS");
+  const restarted = await app.client.dlq.restart({ dlqId: entryOf(crashed[1]).dlqId });
+  assert.notEqual(restarted.workflowRunId, crashed[1]);
+  await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
+  await runInState(app.client, crashed[1], "RUN_FAILED");
+});
+
+// cancel({ all: true }) cancels up to count (100) runs per call, as the SDK documents; repeating it
+// until it answers 0 cancels every running run.
+test("cancel({ all: true }) cancels 100 runs per call and a repeat the rest", async () => {
+  const requests = Array.from({ length: 130 }, (_, n) => ({ url: app.url("/wf/parked"), body: { n } }));
+  const started = await app.client.trigger(requests);
+  assert.equal(started.length, 130);
+  const ids = started.map((s) => s.workflowRunId);
+  await until(() => (app.hits["/wf/parked"] || 0) >= 130, { what: "every parked run started" });
+  assert.deepEqual(await app.client.cancel({ all: true }), { cancelled: 100 });
+  assert.deepEqual(await app.client.cancel({ all: true, count: 20 }), { cancelled: 20 });
+  assert.deepEqual(await app.client.cancel({ all: true }), { cancelled: 10 });
+  assert.deepEqual(await app.client.cancel({ all: true }), { cancelled: 0 });
+  for (const id of [ids[0], ids[64], ids[129]]) await runInState(app.client, id, "RUN_CANCELED");
+});
+
+// client.dlq.list sends source=workflow and its filter (workflowRunId, workflowCreatedAt) as query keys.
+test("client.dlq.list filters by workflow run id and creation time", async () => {
+  flakyFails = true;
+  const runs = [];
+  for (const n of [1, 2]) {
+    const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: { n }, retries: 0 });
+    runs.push(await runInState(app.client, workflowRunId, "RUN_FAILED"));
+  }
+  const [a, b] = runs;
+  const listed = await app.client.dlq.list({ filter: { workflowRunId: a.workflowRunId } });
+  assert.equal(listed.messages.length, 1, JSON.stringify(listed.messages.map((m) => m.dlqId)));
+  assert.ok(JSON.stringify(listed.messages[0]).includes(a.workflowRunId));
+  const both = await app.client.dlq.list({ filter: { workflowCreatedAt: b.workflowRunCreatedAt, workflowRunId: b.workflowRunId } });
+  assert.equal(both.messages.length, 1);
+  const none = await app.client.dlq.list({ filter: { workflowCreatedAt: b.workflowRunCreatedAt + 1, workflowRunId: b.workflowRunId } });
+  assert.equal(none.messages.length, 0);
+  // A plain message's DLQ entry is not a workflow's: source=workflow leaves it out.
+  const auth = { Authorization: `Bearer ${USER.token}` };
+  const plainUrl = app.url("/not-a-workflow");
+  const published = await fetch(`${server.baseUrl}/v2/publish/${plainUrl}`, {
+    method: "POST",
+    headers: { ...auth, "Upstash-Retries": "0" },
+    body: "plain",
+  });
+  assert.equal(published.status, 201, await published.text());
+  await until(async () => {
+    const r = await fetch(`${server.baseUrl}/v2/dlq`, { headers: auth });
+    return (await r.json()).messages.some((m) => m.url === plainUrl);
+  }, { what: "the plain message in the DLQ" });
+  const all = await app.client.dlq.list();
+  assert.ok(all.messages.length >= 2);
+  assert.ok(!all.messages.some((m) => m.url === plainUrl), "source=workflow lists workflow messages only");
+  const bad = await fetch(`${server.baseUrl}/v2/dlq?source=nope`, { headers: { Authorization: `Bearer ${USER.token}` } });
+  assert.equal(bad.status, 400);
+  assert.match((await bad.json()).error, /source/);
 });

@@ -1,6 +1,6 @@
 // Helpers of the Upstash Workflow suite (node:test, Node 20): a real `qstash dev` server per test
 // file, and a workflow app (`@upstash/workflow`'s serve() on node:http). Only 127.0.0.1 is used.
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, openSync, closeSync, readFileSync } from "node:fs";
 import http from "node:http";
@@ -109,6 +109,8 @@ export async function startServer() {
   return {
     baseUrl,
     logTail,
+    dataDir,
+    databaseUrl: env.QSTASH_DATABASE_URL,
     restart: launch,
     kill9: () => halt("SIGKILL"),
     async stop() {
@@ -116,6 +118,18 @@ export async function startServer() {
       if (!process.env.QSTASH_WORKFLOW_KEEP_TMP) rmSync(tmp, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Runs `sql` on a stopped server's database (psql on PostgreSQL, sqlite3 on the data directory's
+ * file): a test uses it to set up a state only a crash between two commits leaves behind.
+ */
+export function execSql(server, sql) {
+  if (server.databaseUrl) {
+    execFileSync("psql", [server.databaseUrl, "-v", "ON_ERROR_STOP=1", "-qc", sql]);
+  } else {
+    execFileSync("sqlite3", [path.join(server.dataDir, "qstash.db"), sql]);
+  }
 }
 
 /** Converts a node:http request into a web Request. */
@@ -195,7 +209,12 @@ export async function startApp(server, { routes = {}, plain = {} }) {
     errors,
     url: (p) => `http://127.0.0.1:${port}${p}`,
     client: new WorkflowClient({ baseUrl: server.baseUrl, token: USER.token }),
-    close: () => new Promise((r) => app.close(r)),
+    // Connections the server keeps alive (or a delivery still open) must not hold the suite.
+    close: () =>
+      new Promise((r) => {
+        app.close(r);
+        app.closeAllConnections();
+      }),
   };
 }
 

@@ -26,7 +26,7 @@ const MAX_COUNT: usize = 100;
 
 /// Query keys the DLQ understands; bulk delete and retry reject any other,
 /// so a typo never widens a destructive call to the whole DLQ.
-const KEYS: [&str; 17] = [
+const KEYS: [&str; 20] = [
     "messageId",
     "url",
     "topicName",
@@ -44,6 +44,9 @@ const KEYS: [&str; 17] = [
     "count",
     "order",
     "qstash_token",
+    "source",
+    "workflowRunId",
+    "workflowCreatedAt",
 ];
 
 /// The selection of a DLQ call. `strict` rejects unknown keys.
@@ -78,6 +81,15 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
             ApiError::BadRequest(format!("responseStatus must be an HTTP status, got {s:?}"))
         })?);
     }
+    let workflow_only = match q.get("source") {
+        None => false,
+        Some("workflow") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "source must be workflow (only messages of workflow runs), got {other:?}"
+            )))
+        }
+    };
     let order = match q.get("order") {
         None | Some("earliestFirst") => DlqOrder::EarliestFirst,
         Some("latestFirst") => DlqOrder::LatestFirst,
@@ -114,6 +126,9 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
             response_status,
             from_date: q.millis("fromDate")?,
             to_date: q.millis("toDate")?,
+            workflow_only,
+            workflow_run_id: q.all("workflowRunId"),
+            workflow_created_at: q.millis("workflowCreatedAt")?,
         },
         cursor,
         count,

@@ -110,8 +110,8 @@ fn run_filter(query: &Query) -> Result<RunFilter, ApiError> {
 }
 
 /// `DELETE /v2/workflows/runs?workflowRunIds=..|workflowUrl=..|label=..|
-/// fromDate=..&toDate=..&count=..`: cancels the running runs that match;
-/// answers `{cancelled}`.
+/// fromDate=..&toDate=..&count=..`: cancels up to `count` (100) running
+/// runs that match; answers `{cancelled}`.
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -120,19 +120,30 @@ pub async fn cancel_many(
     let query = Query::parse(uri.query());
     let mut filter = run_filter(&query)?;
     filter.state = Some(RunState::Running);
+    // `count` caps one call, as the SDK documents ("cancels up to count
+    // workflow runs per call"); cancelled runs no longer match, so the
+    // caller repeats until `cancelled` is 0. A walk that ran out of its
+    // scan budget goes on from its cursor, so 0 means none is left.
     let count = query.count(MAX_COUNT)?.unwrap_or(MAX_COUNT);
-    let runs = state
-        .engine
-        .workflow_runs(&user.id, filter, None, count)
-        .await?;
+    let mut before = None;
     let mut cancelled = 0;
-    for run in runs {
-        let was = state
+    while cancelled < count {
+        let page = state
             .engine
-            .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
+            .workflow_runs(&user.id, filter.clone(), before.take(), count - cancelled)
             .await?;
-        if was == Some(RunState::Running) {
-            cancelled += 1;
+        for run in &page.runs {
+            let was = state
+                .engine
+                .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
+                .await?;
+            if was == Some(RunState::Running) {
+                cancelled += 1;
+            }
+        }
+        match page.next {
+            Some(next) if page.runs.is_empty() || cancelled < count => before = Some(next),
+            _ => break,
         }
     }
     Ok(Json(json!({ "cancelled": cancelled })))
@@ -152,14 +163,17 @@ pub async fn logs(
         Some(c) => Some(parse_cursor(c)?),
         None => None,
     };
-    let runs = state
+    let page = state
         .engine
         .workflow_runs(&user.id, filter, before, count)
         .await?;
-    let cursor = match runs.last() {
-        Some(last) if runs.len() == count => format!("{}_{}", last.created_at, last.run_id),
-        _ => String::new(),
+    // A page may be short and still have a cursor: the walk's budget ran
+    // out before `count` runs matched.
+    let cursor = match &page.next {
+        Some((at, id)) => format!("{at}_{id}"),
+        None => String::new(),
     };
+    let runs = page.runs;
     let mut out = Vec::with_capacity(runs.len());
     for run in &runs {
         let steps = state.engine.workflow_steps(&user.id, &run.run_id).await?;

@@ -75,6 +75,7 @@ pub fn page_sql(user_id: &str, q: &DlqQuery) -> (String, Where) {
     w.any_of("m.flow_control_key", &f.flow_control_key);
     w.any_of("m.caller_ip", &f.caller_ip);
     w.any_label("m.labels", &f.label);
+    workflow_filters(&mut w, f);
     let inner = w.take_sql();
     let sql = format!(
         "SELECT d.dlq_id, d.created_at, d.response_status, d.response_header, d.response_body,
@@ -179,4 +180,21 @@ pub async fn purge<C: GenericClient>(c: &C, log_before: Millis, dlq_before: Mill
     )
     .await?;
     Ok(entries + failed)
+}
+
+/// The workflow filters of `client.dlq.list` (`@upstash/workflow`), read
+/// from the workflow tag of the message's spec; the creation time is the
+/// run's, found by its primary key.
+fn workflow_filters(w: &mut sql::Where, f: &qstash_core::dlq::DlqFilter) {
+    const RUN_ID: &str = "(m.spec::jsonb -> 'workflow' ->> 'runId')";
+    if f.workflow_only {
+        w.push("(m.spec::jsonb -> 'workflow') IS NOT NULL".into());
+    }
+    w.any_of(RUN_ID, &f.workflow_run_id);
+    if let Some(at) = f.workflow_created_at {
+        let at = w.arg(at);
+        w.push(format!(
+            "EXISTS (SELECT 1 FROM workflow_runs r WHERE r.user_id = m.user_id AND r.run_id = {RUN_ID} AND r.created_at = {at})"
+        ));
+    }
 }

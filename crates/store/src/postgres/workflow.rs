@@ -12,8 +12,8 @@ use tokio_postgres::Row;
 use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
-    call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended,
+    by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
+    resume_message, Appended, Ended, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -283,10 +283,11 @@ impl Workflows for PgStore {
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
+        resume: Option<Resume>,
         now: Millis,
     ) -> Result<Option<Ended>> {
         self.writes
-            .run(async |tx, _noted| {
+            .run(async |tx, noted| {
                 let found = sql::query_opt(
                     tx,
                     "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
@@ -310,6 +311,25 @@ impl Workflows for PgStore {
                         )
                         .await?;
                     }
+                    // The invoking run resumes in this same commit, if it
+                    // is still running (with its trigger settings).
+                    if let Some(resume) = &resume {
+                        let parent = sql::query_opt(
+                            tx,
+                            "SELECT config, next_seq FROM workflow_runs WHERE user_id = $1 AND run_id = $2 AND state = $3 FOR UPDATE",
+                            &[&user_id, &resume.run_id, &RunState::Running.as_str()],
+                        )
+                        .await?;
+                        if let Some(row) = parent {
+                            let mut message = resume.message.clone();
+                            decode_config(row.try_get(0)?)?.apply(&mut message.message.spec);
+                            let seq: i64 = row.try_get(1)?;
+                            let batch = [message];
+                            let items = [(&batch[0], now)];
+                            let inserted = messages::insert(tx, &items, self.node(), &mut noted.events, &mut noted.arrivals).await?;
+                            log(tx, user_id, &resume.run_id, seq, &batch, &inserted, now).await?;
+                        }
+                    }
                 }
                 let ids = sql::query(
                     tx,
@@ -329,26 +349,50 @@ impl Workflows for PgStore {
         filter: RunFilter,
         before: Option<(Millis, String)>,
         count: usize,
-    ) -> Result<Vec<Run>> {
+        budget: usize,
+    ) -> Result<RunPage> {
         let client = self.client().await?;
-        let (at, id) = before.unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+        let (at, id) = before
+            .clone()
+            .unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+        // Runs named by id: one primary-key lookup for all of them.
+        if !filter.run_ids.is_empty() {
+            let sql_text = format!(
+                "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = $1 AND run_id = ANY($2)"
+            );
+            let rows = sql::query(&client, &sql_text, &[&user_id, &filter.run_ids]).await?;
+            let runs = rows.iter().map(run_of).collect::<Result<Vec<_>>>()?;
+            return Ok(by_id_page(runs, &filter, (at, &id), count));
+        }
+        // Newest first through the (user, created) index within the date
+        // bounds, in chunks, the other filters checked per row, at most
+        // `budget` rows examined.
         let sql_text = format!(
             "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = $1
              AND (created_at < $2 OR (created_at = $2 AND run_id < $3))
-             ORDER BY created_at DESC, run_id DESC LIMIT 1000"
+             AND ($4::bigint IS NULL OR created_at >= $4) AND ($5::bigint IS NULL OR created_at <= $5)
+             ORDER BY created_at DESC, run_id DESC LIMIT $6"
         );
-        let rows = sql::query(&client, &sql_text, &[&user_id, &at, &id]).await?;
-        let mut out = Vec::new();
-        for r in &rows {
-            let run = run_of(r)?;
-            if filter.matches(&run) {
-                out.push(run);
-                if out.len() >= count {
-                    break;
-                }
-            }
+        let mut walk = RunWalk::new(&filter, before, count, budget);
+        while walk.want() > 0 {
+            let (at, id) = walk.from();
+            let limit = walk.want() as i64;
+            let rows = sql::query(
+                &client,
+                &sql_text,
+                &[
+                    &user_id,
+                    &at,
+                    &id,
+                    &filter.from_date,
+                    &filter.to_date,
+                    &limit,
+                ],
+            )
+            .await?;
+            walk.feed(rows.iter().map(run_of).collect::<Result<Vec<_>>>()?);
         }
-        Ok(out)
+        Ok(walk.finish())
     }
 
     async fn add_waiter(&self, w: Waiter) -> Result<Appended> {

@@ -55,6 +55,7 @@ pub fn list(conn: &Connection, user_id: &str, q: &DlqQuery) -> Result<DlqPage> {
     w.any_of("m.flow_control_key", &f.flow_control_key);
     w.any_of("m.caller_ip", &f.caller_ip);
     w.any_label("m.labels", &f.label);
+    workflow_filters(&mut w, f);
     let statuses: Vec<i64> = f.response_status.iter().map(|s| *s as i64).collect();
     w.any_of("d.response_status", &statuses);
     let dir = match q.order {
@@ -184,5 +185,22 @@ impl RawEntry {
             error: self.error,
             message: decode(self.message)?,
         })
+    }
+}
+
+/// The workflow filters of `client.dlq.list` (`@upstash/workflow`), read
+/// from the workflow tag of the message's spec; the creation time is the
+/// run's, found by its primary key.
+fn workflow_filters(w: &mut super::filters::Where, f: &qstash_core::dlq::DlqFilter) {
+    const RUN_ID: &str = "json_extract(m.spec, '$.workflow.runId')";
+    if f.workflow_only {
+        w.push("json_extract(m.spec, '$.workflow') IS NOT NULL".into());
+    }
+    w.any_of(RUN_ID, &f.workflow_run_id);
+    if let Some(at) = f.workflow_created_at {
+        let at = w.arg(at);
+        w.push(format!(
+            "EXISTS (SELECT 1 FROM workflow_runs r WHERE r.user_id = m.user_id AND r.run_id = {RUN_ID} AND r.created_at = {at})"
+        ));
     }
 }

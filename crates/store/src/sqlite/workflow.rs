@@ -8,8 +8,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
-    call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended,
+    by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
+    resume_message, Appended, Ended, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -197,12 +197,13 @@ fn append(
 
 #[allow(clippy::too_many_arguments)]
 fn end(
-    conn: &Connection,
+    conn: &Tx,
     user_id: &str,
     run_id: &str,
     state: RunState,
     result: Option<&[u8]>,
     failure: Option<&str>,
+    resume: Option<Resume>,
     now: Millis,
 ) -> Result<Option<Ended>> {
     let found: Option<String> = conn
@@ -220,6 +221,9 @@ fn end(
             .execute(params![user_id, run_id])?;
         conn.prepare_cached("DELETE FROM workflow_events WHERE user_id = ?1 AND run_id = ?2")?
             .execute(params![user_id, run_id])?;
+        if let Some(resume) = resume {
+            resume_invoker(conn, user_id, resume, now)?;
+        }
     }
     let message_ids = conn
         .prepare_cached(
@@ -228,6 +232,27 @@ fn end(
         .query_map(params![user_id, run_id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(Some(Ended { was, message_ids }))
+}
+
+/// Appends `resume` to the invoking run if it is still running (with
+/// that run's trigger settings); an ended or unknown one is left alone.
+fn resume_invoker(conn: &Tx, user_id: &str, resume: Resume, now: Millis) -> Result<()> {
+    let config: Option<String> = conn
+        .prepare_cached(
+            "SELECT config FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2 AND state = ?3",
+        )?
+        .query_row(
+            params![user_id, resume.run_id, RunState::Running.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(config) = config else { return Ok(()) };
+    let mut message = resume.message;
+    decode_config(&config)?.apply(&mut message.message.spec);
+    let batch = [message];
+    let encoded = crate::rows::encode(&batch)?;
+    append(conn, user_id, &resume.run_id, &batch, &encoded, now)?;
+    Ok(())
 }
 
 const WAITER_COLUMNS: &str = "user_id, event_id, run_id, url, deadline, headers, timeout_url, timeout_headers, step, created_at";
@@ -467,6 +492,7 @@ impl Workflows for SqliteStore {
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
+        resume: Option<Resume>,
         now: Millis,
     ) -> Result<Option<Ended>> {
         let (user_id, run_id) = (user_id.to_string(), run_id.to_string());
@@ -479,6 +505,7 @@ impl Workflows for SqliteStore {
                     state,
                     result.as_deref(),
                     failure.as_deref(),
+                    resume.clone(),
                     now,
                 )
             })
@@ -491,35 +518,60 @@ impl Workflows for SqliteStore {
         filter: RunFilter,
         before: Option<(Millis, String)>,
         count: usize,
-    ) -> Result<Vec<Run>> {
+        budget: usize,
+    ) -> Result<RunPage> {
         let user_id = user_id.to_string();
         self.read(move |conn| {
-            // Newest first through the (user, created) index; the filter is
-            // applied to each row (runs are few next to messages).
+            let (at, id) = before
+                .clone()
+                .unwrap_or((Millis::MAX, "\u{10ffff}".to_string()));
+            // Runs named by id: one primary-key lookup each.
+            if !filter.run_ids.is_empty() {
+                let sql = format!(
+                    "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2"
+                );
+                let mut stmt = conn.prepare_cached(&sql)?;
+                let mut out = Vec::new();
+                for run_id in &filter.run_ids {
+                    if let Some(row) = stmt
+                        .query_row(params![user_id, run_id], run_of)
+                        .optional()?
+                    {
+                        out.push(finish(row)?);
+                    }
+                }
+                return Ok(by_id_page(out, &filter, (at, &id), count));
+            }
+            // Newest first through the (user, created) index within the
+            // date bounds, in chunks, the other filters checked per row,
+            // at most `budget` rows examined.
             let sql = format!(
                 "SELECT {RUN_COLUMNS} FROM workflow_runs WHERE user_id = ?1
                  AND (created_at < ?2 OR (created_at = ?2 AND run_id < ?3))
-                 ORDER BY created_at DESC, run_id DESC"
+                 AND (?4 IS NULL OR created_at >= ?4) AND (?5 IS NULL OR created_at <= ?5)
+                 ORDER BY created_at DESC, run_id DESC LIMIT ?6"
             );
-            let (at, id) = before.unwrap_or((Millis::MAX, String::new()));
-            let id = if at == Millis::MAX {
-                "\u{10ffff}".to_string()
-            } else {
-                id
-            };
             let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![user_id, at, id])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                let run = finish(run_of(row)?)?;
-                if filter.matches(&run) {
-                    out.push(run);
-                    if out.len() >= count {
-                        break;
-                    }
-                }
+            let mut walk = RunWalk::new(&filter, before, count, budget);
+            while walk.want() > 0 {
+                let (at, id) = walk.from();
+                let rows = stmt
+                    .query_map(
+                        params![
+                            user_id,
+                            at,
+                            id,
+                            filter.from_date,
+                            filter.to_date,
+                            walk.want() as i64
+                        ],
+                        run_of,
+                    )?
+                    .map(|r| finish(r?))
+                    .collect::<Result<Vec<_>>>()?;
+                walk.feed(rows);
             }
-            Ok(out)
+            Ok(walk.finish())
         })
         .await
     }
