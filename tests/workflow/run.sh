@@ -21,7 +21,19 @@ if [ ! -x "$QSTASH_BIN" ]; then
   exit 2
 fi
 
+# The crash-repair test puts a stopped server's database into a crash state
+# with the sqlite3 command-line tool (psql on PostgreSQL, which a PostgreSQL
+# run has already). Debian's sqlite3 package, installed when missing.
+setup_tools() {
+  command -v sqlite3 >/dev/null && return 0
+  echo "workflow/run.sh: installing sqlite3 (apt-get)" >&2
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq sqlite3 >/dev/null
+}
+
 setup_js() {
+  setup_tools || return 1
   local dir="$HERE/js" stamp="$HERE/js/node_modules/.package-lock.sha256" want
   want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
   if [ ! -d "$dir/node_modules/@upstash/workflow" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
