@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use qstash_core::dlq::DlqEntry;
 use qstash_core::headers::insert;
 use qstash_core::message::{CancelRequest, Inserted, NewMessage};
 use qstash_core::outcome::OutcomeKind;
@@ -437,6 +438,34 @@ impl Engine {
             .ok_or_else(|| WorkflowError::UnknownRun(run.run_id.clone()))
     }
 
+    /// The DLQ entry `dlq_id` of a failed workflow step, with its run: what
+    /// every workflow DLQ action starts from.
+    async fn dlq_step(
+        &self,
+        user_id: &str,
+        dlq_id: &str,
+    ) -> Result<(DlqEntry, Run), WorkflowError> {
+        let entry = self
+            .store
+            .get_dlq(user_id, dlq_id)
+            .await?
+            .ok_or_else(|| WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found")))?;
+        let m = &entry.message;
+        let run_id = tag(m)
+            .filter(|t| t.is_step() && m.spec.callback_of.is_none())
+            .map(|t| t.run_id.clone())
+            .ok_or_else(|| {
+                WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
+            })?;
+        let run = self
+            .store
+            .workflows()
+            .get_run(user_id, &run_id)
+            .await?
+            .ok_or(WorkflowError::UnknownRun(run_id))?;
+        Ok((entry, run))
+    }
+
     /// `client.dlq.resume`: each DLQ entry (a failed step) is delivered
     /// again in the failed message's place in its run's log, and its run
     /// runs again. `overrides` are the request's `Upstash-*` headers.
@@ -451,24 +480,10 @@ impl Engine {
         let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut plans = Vec::new();
         for dlq_id in dlq_ids {
-            let entry =
-                self.store.get_dlq(user_id, dlq_id).await?.ok_or_else(|| {
-                    WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found"))
-                })?;
-            let old = entry.message;
-            let run_id = tag(&old)
-                .filter(|t| t.is_step() && old.spec.callback_of.is_none())
-                .map(|t| t.run_id.clone())
-                .ok_or_else(|| {
-                    WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
-                })?;
-            let run = self
-                .store
-                .workflows()
-                .get_run(user_id, &run_id)
-                .await?
-                .ok_or_else(|| WorkflowError::UnknownRun(run_id.clone()))?;
+            let (entry, run) = self.dlq_step(user_id, dlq_id).await?;
+            let run_id = run.run_id.clone();
             let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
+            let old = entry.message;
             if run.state != RunState::Failed {
                 return Err(WorkflowError::Invalid(format!(
                     "workflow run {run_id} is {}, not failed: only a failed run resumes",
@@ -522,24 +537,9 @@ impl Engine {
         user_id: &str,
         dlq_id: &str,
     ) -> Result<Run, WorkflowError> {
-        let entry = self
-            .store
-            .get_dlq(user_id, dlq_id)
-            .await?
-            .ok_or_else(|| WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found")))?;
+        let (entry, run) = self.dlq_step(user_id, dlq_id).await?;
+        let run_id = run.run_id.clone();
         let source = &entry.message;
-        let run_id = tag(source)
-            .filter(|t| t.is_step() && source.spec.callback_of.is_none())
-            .map(|t| t.run_id.clone())
-            .ok_or_else(|| {
-                WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
-            })?;
-        let run = self
-            .store
-            .workflows()
-            .get_run(user_id, &run_id)
-            .await?
-            .ok_or_else(|| WorkflowError::UnknownRun(run_id.clone()))?;
         let report = qstash_core::callback::AttemptReport {
             status: entry.response.status,
             header: &entry.response.header,
@@ -578,24 +578,10 @@ impl Engine {
         let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut started = Vec::new();
         for dlq_id in dlq_ids {
-            let entry =
-                self.store.get_dlq(user_id, dlq_id).await?.ok_or_else(|| {
-                    WorkflowError::NotFound(format!("DLQ entry {dlq_id} not found"))
-                })?;
-            let old = entry.message;
-            let old_tag = tag(&old)
-                .filter(|t| t.is_step() && old.spec.callback_of.is_none())
-                .cloned()
-                .ok_or_else(|| {
-                    WorkflowError::Invalid(format!("DLQ entry {dlq_id} is not a workflow step"))
-                })?;
-            let run = self
-                .store
-                .workflows()
-                .get_run(user_id, &old_tag.run_id)
-                .await?
-                .ok_or_else(|| WorkflowError::UnknownRun(old_tag.run_id.clone()))?;
+            let (entry, run) = self.dlq_step(user_id, dlq_id).await?;
             let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
+            let old = entry.message;
+            let old_tag = tag(&old).cloned().expect("dlq_step checked the tag");
             let options = qstash_core::dlq::retry_options(&old.spec, pairs(), now)
                 .map_err(|e| WorkflowError::Invalid(e.to_string()))?;
             let mut message = crate::publish::new_message(
