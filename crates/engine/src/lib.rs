@@ -267,8 +267,13 @@ impl Engine {
             if m.due_at > now || gated {
                 continue;
             }
-            let gated = self.gate.gated_in_flight(&m.user_id);
-            let Some(user) = self.user_slots.try_take(&m.user_id, gated) else {
+            let user = match self.user_slots.cap() {
+                Some(_) => self
+                    .gate
+                    .with_gated(|gated| self.user_slots.try_take(&m.user_id, gated(&m.user_id))),
+                None => self.user_slots.try_take(&m.user_id, 0),
+            };
+            let Some(user) = user else {
                 continue;
             };
             let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {

@@ -34,17 +34,23 @@ pub async fn run(engine: Arc<Engine>) {
         // lands during the look still wakes us.
         engine.sleeping_until.store(Millis::MAX, Ordering::Release);
         let now = engine.now();
-        let claimed = if engine.user_slots.cap().is_some() {
-            let rooms = engine.user_slots.rooms(|u| engine.gate.gated_in_flight(u));
-            engine.store.claim_due_of_users(now, rooms, free).await
-        } else {
-            engine.store.claim_due(now, free).await
+        let mut reserved = engine.user_slots.cap().map(|_| {
+            engine
+                .gate
+                .with_gated(|gated| engine.user_slots.reserve(gated))
+        });
+        let claimed = match &reserved {
+            Some(r) => engine.store.claim_due_of_users(now, r.rooms(), free).await,
+            None => engine.store.claim_due(now, free).await,
         };
         let claimed = match claimed {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming due messages failed");
                 drop(slots);
+                for user in reserved.map(|r| r.release()).unwrap_or_default() {
+                    engine.gate.user_freed(&user);
+                }
                 tokio::time::sleep(ERROR_PAUSE).await;
                 continue;
             }
@@ -52,11 +58,12 @@ pub async fn run(engine: Arc<Engine>) {
         let full = claimed.len() == free;
         for message in claimed {
             let permit = slots.pop().expect("claimed within the slots taken");
-            // Claimed within the user's room, so this only fails if a
-            // publish or the gate took the room meanwhile; deliver anyway
-            // (one over), uncounted.
-            let gated = engine.gate.gated_in_flight(&message.user_id);
-            let user_slot = engine.user_slots.try_take(&message.user_id, gated);
+            // Claimed within the room reserved for its user; without a cap
+            // the slot only counts.
+            let user_slot = match reserved.as_mut() {
+                Some(r) => r.take(&message.user_id),
+                None => engine.user_slots.try_take(&message.user_id, 0),
+            };
             let engine = engine.clone();
             tokio::spawn(async move {
                 engine.deliver(message).await;
@@ -66,15 +73,19 @@ pub async fn run(engine: Arc<Engine>) {
                 }
             });
         }
-        // Never sleep on slots: publishes and retries need them.
+        // Never sleep on slots: publishes and retries need them. Rooms
+        // not used go back, and the gate's lines held on them get a look.
         drop(slots);
+        for user in reserved.map(|r| r.release()).unwrap_or_default() {
+            engine.gate.user_freed(&user);
+        }
         if full {
             continue;
         }
         let next = if engine.user_slots.cap().is_some() {
             let users = engine
-                .user_slots
-                .rooms(|u| engine.gate.gated_in_flight(u))
+                .gate
+                .with_gated(|gated| engine.user_slots.rooms(gated))
                 .into_iter()
                 .map(|(u, _)| u)
                 .collect();

@@ -239,6 +239,10 @@ async fn url_groups_and_batches_are_bounded() {
     );
 }
 
+/// How long the capped user's deliveries take: long enough that the checks
+/// below are done before any of them ends, even on a busy 2-core machine.
+const SLOW: Duration = Duration::from_secs(10);
+
 #[tokio::test]
 async fn one_user_cannot_take_every_delivery_slot() {
     let s = Server::start(
@@ -246,10 +250,7 @@ async fn one_user_cannot_take_every_delivery_slot() {
         &["--max-in-flight", "4", "--max-in-flight-per-user", "2"],
     );
     let sink = Sink::start().await;
-    sink.script(
-        "/slow",
-        vec![Reply::status(200).after(Duration::from_secs(3))],
-    );
+    sink.script("/slow", vec![Reply::status(200).after(SLOW)]);
     for i in 0..4 {
         publish_ok(&s, &sink.at("/slow"), &[], &i.to_string()).await;
     }
@@ -268,13 +269,13 @@ async fn one_user_cannot_take_every_delivery_slot() {
     assert_eq!(resp.status(), 201);
     sink.wait_for("/fast", 1, WAIT).await;
     assert!(
-        started.elapsed() < Duration::from_millis(2500),
+        started.elapsed() < SLOW / 2,
         "the other user waited {:?}",
         started.elapsed()
     );
     // The first user never had more than two in flight at once.
     assert_eq!(sink.received_at("/slow").len(), 2);
-    sink.wait_for("/slow", 4, WAIT).await;
+    sink.wait_for("/slow", 4, SLOW + WAIT).await;
 }
 
 #[tokio::test]
@@ -284,8 +285,8 @@ async fn the_per_user_cap_covers_queues_and_global_parallelism() {
         &["--max-in-flight", "4", "--max-in-flight-per-user", "2"],
     );
     let sink = Sink::start().await;
-    sink.script("/q", vec![Reply::status(200).after(Duration::from_secs(3))]);
-    sink.script("/p", vec![Reply::status(200).after(Duration::from_secs(3))]);
+    sink.script("/q", vec![Reply::status(200).after(SLOW)]);
+    sink.script("/p", vec![Reply::status(200).after(SLOW)]);
     // One plain delivery in flight: it counts against the same cap.
     publish_ok(&s, &sink.at("/p"), &[], "plain").await;
     sink.wait_for("/p", 1, WAIT).await;
@@ -327,14 +328,10 @@ async fn the_per_user_cap_covers_queues_and_global_parallelism() {
         .unwrap();
     assert_eq!(resp.status(), 201);
     sink.wait_for("/other", 1, WAIT).await;
-    assert!(
-        started.elapsed() < Duration::from_millis(2500),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < SLOW / 2, "{:?}", started.elapsed());
     // One plain and one queued: the queue's parallelism of 4 never got
     // past the user's cap of 2.
     assert_eq!(sink.received_at("/q").len(), 1);
     // Once the plain delivery ends, the queue takes its place.
-    sink.wait_for("/q", 2, WAIT).await;
+    sink.wait_for("/q", 2, SLOW + WAIT).await;
 }

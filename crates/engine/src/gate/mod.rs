@@ -79,9 +79,13 @@ impl Gate {
         }
     }
 
-    /// Gated deliveries of `user_id` in flight.
-    pub(crate) fn gated_in_flight(&self, user_id: &str) -> usize {
-        self.book().user_in_flight(user_id) as usize
+    /// Runs `f` with an answer to "how many gated deliveries has this user
+    /// in flight", under the book's lock: the gate checks the per-user cap
+    /// under it too, so a plain slot taken in `f` and a gated delivery
+    /// admitted by the gate cannot both take the last place.
+    pub(crate) fn with_gated<T>(&self, f: impl FnOnce(&dyn Fn(&str) -> usize) -> T) -> T {
+        let book = self.book();
+        f(&|user_id: &str| book.user_in_flight(user_id) as usize)
     }
 
     /// A plain delivery of `user_id` ended: lines that waited on the user's
