@@ -367,26 +367,55 @@ impl Engine {
         }
     }
 
-    /// A step whose retries ran out fails its run.
+    /// A step whose retries ran out fails its run. The outcome's commit
+    /// noted the run as failing (`fails_run`); ending it clears that, and
+    /// the leader's housekeeping ends what a crash or an error left noted
+    /// (`repair_failing_runs`).
     pub(crate) async fn workflow_outcome(&self, m: &Message, kind: &OutcomeKind) {
-        let Some(t) = tag(m) else { return };
         let OutcomeKind::Failed { error } = kind else {
             return;
         };
-        if !t.is_step() || m.spec.callback_of.is_some() {
+        let Some(run_id) = fails_run(m, kind) else {
             return;
-        }
+        };
         if let Err(e) = self
             .end_run(
                 &m.user_id,
-                &t.run_id,
+                &run_id,
                 RunState::Failed,
                 None,
                 Some(error.clone()),
             )
             .await
         {
-            tracing::warn!(run = %t.run_id, error = %e, "cannot mark the workflow run failed");
+            tracing::warn!(run = %run_id, error = %e, "cannot mark the workflow run failed; housekeeping will");
+        }
+    }
+
+    /// Fails the runs a failed step was noted for but that are not ended
+    /// yet: a crash (or a store error) came between the step's DLQ commit
+    /// and the run's end. Noted rows older than a few seconds only, so a
+    /// delivery about to end its run is not raced (a race would be
+    /// harmless: ending is one commit that checks the run is running).
+    /// Ending a run clears its rows, so each pass takes new ones.
+    pub(crate) async fn repair_failing_runs(&self) {
+        let before = self.now() - 5_000;
+        let failing = match self.store.workflows().failing_runs(before, 100).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the failing workflow runs failed");
+                return;
+            }
+        };
+        for f in failing {
+            tracing::info!(run = %f.run_id, "failing a workflow run whose step failed before a crash");
+            let failure = Some(f.error.clone());
+            if let Err(e) = self
+                .end_run(&f.user_id, &f.run_id, RunState::Failed, None, failure)
+                .await
+            {
+                tracing::warn!(run = %f.run_id, error = %e, "cannot mark the workflow run failed");
+            }
         }
     }
     /// The step resuming the run that invoked an ending child run of
@@ -665,6 +694,14 @@ impl Engine {
     pub async fn waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>, StoreError> {
         self.store.workflows().list_waiters(user_id, event_id).await
     }
+}
+
+/// The run a final failure of `m` fails: a step of a workflow run (not a
+/// callback the server makes for one).
+pub(crate) fn fails_run(m: &Message, kind: &OutcomeKind) -> Option<String> {
+    let t = tag(m)?;
+    let step = t.is_step() && m.spec.callback_of.is_none();
+    (step && matches!(kind, OutcomeKind::Failed { .. })).then(|| t.run_id.clone())
 }
 
 /// Resumes waiters whose deadline has passed, with `waitTimeout: true`.
