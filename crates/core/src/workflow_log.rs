@@ -218,7 +218,8 @@ fn next_steps(
         if !s.errors.is_empty() {
             step["errors"] = json!(s.errors);
         }
-        if state == "STEP_RETRY" {
+        // Only while it waits for its next attempt (not during it).
+        if s.state == Some(LogState::Retry) {
             if let Some(t) = s.next_delivery_time {
                 step["nextDeliveryTime"] = json!(t);
             }

@@ -747,3 +747,55 @@ async fn expire_due_waiters(engine: &Engine) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qstash_core::{MessageSpec, MessageState};
+
+    fn message(tag: Option<WorkflowTag>, callback_of: Option<&str>) -> Message {
+        Message {
+            id: "m".into(),
+            user_id: "u".into(),
+            spec: MessageSpec {
+                workflow: tag,
+                callback_of: callback_of.map(String::from),
+                ..Default::default()
+            },
+            body: vec![],
+            created_at: 0,
+            not_before: 0,
+            due_at: 0,
+            retried: 0,
+            state: MessageState::Active,
+        }
+    }
+
+    #[test]
+    fn only_a_final_failure_of_a_workflow_step_fails_its_run() {
+        let step = WorkflowTag {
+            run_id: "wfr_1".into(),
+            ..Default::default()
+        };
+        let failed = OutcomeKind::Failed { error: "x".into() };
+        let retry = OutcomeKind::Retry {
+            next_due: 1,
+            error: "x".into(),
+        };
+        assert_eq!(
+            fails_run(&message(Some(step.clone()), None), &failed).as_deref(),
+            Some("wfr_1")
+        );
+        assert_eq!(fails_run(&message(Some(step.clone()), None), &retry), None);
+        assert_eq!(
+            fails_run(&message(Some(step.clone()), Some("src")), &failed),
+            None
+        );
+        assert_eq!(fails_run(&message(None, None), &failed), None);
+        let call = WorkflowTag {
+            call_type: Some(qstash_core::workflow::TO_CALLBACK.into()),
+            ..step
+        };
+        assert_eq!(fails_run(&message(Some(call), None), &failed), None);
+    }
+}
