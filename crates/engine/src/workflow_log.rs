@@ -2,7 +2,9 @@
 //! log, the message log entries of its messages (errors, retries, what is
 //! still under way) and its waiters, each read by index.
 
+use qstash_core::dlq::{DlqFilter, DlqOrder, DlqQuery};
 use qstash_core::log::{LogEntry, LogFilter};
+use qstash_core::message::LogState;
 use qstash_core::workflow::{Run, RunState, StepEntry};
 use qstash_store::StoreError;
 use serde_json::Value;
@@ -32,9 +34,41 @@ impl Engine {
             ),
             _ => (self.run_events(&run.user_id, &steps).await?, Vec::new()),
         };
-        Ok(qstash_core::workflow_log::run_log(
-            run, &steps, &events, &waiters,
-        ))
+        let mut log = qstash_core::workflow_log::run_log(run, &steps, &events, &waiters);
+        if run.state == RunState::Failed {
+            if let Some(dlq_id) = self.failed_step_dlq_id(&run.user_id, &events).await? {
+                log["dlqId"] = Value::String(dlq_id);
+            }
+        }
+        Ok(log)
+    }
+
+    /// The DLQ entry of a failed run's failed step (the SDK's `dlqId`, what
+    /// `client.dlq.resume` takes), found by the message id of the step.
+    async fn failed_step_dlq_id(
+        &self,
+        user_id: &str,
+        events: &[LogEntry],
+    ) -> Result<Option<String>, StoreError> {
+        let failed: Vec<String> = events
+            .iter()
+            .filter(|e| e.state == LogState::Failed)
+            .map(|e| e.message.id.clone())
+            .collect();
+        if failed.is_empty() {
+            return Ok(None);
+        }
+        let query = DlqQuery {
+            filter: DlqFilter {
+                message_id: failed,
+                ..Default::default()
+            },
+            count: 1,
+            order: DlqOrder::LatestFirst,
+            ..Default::default()
+        };
+        let page = self.store.list_dlq(user_id, query).await?;
+        Ok(page.entries.into_iter().next().map(|e| e.dlq_id))
     }
 
     async fn run_events(

@@ -87,6 +87,8 @@ test("a step whose retries run out fails the run, lands in the DLQ and calls the
   const dlq = await (await fetch(`${server.baseUrl}/v2/dlq`, { headers: { Authorization: `Bearer ${USER.token}` } })).json();
   const entry = dlq.messages.find((m) => m.url === app.url("/wf/fail"));
   assert.ok(entry, "the failed step is in the DLQ");
+  assert.equal(entry.workflowRunId, workflowRunId);
+  assert.equal(run.dlqId, entry.dlqId, "client.logs names the failed run's DLQ entry");
   // client.dlq.retryFailureFunction sends the failure callback again.
   const retried = await app.client.dlq.retryFailureFunction({ dlqId: entry.dlqId });
   assert.equal(retried.workflowRunId, workflowRunId);
