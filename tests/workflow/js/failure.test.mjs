@@ -107,7 +107,15 @@ test("a non-retryable error (489) fails the run at once", async () => {
 test("cancelling a sleeping run drops its next step", async () => {
   const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/cancel"), body: {} });
   await until(() => calls.cancelFirst === 1, { what: "first step" });
-  await sleep(300);
+  // Cancel once the sleep is published (client.logs shows it under way), not after a guessed delay.
+  await until(
+    async () => {
+      const { runs } = await app.client.logs({ workflowRunId });
+      const next = runs[0]?.steps.find((g) => g.type === "next");
+      return next?.steps.some((s) => s.stepName === "long");
+    },
+    { what: "the sleep under way" },
+  );
   const answer = await app.client.cancel({ ids: [workflowRunId] });
   assert.deepEqual(answer, { cancelled: 1 });
   await runInState(app.client, workflowRunId, "RUN_CANCELED");
