@@ -296,6 +296,11 @@ pub struct DlqMessageView {
     /// Why the last attempt failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The Upstash Workflow run of a workflow message (`client.dlq.list`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_run_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow_url: Option<String>,
 }
 
 /// A page of the DLQ.

@@ -29,5 +29,6 @@ pub mod signing;
 pub mod url_group;
 pub mod users;
 pub mod workflow;
+pub mod workflow_log;
 
 pub use message::{Message, MessageSpec, MessageState};

@@ -42,4 +42,9 @@ pub struct Outcome {
     /// committed in the same transaction: a crash never loses or repeats
     /// them apart from the outcome they report.
     pub callbacks: Vec<NewMessage>,
+    /// The workflow run a `Failed` outcome of one of its steps fails. The
+    /// store notes it with the DLQ entry, in the same commit, until the
+    /// run is ended (`Workflows::failing_runs`): a crash or a store error
+    /// between the two commits cannot leave the run running for good.
+    pub fails_run: Option<String>,
 }

@@ -27,6 +27,17 @@ pub const FAILURE_CALL: &str = "failureCall";
 /// The feature that makes the trigger's settings apply to every step.
 pub const TRIGGER_ON_CONFIG: &str = "WF_TriggerOnConfig";
 
+/// The feature asking the server to fail a run whose trigger reached an
+/// endpoint that is not a workflow (its answer lacks the SDK's
+/// `Upstash-Workflow-Sdk-Version` header).
+pub const DETECT_TRIGGER: &str = "WF_DetectTrigger";
+
+/// The header every workflow SDK response carries.
+pub const SDK_VERSION_HEADER: &str = "Upstash-Workflow-Sdk-Version";
+
+/// Why such a run failed, in the SDK's words (its `StepError` example).
+pub const NON_WORKFLOW_DESTINATION: &str = "detected a non-workflow destination for trigger/invoke. make sure you are sending the request to the correct endpoint";
+
 /// What the `Upstash-Workflow-*` headers of a message said. Kept in the
 /// message's spec so the delivery knows which run the message belongs to.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +83,14 @@ impl WorkflowTag {
         self.features
             .split(',')
             .any(|f| f.trim().eq_ignore_ascii_case(feature))
+    }
+
+    /// Whether a 2xx answer to this message, with `has_sdk_header` telling
+    /// whether it carried [`SDK_VERSION_HEADER`], came from an endpoint
+    /// that is not a workflow: only a run's trigger (or an invoked child's)
+    /// asking for [`DETECT_TRIGGER`] is checked.
+    pub fn non_workflow_answer(&self, has_sdk_header: bool) -> bool {
+        self.init && self.is_step() && self.has_feature(DETECT_TRIGGER) && !has_sdk_header
     }
 }
 

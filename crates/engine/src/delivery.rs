@@ -53,6 +53,7 @@ impl Engine {
         let mut callbacks =
             crate::callbacks::for_attempt(&message, &response, &kind, dlq_id.as_deref(), at);
         self.workflow_callbacks(&message, workflow.run.as_ref(), &kind, &mut callbacks);
+        let fails_run = crate::workflow::fails_run(&message, &kind);
         let outcome = Outcome {
             message_id: message.id.clone(),
             at,
@@ -60,6 +61,7 @@ impl Engine {
             response,
             dlq_id,
             callbacks,
+            fails_run,
         };
         // Counted as decided: the commit below retries until it lands (or
         // the message is delivered again after a restart).

@@ -25,6 +25,7 @@ pub mod stats;
 mod url_groups;
 mod user_slots;
 pub mod workflow;
+mod workflow_log;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};

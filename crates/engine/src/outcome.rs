@@ -19,7 +19,13 @@ pub enum Attempt {
 /// Decides between delivered, retry and failed.
 pub fn decide(message: &Message, attempt: &Attempt, now: Millis) -> OutcomeKind {
     let (response, error) = match attempt {
-        Attempt::Answered(r) if (200..300).contains(&r.status) => return OutcomeKind::Delivered,
+        Attempt::Answered(r) if (200..300).contains(&r.status) => {
+            if non_workflow_destination(message, r) {
+                let error = qstash_core::workflow::NON_WORKFLOW_DESTINATION.to_string();
+                return OutcomeKind::Failed { error };
+            }
+            return OutcomeKind::Delivered;
+        }
         Attempt::Answered(r) => (Some(r), format!("destination answered {}", r.status)),
         Attempt::NoAnswer(e) => (None, e.clone()),
     };
@@ -37,6 +43,15 @@ pub fn decide(message: &Message, attempt: &Attempt, now: Millis) -> OutcomeKind 
         next_due: now + delay.as_millis() as Millis,
         error,
     }
+}
+
+/// A workflow trigger (`WF_DetectTrigger`) answered 2xx by something that
+/// is not a workflow SDK: the run fails at once, retrying cannot help.
+fn non_workflow_destination(message: &Message, r: &AttemptResponse) -> bool {
+    message.spec.callback_of.is_none()
+        && message.spec.workflow.as_ref().is_some_and(|t| {
+            t.non_workflow_answer(header(r, qstash_core::workflow::SDK_VERSION_HEADER).is_some())
+        })
 }
 
 /// A 489 with `Upstash-NonRetryable-Error: true` stops retries at once.
@@ -164,6 +179,28 @@ mod tests {
             ),
             "{reset:?}"
         );
+    }
+
+    #[test]
+    fn a_workflow_trigger_answered_by_a_non_workflow_endpoint_fails() {
+        let mut m = msg(0, 3, None);
+        m.spec.workflow = Some(qstash_core::workflow::WorkflowTag {
+            run_id: "wfr_1".into(),
+            init: true,
+            features: "LazyFetch,WF_DetectTrigger".into(),
+            ..Default::default()
+        });
+        assert!(matches!(
+            decide(&m, &answered(200, &[]), 0),
+            OutcomeKind::Failed { error } if error.contains("non-workflow destination")
+        ));
+        let sdk = answered(200, &[("Upstash-Workflow-Sdk-Version", "1")]);
+        assert_eq!(decide(&m, &sdk, 0), OutcomeKind::Delivered);
+        m.spec.workflow.as_mut().unwrap().features = "LazyFetch".into();
+        assert_eq!(decide(&m, &answered(200, &[]), 0), OutcomeKind::Delivered);
+        m.spec.workflow.as_mut().unwrap().features = "WF_DetectTrigger".into();
+        m.spec.workflow.as_mut().unwrap().init = false;
+        assert_eq!(decide(&m, &answered(200, &[]), 0), OutcomeKind::Delivered);
     }
 
     #[test]

@@ -170,5 +170,6 @@ pub(crate) async fn housekeeping(engine: Arc<Engine>, mut term: Term) {
         if let Err(e) = engine.store.purge_history(retain_before, dlq_before).await {
             tracing::warn!(error = %e, "purging the DLQ failed");
         }
+        engine.repair_failing_runs().await;
     }
 }

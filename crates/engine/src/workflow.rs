@@ -367,26 +367,55 @@ impl Engine {
         }
     }
 
-    /// A step whose retries ran out fails its run.
+    /// A step whose retries ran out fails its run. The outcome's commit
+    /// noted the run as failing (`fails_run`); ending it clears that, and
+    /// the leader's housekeeping ends what a crash or an error left noted
+    /// (`repair_failing_runs`).
     pub(crate) async fn workflow_outcome(&self, m: &Message, kind: &OutcomeKind) {
-        let Some(t) = tag(m) else { return };
         let OutcomeKind::Failed { error } = kind else {
             return;
         };
-        if !t.is_step() || m.spec.callback_of.is_some() {
+        let Some(run_id) = fails_run(m, kind) else {
             return;
-        }
+        };
         if let Err(e) = self
             .end_run(
                 &m.user_id,
-                &t.run_id,
+                &run_id,
                 RunState::Failed,
                 None,
                 Some(error.clone()),
             )
             .await
         {
-            tracing::warn!(run = %t.run_id, error = %e, "cannot mark the workflow run failed");
+            tracing::warn!(run = %run_id, error = %e, "cannot mark the workflow run failed; housekeeping will");
+        }
+    }
+
+    /// Fails the runs a failed step was noted for but that are not ended
+    /// yet: a crash (or a store error) came between the step's DLQ commit
+    /// and the run's end. Noted rows older than a few seconds only, so a
+    /// delivery about to end its run is not raced (a race would be
+    /// harmless: ending is one commit that checks the run is running).
+    /// Ending a run clears its rows, so each pass takes new ones.
+    pub(crate) async fn repair_failing_runs(&self) {
+        let before = self.now() - 5_000;
+        let failing = match self.store.workflows().failing_runs(before, 100).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the failing workflow runs failed");
+                return;
+            }
+        };
+        for f in failing {
+            tracing::info!(run = %f.run_id, "failing a workflow run whose step failed before a crash");
+            let failure = Some(f.error.clone());
+            if let Err(e) = self
+                .end_run(&f.user_id, &f.run_id, RunState::Failed, None, failure)
+                .await
+            {
+                tracing::warn!(run = %f.run_id, error = %e, "cannot mark the workflow run failed");
+            }
         }
     }
     /// The step resuming the run that invoked an ending child run of
@@ -667,6 +696,14 @@ impl Engine {
     }
 }
 
+/// The run a final failure of `m` fails: a step of a workflow run (not a
+/// callback the server makes for one).
+pub(crate) fn fails_run(m: &Message, kind: &OutcomeKind) -> Option<String> {
+    let t = tag(m)?;
+    let step = t.is_step() && m.spec.callback_of.is_none();
+    (step && matches!(kind, OutcomeKind::Failed { .. })).then(|| t.run_id.clone())
+}
+
 /// Resumes waiters whose deadline has passed, with `waitTimeout: true`.
 /// Each second it reads the earliest deadline from the deadline index (a
 /// read, no write while nothing is due); a waiter taken is resumed in the
@@ -708,5 +745,57 @@ async fn expire_due_waiters(engine: &Engine) {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use qstash_core::{MessageSpec, MessageState};
+
+    fn message(tag: Option<WorkflowTag>, callback_of: Option<&str>) -> Message {
+        Message {
+            id: "m".into(),
+            user_id: "u".into(),
+            spec: MessageSpec {
+                workflow: tag,
+                callback_of: callback_of.map(String::from),
+                ..Default::default()
+            },
+            body: vec![],
+            created_at: 0,
+            not_before: 0,
+            due_at: 0,
+            retried: 0,
+            state: MessageState::Active,
+        }
+    }
+
+    #[test]
+    fn only_a_final_failure_of_a_workflow_step_fails_its_run() {
+        let step = WorkflowTag {
+            run_id: "wfr_1".into(),
+            ..Default::default()
+        };
+        let failed = OutcomeKind::Failed { error: "x".into() };
+        let retry = OutcomeKind::Retry {
+            next_due: 1,
+            error: "x".into(),
+        };
+        assert_eq!(
+            fails_run(&message(Some(step.clone()), None), &failed).as_deref(),
+            Some("wfr_1")
+        );
+        assert_eq!(fails_run(&message(Some(step.clone()), None), &retry), None);
+        assert_eq!(
+            fails_run(&message(Some(step.clone()), Some("src")), &failed),
+            None
+        );
+        assert_eq!(fails_run(&message(None, None), &failed), None);
+        let call = WorkflowTag {
+            call_type: Some(qstash_core::workflow::TO_CALLBACK.into()),
+            ..step
+        };
+        assert_eq!(fails_run(&message(Some(call), None), &failed), None);
     }
 }

@@ -68,6 +68,7 @@ async fn run(n: usize, with_index: bool) -> f64 {
                 response: AttemptResponse::default(),
                 dlq_id: None,
                 callbacks: vec![],
+                fails_run: None,
             })
             .collect();
         store.record_outcomes(outcomes).await.unwrap();

@@ -661,6 +661,7 @@ mod tests {
             },
             dlq_id: Some("100-7".into()),
             callbacks: vec![],
+            fails_run: None,
         }
     }
 

@@ -29,6 +29,15 @@ pub struct Resume {
     pub message: NewMessage,
 }
 
+/// A run one of whose steps failed for good, not ended yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failing {
+    pub user_id: String,
+    pub run_id: String,
+    /// The step's error.
+    pub error: String,
+}
+
 /// What ending a run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
@@ -119,6 +128,14 @@ pub trait Workflows: Send + Sync {
     async fn expire_waiters(&self, now: Millis, limit: usize) -> Result<usize>;
 
     async fn list_waiters(&self, user_id: &str, event_id: &str) -> Result<Vec<Waiter>>;
+
+    /// Runs noted as failing (a `Failed` outcome with `fails_run`, noted
+    /// in its commit) before `before` and not ended since, oldest first, at
+    /// most `limit`. Ending a run (`end_run`) clears its notes.
+    async fn failing_runs(&self, before: Millis, limit: usize) -> Result<Vec<Failing>>;
+
+    /// The waiters of one run (its `(user, run)` index), for its logs.
+    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>>;
 
     /// The earliest deadline of any waiter (a read of the deadline index).
     async fn next_waiter_deadline(&self) -> Result<Option<Millis>>;

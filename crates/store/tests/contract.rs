@@ -78,6 +78,7 @@ async fn outcomes_move_messages_through_their_states() {
                 },
                 dlq_id: None,
                 callbacks: vec![],
+                fails_run: None,
             },
             Outcome {
                 message_id: "b".into(),
@@ -89,6 +90,7 @@ async fn outcomes_move_messages_through_their_states() {
                 response: resp,
                 dlq_id: None,
                 callbacks: vec![],
+                fails_run: None,
             },
         ])
         .await

@@ -54,6 +54,7 @@ fn failed(id: &str, at: i64, dlq_id: &str, callbacks: Vec<NewMessage>) -> Outcom
         },
         dlq_id: Some(dlq_id.into()),
         callbacks,
+        fails_run: None,
     }
 }
 

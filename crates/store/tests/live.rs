@@ -42,6 +42,7 @@ fn outcome(id: &str, kind: OutcomeKind) -> Outcome {
         },
         dlq_id: None,
         callbacks: vec![],
+        fails_run: None,
     }
 }
 

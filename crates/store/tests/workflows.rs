@@ -587,3 +587,85 @@ async fn a_filtered_run_walk_stops_at_its_budget_and_gives_a_cursor() {
     assert_eq!(full.runs.len(), 5);
     assert_eq!(full.next, Some((T + 26, "wfr_n25".to_string())));
 }
+
+/// A step's final failure notes its run as failing in the outcome's own
+/// commit; ending the run (however) clears the note. A note left by a
+/// crash between the two commits is there after a reopen, for the
+/// leader's housekeeping to end the run.
+#[tokio::test]
+async fn a_failed_step_notes_its_run_failing_until_the_run_is_ended() {
+    use qstash_core::outcome::{AttemptResponse, Outcome, OutcomeKind};
+    let (dir, store) = open().await;
+    let w = store.workflows();
+    for id in ["wfr_f1", "wfr_f2"] {
+        let trigger = step(&format!("{id}-m0"), id, true, "{}");
+        w.start_run(run(id), trigger, T).await.unwrap();
+    }
+    let now = T + 3_600_000;
+    assert_eq!(store.claim_due(now, 10).await.unwrap().len(), 2);
+    let failed = |id: &str, run: Option<&str>| Outcome {
+        message_id: id.into(),
+        at: now,
+        kind: OutcomeKind::Failed {
+            error: "destination answered 500".into(),
+        },
+        response: AttemptResponse {
+            status: 500,
+            ..Default::default()
+        },
+        dlq_id: None,
+        callbacks: vec![],
+        fails_run: run.map(String::from),
+    };
+    store
+        .record_outcomes(vec![
+            failed("wfr_f1-m0", Some("wfr_f1")),
+            failed("wfr_f2-m0", Some("wfr_f2")),
+        ])
+        .await
+        .unwrap();
+    let runs = |f: Vec<Failing>| f.into_iter().map(|f| f.run_id).collect::<Vec<_>>();
+    // Only notes older than `before`.
+    assert!(w.failing_runs(now, 10).await.unwrap().is_empty());
+    let noted = w.failing_runs(now + 1, 10).await.unwrap();
+    assert_eq!(runs(noted.clone()), vec!["wfr_f1", "wfr_f2"]);
+    assert_eq!(noted[0].error, "destination answered 500");
+    assert_eq!(noted[0].user_id, "u");
+    assert_eq!(w.failing_runs(now + 1, 1).await.unwrap().len(), 1);
+
+    // The run ends: its note goes with it.
+    let ended = w
+        .end_run(
+            "u",
+            "wfr_f1",
+            RunState::Failed,
+            None,
+            Some("x".into()),
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended.map(|e| e.was), Some(RunState::Running));
+    assert_eq!(
+        runs(w.failing_runs(now + 1, 10).await.unwrap()),
+        vec!["wfr_f2"]
+    );
+
+    // A crash before the second run was ended: the note survives.
+    drop(store);
+    let store = reopen(dir.path()).await;
+    let w = store.workflows();
+    assert_eq!(
+        runs(w.failing_runs(now + 1, 10).await.unwrap()),
+        vec!["wfr_f2"]
+    );
+    assert_eq!(
+        w.get_run("u", "wfr_f2").await.unwrap().unwrap().state,
+        RunState::Running
+    );
+    w.end_run("u", "wfr_f2", RunState::Failed, None, None, None, now)
+        .await
+        .unwrap();
+    assert!(w.failing_runs(now + 1, 10).await.unwrap().is_empty());
+}

@@ -87,6 +87,8 @@ test("a step whose retries run out fails the run, lands in the DLQ and calls the
   const dlq = await (await fetch(`${server.baseUrl}/v2/dlq`, { headers: { Authorization: `Bearer ${USER.token}` } })).json();
   const entry = dlq.messages.find((m) => m.url === app.url("/wf/fail"));
   assert.ok(entry, "the failed step is in the DLQ");
+  assert.equal(entry.workflowRunId, workflowRunId);
+  assert.equal(run.dlqId, entry.dlqId, "client.logs names the failed run's DLQ entry");
   // client.dlq.retryFailureFunction sends the failure callback again.
   const retried = await app.client.dlq.retryFailureFunction({ dlqId: entry.dlqId });
   assert.equal(retried.workflowRunId, workflowRunId);
@@ -105,7 +107,15 @@ test("a non-retryable error (489) fails the run at once", async () => {
 test("cancelling a sleeping run drops its next step", async () => {
   const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/cancel"), body: {} });
   await until(() => calls.cancelFirst === 1, { what: "first step" });
-  await sleep(300);
+  // Cancel once the sleep is published (client.logs shows it under way), not after a guessed delay.
+  await until(
+    async () => {
+      const { runs } = await app.client.logs({ workflowRunId });
+      const next = runs[0]?.steps.find((g) => g.type === "next");
+      return next?.steps.some((s) => s.stepName === "long");
+    },
+    { what: "the sleep under way" },
+  );
   const answer = await app.client.cancel({ ids: [workflowRunId] });
   assert.deepEqual(answer, { cancelled: 1 });
   await runInState(app.client, workflowRunId, "RUN_CANCELED");
@@ -177,6 +187,34 @@ test("a run left running by a crash after its step reached the DLQ still resumes
   assert.notEqual(restarted.workflowRunId, crashed[1]);
   await runInState(app.client, restarted.workflowRunId, "RUN_SUCCESS");
   await runInState(app.client, crashed[1], "RUN_FAILED");
+});
+
+// The same crash, as it happens now: the step's DLQ commit also notes its run as failing
+// (workflow_failing), and ending the run clears the note. A crash between leaves the note; the
+// leader's housekeeping, which runs at start, fails the run from it.
+test("a run whose step failed just before a crash is failed at the next start", async () => {
+  flakyFails = true;
+  const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/flaky"), body: { crash: 1 }, retries: 0 });
+  await runInState(app.client, workflowRunId, "RUN_FAILED");
+  await server.kill9();
+  // Back to the state between the two commits: run running, the note in place (old enough).
+  execSql(
+    server,
+    `UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL WHERE run_id = '${workflowRunId}';
+     INSERT INTO workflow_failing (user_id, run_id, message_id, error, at)
+       SELECT user_id, run_id, message_id, 'destination answered 500', 1 FROM workflow_steps
+       WHERE run_id = '${workflowRunId}' ORDER BY seq DESC LIMIT 1;`,
+  );
+  await server.restart();
+  const run = await runInState(app.client, workflowRunId, "RUN_FAILED", 20000);
+  assert.equal(run.failureReason, "destination answered 500");
+  // Failed once: the note is gone, and the DLQ entry can resume it.
+  const entry = (await app.client.dlq.list({ filter: { workflowRunId } })).messages[0];
+  assert.ok(entry, "its step is in the DLQ");
+  flakyFails = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entry.dlqId });
+  assert.equal(resumed.workflowRunId, workflowRunId);
+  await runInState(app.client, workflowRunId, "RUN_SUCCESS");
 });
 
 // cancel({ all: true }) cancels up to count (100) runs per call, as the SDK documents; repeating it

@@ -178,9 +178,90 @@ impl Sweep {
     }
 }
 
+/// Query keys a workflow DLQ action by filter takes: the SDK's
+/// `DLQActionFilterFields` (its `{all: true}` sends only `count` and
+/// `cursor`).
+const WORKFLOW_KEYS: [&str; 12] = [
+    "fromDate",
+    "toDate",
+    "callerIp",
+    "callerIP",
+    "label",
+    "flowControlKey",
+    "workflowUrl",
+    "workflowRunId",
+    "workflowCreatedAt",
+    "count",
+    "cursor",
+    "qstash_token",
+];
+
+/// The entries a workflow DLQ action by filter (`client.dlq.resume`,
+/// `restart`, `delete` with `{filter}` or `{all: true}`) works on: one page
+/// of the workflow DLQ (`count`, 100 by default and at most), oldest first,
+/// of those that were there when the first page was asked for.
+pub(crate) struct WorkflowSelection {
+    pub query: DlqQuery,
+    sweep: Sweep,
+}
+
+impl WorkflowSelection {
+    pub fn parse(raw: &Query, now: i64) -> Result<Self, ApiError> {
+        if raw.get("failureFunctionState").is_some() {
+            return Err(ApiError::BadRequest(
+                "the failureFunctionState filter is not supported by this server (it keeps no failure-function state per DLQ entry); filter by workflowRunId, workflowUrl, workflowCreatedAt, label, flowControlKey, callerIp or dates".into(),
+            ));
+        }
+        if let Some(key) = raw.keys().find(|k| !WORKFLOW_KEYS.contains(k)) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown workflow DLQ filter {key:?}; known filters: {}",
+                WORKFLOW_KEYS[..9].join(", ")
+            )));
+        }
+        // An empty filter would widen the call.
+        if let Some(key) = WORKFLOW_KEYS[..9]
+            .iter()
+            .find(|k| raw.get(k).is_some() && raw.all(k).is_empty())
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{key} is empty: give a value or leave it out"
+            )));
+        }
+        let cursor = match cursor_param(raw) {
+            Some(c) => Some(parse_cursor(c)?.0),
+            None => None,
+        };
+        let mut query = DlqQuery {
+            filter: DlqFilter {
+                url: raw.all("workflowUrl"),
+                label: raw.all("label"),
+                flow_control_key: raw.all("flowControlKey"),
+                caller_ip: [raw.all("callerIp"), raw.all("callerIP")].concat(),
+                from_date: raw.millis("fromDate")?,
+                to_date: raw.millis("toDate")?,
+                workflow_only: true,
+                workflow_run_id: raw.all("workflowRunId"),
+                workflow_created_at: raw.millis("workflowCreatedAt")?,
+                ..Default::default()
+            },
+            cursor,
+            count: count(raw, MAX_COUNT, MAX_COUNT)?,
+            order: DlqOrder::EarliestFirst,
+        };
+        let sweep = Sweep::begin(raw, &mut query, now)?;
+        Ok(Self { query, sweep })
+    }
+
+    /// The cursor to answer: empty when the sweep is over.
+    pub fn cursor(&self, next: Option<String>) -> String {
+        self.sweep.cursor(next).unwrap_or_default()
+    }
+}
+
 /// A DlqMessage (WIRE.md §4.2): the message, redacted as everywhere, plus
 /// the DLQ id and the last response.
 fn entry(e: &DlqEntry) -> DlqMessageView {
+    let workflow = e.message.spec.workflow.as_ref();
     let (response_body, response_body_base64) = match std::str::from_utf8(&e.response.body) {
         Ok(text) => (Some(text.to_string()), None),
         Err(_) => (None, Some(views::base64(&e.response.body))),
@@ -193,6 +274,8 @@ fn entry(e: &DlqEntry) -> DlqMessageView {
         response_body,
         response_body_base64,
         error: e.error.clone(),
+        workflow_run_id: workflow.map(|t| t.run_id.clone()),
+        workflow_url: workflow.map(|t| t.url.clone().unwrap_or_else(|| e.message.spec.url.clone())),
     }
 }
 

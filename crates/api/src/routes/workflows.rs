@@ -10,11 +10,12 @@ use axum::http::HeaderMap;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qstash_core::workflow::{steps_json, Run, RunFilter, RunState, StepEntry, WaitRequest};
-use serde_json::{json, Map, Value};
+use qstash_core::workflow::{steps_json, RunFilter, RunState, WaitRequest};
+use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
+use crate::routes::dlq::WorkflowSelection;
 use crate::routes::publish::{header_pairs, read_body};
 use crate::{ApiError, AppState};
 
@@ -176,8 +177,7 @@ pub async fn logs(
     let runs = page.runs;
     let mut out = Vec::with_capacity(runs.len());
     for run in &runs {
-        let steps = state.engine.workflow_steps(&user.id, &run.run_id).await?;
-        out.push(run_log(run, &steps));
+        out.push(state.engine.workflow_run_log(run).await?);
     }
     Ok(Json(json!({ "cursor": cursor, "runs": out })))
 }
@@ -186,71 +186,6 @@ fn parse_cursor(c: &str) -> Result<(i64, String), ApiError> {
     c.split_once('_')
         .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
         .ok_or_else(|| ApiError::BadRequest(format!("cursor {c:?} is not one this server gave")))
-}
-
-/// One run as a `WorkflowRunLog`: its state and its steps grouped as
-/// sequential (one step) or parallel (the results of one parallel block).
-fn run_log(run: &Run, steps: &[StepEntry]) -> Value {
-    let mut groups: Vec<Value> = vec![json!({
-        "type": "sequential",
-        "steps": [{
-            "stepId": 0, "stepName": "init", "stepType": "Initial", "callType": "step",
-            "messageId": steps.first().map(|s| s.message_id.as_str()).unwrap_or(""),
-            "out": String::from_utf8_lossy(&run.initial_body),
-            "concurrent": 1, "state": "STEP_SUCCESS", "createdAt": run.created_at, "retries": 0,
-        }],
-    })];
-    let mut parallel: Vec<Value> = Vec::new();
-    for entry in steps.iter().skip(1).filter(|s| s.call_type == "step") {
-        let Ok(step) = serde_json::from_slice::<Map<String, Value>>(&entry.body) else {
-            continue;
-        };
-        // Plan steps (stepId 0) only schedule the branches of a parallel
-        // block; their results are the steps.
-        let id = step.get("stepId").and_then(Value::as_i64).unwrap_or(0);
-        if id == 0 {
-            continue;
-        }
-        let concurrent = step.get("concurrent").and_then(Value::as_i64).unwrap_or(1);
-        let mut log = step.clone();
-        log.insert("messageId".into(), json!(entry.message_id));
-        log.insert("callType".into(), json!("step"));
-        log.insert("state".into(), json!("STEP_SUCCESS"));
-        log.insert("createdAt".into(), json!(entry.created_at));
-        log.insert("retries".into(), json!(0));
-        if concurrent > 1 {
-            parallel.push(Value::Object(log));
-            if parallel.len() as i64 == concurrent {
-                groups.push(json!({ "type": "parallel", "steps": std::mem::take(&mut parallel) }));
-            }
-        } else {
-            groups.push(json!({ "type": "sequential", "steps": [Value::Object(log)] }));
-        }
-    }
-    if !parallel.is_empty() {
-        groups.push(json!({ "type": "parallel", "steps": parallel }));
-    }
-    let mut o = json!({
-        "workflowRunId": run.run_id,
-        "workflowUrl": run.url,
-        "workflowState": run.state.as_str(),
-        "workflowRunCreatedAt": run.created_at,
-        "steps": groups,
-    });
-    if run.state != RunState::Running {
-        o["workflowRunCompletedAt"] = json!(run.updated_at);
-    }
-    if let Some(result) = &run.result {
-        o["workflowRunResponse"] = json!(String::from_utf8_lossy(result));
-    }
-    if let Some(label) = &run.label {
-        o["label"] = json!(label);
-        o["labels"] = json!([label]);
-    }
-    if let Some(failure) = &run.failure {
-        o["failureReason"] = json!(failure);
-    }
-    o
 }
 
 /// `POST /v2/wait/{eventId}` (`context.waitForEvent`): the run waits for
@@ -330,17 +265,6 @@ pub async fn waiters(
     )))
 }
 
-/// The DLQ ids a workflow DLQ action names; filters are not supported.
-fn dlq_ids(query: &Query) -> Result<Vec<String>, ApiError> {
-    let ids = query.all("dlqIds");
-    if ids.is_empty() {
-        return Err(ApiError::NotImplemented(
-            "the workflow DLQ actions take dlqIds; selecting entries by filter is not supported by this server yet (see README.md, Upstash Workflow)".into(),
-        ));
-    }
-    Ok(ids)
-}
-
 /// `POST /v2/workflows/dlq/resume?dlqIds=…` (`client.dlq.resume`): each
 /// failed run continues from its failed step.
 pub async fn dlq_resume(
@@ -370,46 +294,82 @@ async fn dlq_again(
     headers: HeaderMap,
     restart: bool,
 ) -> Result<Json<Value>, ApiError> {
-    let ids = dlq_ids(&Query::parse(uri.query()))?;
+    let raw = Query::parse(uri.query());
     let overrides: Vec<(String, String)> = header_pairs(&headers, &[])?
         .into_iter()
         .filter(|(k, _)| k.starts_with("upstash-"))
         .collect();
-    let runs = if restart {
-        state
-            .engine
-            .restart_from_dlq(&user.id, &ids, &overrides)
-            .await?
+    let again = async |ids: &[String]| {
+        let engine = &state.engine;
+        if restart {
+            engine.restart_from_dlq(&user.id, ids, &overrides).await
+        } else {
+            engine.resume_from_dlq(&user.id, ids, &overrides).await
+        }
+    };
+    let ids = raw.all("dlqIds");
+    let (runs, cursor) = if !ids.is_empty() {
+        (again(&ids).await?, String::new())
     } else {
-        state
+        // By filter: one page of the workflow DLQ. Entries that cannot be
+        // resumed or restarted (a failure callback's own entry, a run no
+        // longer failed) are passed over, not an error for the page.
+        let selection = WorkflowSelection::parse(&raw, state.engine.now())?;
+        let page = state
             .engine
-            .resume_from_dlq(&user.id, &ids, &overrides)
-            .await?
+            .reads()
+            .list_dlq(&user.id, selection.query.clone())
+            .await?;
+        let mut runs = Vec::new();
+        for entry in &page.entries {
+            use qstash_engine::WorkflowError as E;
+            match again(std::slice::from_ref(&entry.dlq_id)).await {
+                Ok(done) => runs.extend(done),
+                Err(E::Invalid(why) | E::NotFound(why)) => {
+                    tracing::debug!(dlq = %entry.dlq_id, %why, "workflow DLQ entry passed over");
+                }
+                Err(E::UnknownRun(_) | E::Ended(..)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (runs, selection.cursor(page.cursor))
     };
     let runs: Vec<Value> = runs
         .iter()
         .map(|r| json!({ "workflowRunId": r.run_id, "workflowCreatedAt": r.created_at }))
         .collect();
-    Ok(Json(json!({ "workflowRuns": runs, "cursor": "" })))
+    Ok(Json(json!({ "workflowRuns": runs, "cursor": cursor })))
 }
 
-/// `DELETE /v2/workflows/dlq?dlqIds=…` (`client.dlq.delete`).
+/// `DELETE /v2/workflows/dlq?dlqIds=…` or by filter (`client.dlq.delete`).
 pub async fn dlq_delete(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let ids = dlq_ids(&Query::parse(uri.query()))?;
-    let query = qstash_core::dlq::DlqQuery {
-        filter: qstash_core::dlq::DlqFilter {
-            dlq_ids: ids.clone(),
+    let raw = Query::parse(uri.query());
+    let ids = raw.all("dlqIds");
+    let (query, selection) = if ids.is_empty() {
+        let selection = WorkflowSelection::parse(&raw, state.engine.now())?;
+        (selection.query.clone(), Some(selection))
+    } else {
+        let query = qstash_core::dlq::DlqQuery {
+            filter: qstash_core::dlq::DlqFilter {
+                dlq_ids: ids.clone(),
+                ..Default::default()
+            },
+            count: ids.len(),
             ..Default::default()
-        },
-        count: ids.len(),
-        ..Default::default()
+        };
+        (query, None)
     };
     let deleted = state.engine.delete_dlq(&user.id, query).await?;
-    Ok(Json(json!({ "deleted": deleted.deleted, "cursor": "" })))
+    let cursor = selection
+        .map(|s| s.cursor(deleted.cursor))
+        .unwrap_or_default();
+    Ok(Json(
+        json!({ "deleted": deleted.deleted, "cursor": cursor }),
+    ))
 }
 
 /// `POST /v2/workflows/dlq/callback/{dlqId}` (`client.dlq.retryFailureFunction`).

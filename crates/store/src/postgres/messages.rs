@@ -305,6 +305,7 @@ pub async fn record<'o, C: GenericClient>(
     }
     let mut updates = Updates::default();
     let mut dlq = DlqRows::default();
+    let mut failing = FailingRows::default();
     let mut callbacks = Vec::new();
     for o in outcomes {
         let Some(head) = heads.get_mut(&o.message_id) else {
@@ -321,12 +322,22 @@ pub async fn record<'o, C: GenericClient>(
             events.push(&head.user_id, &head.id, &head.keys, o.at, *state, detail);
         }
         if let Some(row) = t.dlq {
+            if let Some(run_id) = &o.fails_run {
+                failing.push(&head.user_id, run_id, &head.id, &row.error, o.at);
+            }
             dlq.push(&head.user_id, &head.id, o.at, row);
         }
         arrivals.extend(t.arrival);
         callbacks.extend(o.callbacks.iter().map(|cb| (cb, o.at)));
     }
-    Ok((callbacks, Recorded { updates, dlq }))
+    Ok((
+        callbacks,
+        Recorded {
+            updates,
+            dlq,
+            failing,
+        },
+    ))
 }
 
 /// What recording outcomes writes once the messages were read and locked:
@@ -335,11 +346,58 @@ pub async fn record<'o, C: GenericClient>(
 pub struct Recorded {
     updates: Updates,
     dlq: DlqRows,
+    failing: FailingRows,
 }
 
 impl Recorded {
     pub async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
-        futures_util::try_join!(self.updates.write(c), self.dlq.write(c))?;
+        futures_util::try_join!(
+            self.updates.write(c),
+            self.dlq.write(c),
+            self.failing.write(c)
+        )?;
+        Ok(())
+    }
+}
+
+/// Workflow runs a step's final failure fails (`Outcome::fails_run`),
+/// noted with its DLQ entry until the run is ended.
+#[derive(Default)]
+struct FailingRows {
+    user_id: Vec<String>,
+    run_id: Vec<String>,
+    message_id: Vec<String>,
+    error: Vec<String>,
+    at: Vec<Millis>,
+}
+
+impl FailingRows {
+    fn push(&mut self, user_id: &str, run_id: &str, id: &str, error: &str, at: Millis) {
+        self.user_id.push(user_id.to_string());
+        self.run_id.push(run_id.to_string());
+        self.message_id.push(id.to_string());
+        self.error.push(error.to_string());
+        self.at.push(at);
+    }
+
+    async fn write<C: GenericClient>(&self, c: &C) -> Result<()> {
+        if self.user_id.is_empty() {
+            return Ok(());
+        }
+        sql::execute(
+            c,
+            "INSERT INTO workflow_failing (user_id, run_id, message_id, error, at)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[])
+             ON CONFLICT DO NOTHING",
+            &[
+                &self.user_id,
+                &self.run_id,
+                &self.message_id,
+                &self.error,
+                &self.at,
+            ],
+        )
+        .await?;
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (3, "URL group default headers, per-user due index", SAFETY),
     (4, "nodes and the claims they hold", CLUSTER),
     (5, "workflow runs and step logs", super::workflow::SCHEMA),
+    (6, "workflow runs failing", super::workflow::FAILING),
 ];
 
 /// Issue 13, as SQLite's migration 3.

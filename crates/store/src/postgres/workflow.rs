@@ -13,7 +13,7 @@ use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Resume, RunPage, RunWalk,
+    resume_message, Appended, Ended, Failing, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -69,6 +69,20 @@ CREATE TABLE IF NOT EXISTS workflow_events (
     created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workflow_events_run ON workflow_events(user_id, run_id, event_id, id);
+"#;
+
+/// Runs a step's final failure was recorded for, until the run is ended
+/// (written in the outcome's commit; see `Workflows::failing_runs`).
+pub const FAILING: &str = r#"
+CREATE TABLE IF NOT EXISTS workflow_failing (
+    user_id    TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    error      TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    PRIMARY KEY (user_id, run_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS workflow_failing_at ON workflow_failing(at);
 "#;
 
 const RUN_COLUMNS: &str = "user_id, run_id, url, label, state, created_at, updated_at, initial_body, config, result, failure";
@@ -288,6 +302,14 @@ impl Workflows for PgStore {
     ) -> Result<Option<Ended>> {
         self.writes
             .run(async |tx, noted| {
+                // However the run ends (or if it is gone), it is no longer
+                // failing.
+                sql::execute(
+                    tx,
+                    "DELETE FROM workflow_failing WHERE user_id = $1 AND run_id = $2",
+                    &[&user_id, &run_id],
+                )
+                .await?;
                 let found = sql::query_opt(
                     tx,
                     "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
@@ -553,6 +575,32 @@ impl Workflows for PgStore {
             "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND event_id = $2 ORDER BY created_at"
         );
         let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &event_id]).await?;
+        rows.iter().map(waiter_of).collect()
+    }
+
+    async fn failing_runs(&self, before: Millis, limit: usize) -> Result<Vec<Failing>> {
+        let rows = sql::query(
+            &self.client().await?,
+            "SELECT user_id, run_id, error FROM workflow_failing WHERE at < $1 ORDER BY at LIMIT $2",
+            &[&before, &(limit as i64)],
+        )
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Failing {
+                    user_id: r.try_get(0)?,
+                    run_id: r.try_get(1)?,
+                    error: r.try_get(2)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>> {
+        let sql_text = format!(
+            "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND run_id = $2 ORDER BY created_at"
+        );
+        let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &run_id]).await?;
         rows.iter().map(waiter_of).collect()
     }
 }

@@ -260,6 +260,9 @@ pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded
         }
         if let Some(dlq) = &t.dlq {
             insert_dlq(conn, &m.user_id, &m.id, o.at, dlq)?;
+            if let Some(run_id) = &o.fails_run {
+                note_failing(conn, &m.user_id, run_id, &m.id, &dlq.error, o.at)?;
+            }
         }
         if let Some(arrival) = t.arrival {
             conn.arrived(arrival);
@@ -268,6 +271,24 @@ pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded
             insert_encoded(conn, &o.callbacks, encoded, o.at)?;
         }
     }
+    Ok(())
+}
+
+/// Notes that `run_id` fails with its step `id` (cleared when the run is
+/// ended; see `Workflows::failing_runs`).
+fn note_failing(
+    conn: &Connection,
+    user_id: &str,
+    run_id: &str,
+    id: &str,
+    error: &str,
+    at: Millis,
+) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO workflow_failing (user_id, run_id, message_id, error, at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![user_id, run_id, id, error, at])?;
     Ok(())
 }
 

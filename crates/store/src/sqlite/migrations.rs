@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (2, "live-message index (console)", super::live::LIVE_INDEX),
     (3, "URL group default headers, per-user due index", SAFETY),
     (4, "workflow runs and step logs", super::workflow::SCHEMA),
+    (5, "workflow runs failing", super::workflow::FAILING),
 ];
 
 /// Issue 13: default headers of URL groups (`PATCH /v2/topics/{name}`),

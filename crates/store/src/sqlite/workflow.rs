@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Resume, RunPage, RunWalk,
+    resume_message, Appended, Ended, Failing, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -68,6 +68,20 @@ CREATE TABLE IF NOT EXISTS workflow_events (
     created_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workflow_events_run ON workflow_events(user_id, run_id, event_id, id);
+"#;
+
+/// Runs a step's final failure was recorded for, until the run is ended
+/// (written in the outcome's commit; see `Workflows::failing_runs`).
+pub const FAILING: &str = r#"
+CREATE TABLE IF NOT EXISTS workflow_failing (
+    user_id    TEXT NOT NULL,
+    run_id     TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    error      TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (user_id, run_id, message_id)
+);
+CREATE INDEX IF NOT EXISTS workflow_failing_at ON workflow_failing(at);
 "#;
 
 const RUN_COLUMNS: &str = "user_id, run_id, url, label, state, created_at, updated_at, initial_body, config, result, failure";
@@ -206,6 +220,9 @@ fn end(
     resume: Option<Resume>,
     now: Millis,
 ) -> Result<Option<Ended>> {
+    // However the run ends (or if it is gone), it is no longer failing.
+    conn.prepare_cached("DELETE FROM workflow_failing WHERE user_id = ?1 AND run_id = ?2")?
+        .execute(params![user_id, run_id])?;
     let found: Option<String> = conn
         .prepare_cached("SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2")?
         .query_row(params![user_id, run_id], |r| r.get(0))
@@ -657,6 +674,34 @@ impl Workflows for SqliteStore {
         self.read(move |conn| {
             let sql = format!("SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND event_id = ?2 ORDER BY created_at");
             take_waiters(conn, &sql, &[&user_id, &event_id])
+        })
+        .await
+    }
+
+    async fn failing_runs(&self, before: Millis, limit: usize) -> Result<Vec<Failing>> {
+        self.read(move |conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT user_id, run_id, error FROM workflow_failing WHERE at < ?1 ORDER BY at LIMIT ?2",
+                )?
+                .query_map(params![before, limit as i64], |r| {
+                    Ok(Failing {
+                        user_id: r.get(0)?,
+                        run_id: r.get(1)?,
+                        error: r.get(2)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>> {
+        let (user_id, run_id) = (user_id.to_string(), run_id.to_string());
+        self.read(move |conn| {
+            let sql = format!("SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND run_id = ?2 ORDER BY created_at");
+            take_waiters(conn, &sql, &[&user_id, &run_id])
         })
         .await
     }
