@@ -173,6 +173,58 @@ async fn cancel_by_ids_counts_only_live_messages_of_the_user() {
 }
 
 #[tokio::test]
+async fn cancel_by_filter_takes_live_messages_oldest_first() {
+    let (_dir, store) = open().await;
+    let at = |id: &str, url: &str, due_at: i64| {
+        let mut m = message(id, "u", due_at);
+        m.spec.url = url.into();
+        NewMessage {
+            message: m,
+            dedup_key: None,
+        }
+    };
+    // Stored in this order; "a" is in flight when the cancel comes, "d"
+    // is cancelled already.
+    let messages = vec![
+        at("a", "http://h1.example/p", 0),
+        at("b", "http://h2.example/p", 5000),
+        at("c", "http://h1.example/q", 5000),
+        at("d", "http://h1.example/p", 5000),
+        at("e", "http://h1.example/p", 5000),
+    ];
+    store.insert_messages(messages, 0).await.unwrap();
+    assert_eq!(store.claim_due(0, 10).await.unwrap().len(), 1);
+    let by_ids = CancelRequest {
+        message_ids: vec!["d".into()],
+        ..Default::default()
+    };
+    assert_eq!(store.cancel("u", by_ids, 1).await.unwrap().cancelled, 1);
+    let host = |count| CancelRequest {
+        filter: MessageFilter {
+            host: vec!["h1.example".into()],
+            path: vec!["/p".into()],
+            ..Default::default()
+        },
+        count,
+        ..Default::default()
+    };
+    let first = store.cancel("u", host(Some(1)), 2).await.unwrap();
+    assert_eq!(first.cancelled, 1);
+    assert_eq!(
+        first.more_after.as_deref(),
+        Some("a"),
+        "oldest first, in flight included"
+    );
+    let rest = store.cancel("u", host(None), 3).await.unwrap();
+    assert_eq!(rest.cancelled, 1, "only e is left on h1/p");
+    assert_eq!(store.cancel("u", host(None), 4).await.unwrap().cancelled, 0);
+    for live in ["b", "c"] {
+        let m = store.get_message("u", live).await.unwrap().unwrap();
+        assert_eq!(m.state, MessageState::Pending, "{live} does not match");
+    }
+}
+
+#[tokio::test]
 async fn in_flight_messages_return_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     {

@@ -19,7 +19,7 @@ CREATE INDEX messages_pending_user ON messages (user_id, seq) WHERE state = 'pen
 
 /// The two walks over the user's live messages matching `f`, before
 /// `cursor`: (pending part, in-flight part) with shared parameters.
-fn selection(
+pub(super) fn selection(
     user_id: &str,
     f: &MessageFilter,
     cursor: Option<LiveCursor>,

@@ -609,47 +609,20 @@ pub async fn cancel<C: GenericClient>(
     })
 }
 
-/// Ids of the user's live messages matching `filter`, oldest first: the
-/// user's index narrowed by the other columns; host and path are checked
-/// on the URL.
+/// Ids of the user's live messages matching `filter`, oldest first (in
+/// the order they were stored), from the live walks of `live.rs`.
+/// Delivered and cancelled messages kept for the logs are never read.
 async fn matching_live_ids<C: GenericClient>(
     c: &C,
     user_id: &str,
     f: &MessageFilter,
 ) -> Result<Vec<String>> {
-    let mut w = sql::Where::default();
-    let user = w.arg(user_id.to_string());
-    w.push(format!(
-        "user_id = {user} AND state IN ('pending', 'active')"
-    ));
-    w.any_of("url", &f.url);
-    w.any_of("topic_name", &f.topic_name);
-    w.any_of("queue_name", &f.queue_name);
-    w.any_of("schedule_id", &f.schedule_id);
-    w.any_of("flow_control_key", &f.flow_control_key);
-    w.any_of("caller_ip", &f.caller_ip);
-    w.any_label("labels", &f.label);
-    if let Some(from) = f.from_date {
-        let from = w.arg(from);
-        w.push(format!("created_at >= {from}"));
-    }
-    if let Some(to) = f.to_date {
-        let to = w.arg(to);
-        w.push(format!("created_at <= {to}"));
-    }
-    let sql = format!(
-        "SELECT id, url FROM messages WHERE {} ORDER BY created_at, id",
-        w.sql()
-    );
+    let (pending, active, w) = super::live::selection(user_id, f, None);
+    let sql = format!("SELECT id, seq {pending} UNION ALL SELECT id, seq {active} ORDER BY seq");
     let rows = sql::query(c, &sql, &w.params()).await?;
-    let mut ids = Vec::new();
-    for r in rows {
-        let (id, url): (String, String) = (r.try_get(0)?, r.try_get(1)?);
-        if rows::url_matches(&url, &f.host, &f.path) {
-            ids.push(id);
-        }
-    }
-    Ok(ids)
+    rows.iter()
+        .map(|r| r.try_get(0).map_err(Into::into))
+        .collect()
 }
 
 /// Returns to pending, due at once, the in-flight messages claimed by

@@ -21,6 +21,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
     (4, "nodes and the claims they hold", CLUSTER),
     (5, "workflow runs and step logs", super::workflow::SCHEMA),
     (6, "workflow runs failing", super::workflow::FAILING),
+    (
+        7,
+        "no per-user index of all messages",
+        "DROP INDEX IF EXISTS messages_user;",
+    ),
 ];
 
 /// Issue 13, as SQLite's migration 3.

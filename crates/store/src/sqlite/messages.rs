@@ -5,7 +5,6 @@ use qstash_core::clock::Millis;
 use qstash_core::dedup::WINDOW_MS;
 use qstash_core::message::{Arrival, LogState};
 use qstash_core::{Message, MessageState};
-use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::Tx;
@@ -365,63 +364,19 @@ pub fn cancel(
     })
 }
 
-/// Ids of the user's live messages matching `filter`, oldest first. SQL
-/// narrows by the indexed columns; host and path are checked on the URL.
+/// Ids of the user's live messages matching `filter`, oldest first (in
+/// the order they were stored), from the live walks of `live.rs`: pending
+/// messages along the user's pending index, in-flight ones along theirs.
+/// Delivered and cancelled messages kept for the logs are never read.
 fn matching_live_ids(conn: &Connection, user_id: &str, f: &MessageFilter) -> Result<Vec<String>> {
-    let mut sql = String::from(
-        "SELECT id, url FROM messages WHERE user_id = ?1 AND state IN ('pending', 'active')",
+    let (pending, active, w) = super::live::selection(user_id, f, None);
+    let sql = format!(
+        "SELECT id, rowid AS rid {pending} UNION ALL SELECT id, rowid AS rid {active} ORDER BY rid"
     );
-    let mut args: Vec<Value> = vec![Value::Text(user_id.into())];
-    let any_of = |column: &str, values: &[String], args: &mut Vec<Value>, sql: &mut String| {
-        if values.is_empty() {
-            return;
-        }
-        let marks: Vec<String> = values
-            .iter()
-            .map(|v| {
-                args.push(Value::Text(v.clone()));
-                format!("?{}", args.len())
-            })
-            .collect();
-        sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
-    };
-    any_of("url", &f.url, &mut args, &mut sql);
-    any_of("topic_name", &f.topic_name, &mut args, &mut sql);
-    any_of("queue_name", &f.queue_name, &mut args, &mut sql);
-    any_of("schedule_id", &f.schedule_id, &mut args, &mut sql);
-    any_of("flow_control_key", &f.flow_control_key, &mut args, &mut sql);
-    any_of("caller_ip", &f.caller_ip, &mut args, &mut sql);
-    if !f.label.is_empty() {
-        let likes: Vec<String> = f
-            .label
-            .iter()
-            .map(|l| {
-                args.push(Value::Text(format!("%,{l},%")));
-                format!("labels LIKE ?{}", args.len())
-            })
-            .collect();
-        sql.push_str(&format!(" AND ({})", likes.join(" OR ")));
-    }
-    if let Some(from) = f.from_date {
-        args.push(Value::Integer(from));
-        sql.push_str(&format!(" AND created_at >= ?{}", args.len()));
-    }
-    if let Some(to) = f.to_date {
-        args.push(Value::Integer(to));
-        sql.push_str(&format!(" AND created_at <= ?{}", args.len()));
-    }
-    sql.push_str(" ORDER BY created_at, id");
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(params_from_iter(args), |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-    })?;
-    let mut ids = Vec::new();
-    for row in rows {
-        let (id, url) = row?;
-        if rows::url_matches(&url, &f.host, &f.path) {
-            ids.push(id);
-        }
-    }
+    let ids = conn
+        .prepare_cached(&sql)?
+        .query_map(params_from_iter(w.args), |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(ids)
 }
 

@@ -18,7 +18,13 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (3, "URL group default headers, per-user due index", SAFETY),
     (4, "workflow runs and step logs", super::workflow::SCHEMA),
     (5, "workflow runs failing", super::workflow::FAILING),
+    (6, "no per-user index of all messages", LEANER),
 ];
+
+/// Issue 17: every publish wrote an entry in `messages_user (user_id,
+/// created_at)`, which only bulk cancel read, walking the user's delivered
+/// and cancelled messages too; it walks the live indexes now (`live.rs`).
+const LEANER: &str = "DROP INDEX IF EXISTS messages_user;";
 
 /// Issue 13: default headers of URL groups (`PATCH /v2/topics/{name}`),
 /// and the index `--max-in-flight-per-user` claims from (one seek per user
@@ -89,7 +95,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_due_plain ON messages(due_at)
     WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL;
 CREATE INDEX IF NOT EXISTS messages_in_flight ON messages(state) WHERE state = 'active';
-CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id, created_at);
+CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id, created_at); -- dropped by migration 6
 CREATE INDEX IF NOT EXISTS messages_finished ON messages(updated_at) WHERE state IN ('delivered', 'cancelled');
 
 CREATE TABLE IF NOT EXISTS events (

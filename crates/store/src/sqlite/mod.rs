@@ -108,6 +108,8 @@ impl SqliteStore {
             conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(1)))?;
         }
         migrations::migrate(&conn)?;
+        // Bulk cancel filters by host and path on the writer (`live.rs`).
+        logs::register_url_functions(&conn)?;
         let announcer = Arc::new(Announcer::default());
         Ok(Self {
             writer: Writer::start(conn, announcer.clone()),
