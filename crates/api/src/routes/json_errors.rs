@@ -19,7 +19,7 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_TEXT: usize = 4 * 1024;
 
 pub async fn json_errors(request: Request, next: Next) -> Response {
-    if let Err(e) = check_size(&request) {
+    if let Err(e) = check_size(&request).and_then(|()| super::no_nul::check(request.uri())) {
         return e.into_response();
     }
     let response = next.run(request).await;

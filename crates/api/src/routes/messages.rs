@@ -128,6 +128,33 @@ pub struct CancelBody {
 }
 
 impl CancelBody {
+    /// A NUL is in no id or filter value (and PostgreSQL cannot compare
+    /// one), so a body holding one is refused, as the query is (no_nul.rs).
+    fn refuse_nul(&self) -> Result<(), ApiError> {
+        let texts = [
+            ("url", &self.url),
+            ("topicName", &self.topic_name),
+            ("queueName", &self.queue_name),
+            ("scheduleId", &self.schedule_id),
+            ("callerIP", &self.caller_ip),
+        ];
+        let ids = self
+            .message_ids
+            .iter()
+            .flatten()
+            .map(|id| ("messageIds", id));
+        let values = texts
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .chain(ids);
+        for (key, value) in values {
+            if value.contains('\0') {
+                return Err(ApiError::BadRequest(format!("{key} holds a NUL character")));
+            }
+        }
+        Ok(())
+    }
+
     fn has_no_filter(&self) -> bool {
         self.url.is_none()
             && self.topic_name.is_none()
@@ -211,6 +238,7 @@ pub async fn cancel_many(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
     };
+    legacy.refuse_nul()?;
     // `cancel_many([])` names no message: it cancels none, not all.
     let names_none = legacy.message_ids.as_ref().is_some_and(Vec::is_empty)
         && legacy.has_no_filter()

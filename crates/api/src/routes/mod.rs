@@ -10,6 +10,7 @@ mod keys;
 mod live;
 mod logs;
 mod messages;
+mod no_nul;
 mod openapi;
 mod publish;
 mod queues;
