@@ -286,3 +286,107 @@ pub enum HookAnswer {
     Resumed(HookResumed),
     Queued(HookQueued),
 }
+
+#[cfg(test)]
+mod tests {
+    //! Pins `client.logs`' view of a run (the workflow SDK parses it).
+
+    use qstash_core::workflow::{Run, RunState, StepEntry};
+    use serde_json::json;
+
+    use super::*;
+
+    fn step(seq: i64, body: &str) -> StepEntry {
+        StepEntry {
+            seq,
+            message_id: format!("msg_{seq}"),
+            call_type: "step".into(),
+            body: body.as_bytes().to_vec(),
+            created_at: 100 + seq,
+        }
+    }
+
+    fn run(state: RunState) -> Run {
+        Run {
+            user_id: "u".into(),
+            run_id: "wfr_1".into(),
+            url: "http://127.0.0.1:1/wf".into(),
+            label: None,
+            state,
+            created_at: 50,
+            updated_at: 60,
+            initial_body: b"hello".to_vec(),
+            config: Default::default(),
+            result: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn steps_group_as_sequential_and_parallel_and_the_server_keys_win() {
+        let steps = [
+            step(0, "hello"),
+            step(1, r#"{"stepId":1,"stepName":"a","out":"1","state":"odd"}"#),
+            step(2, r#"{"stepId":0,"concurrent":2}"#),
+            step(3, r#"{"stepId":2,"stepName":"p","concurrent":2}"#),
+            step(4, r#"{"stepId":3,"stepName":"q","concurrent":2}"#),
+        ];
+        let ok = |id: i64| {
+            json!({"state": "STEP_SUCCESS", "callType": "step", "retries": 0,
+            "messageId": format!("msg_{id}"), "createdAt": 100 + id})
+        };
+        let with = |mut base: serde_json::Value, extra: serde_json::Value| {
+            base.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            base
+        };
+        assert_eq!(
+            serde_json::to_value(RunLogView::of(&run(RunState::Running), &steps)).unwrap(),
+            json!({
+                "workflowRunId": "wfr_1", "workflowUrl": "http://127.0.0.1:1/wf",
+                "workflowState": "RUN_STARTED", "workflowRunCreatedAt": 50,
+                "steps": [
+                    {"type": "sequential", "steps": [{
+                        "stepId": 0, "stepName": "init", "stepType": "Initial",
+                        "callType": "step", "messageId": "msg_0", "out": "hello",
+                        "concurrent": 1, "state": "STEP_SUCCESS", "createdAt": 50, "retries": 0,
+                    }]},
+                    {"type": "sequential", "steps": [
+                        with(ok(1), json!({"stepId": 1, "stepName": "a", "out": "1"})),
+                    ]},
+                    {"type": "parallel", "steps": [
+                        with(ok(3), json!({"stepId": 2, "stepName": "p", "concurrent": 2})),
+                        with(ok(4), json!({"stepId": 3, "stepName": "q", "concurrent": 2})),
+                    ]},
+                ],
+            })
+        );
+    }
+
+    #[test]
+    fn an_ended_run_has_its_end_result_label_and_failure() {
+        let mut r = run(RunState::Failed);
+        r.label = Some("l".into());
+        r.result = Some(b"done".to_vec());
+        r.failure = Some("boom".into());
+        let v = serde_json::to_value(RunLogView::of(&r, &[])).unwrap();
+        assert_eq!(v["workflowState"], "RUN_FAILED");
+        assert_eq!(v["workflowRunCompletedAt"], 60);
+        assert_eq!(v["workflowRunResponse"], "done");
+        assert_eq!(v["label"], "l");
+        assert_eq!(v["labels"], json!(["l"]));
+        assert_eq!(v["failureReason"], "boom");
+        assert_eq!(v["steps"][0]["steps"][0]["messageId"], "");
+        let running = serde_json::to_value(RunLogView::of(&run(RunState::Running), &[])).unwrap();
+        for key in [
+            "workflowRunCompletedAt",
+            "workflowRunResponse",
+            "label",
+            "labels",
+            "failureReason",
+        ] {
+            assert!(running.get(key).is_none(), "{key} must be omitted");
+        }
+    }
+}
