@@ -319,6 +319,20 @@ async fn a_nul_in_an_id_or_a_filter_is_a_400_not_a_500() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 400);
+    for path in ["/v2/dlq", "/v2/dlq/retry"] {
+        let method = if path == "/v2/dlq" {
+            Method::DELETE
+        } else {
+            Method::POST
+        };
+        let resp = s
+            .request(method, path, &dev_user(0))
+            .json(&json!({"dlqIds": ["a\u{0}"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 400, "{path} with a NUL in its body");
+    }
     // Nothing was cancelled along the way.
     let still = s.get(&format!("/v2/messages/{id}")).send().await.unwrap();
     assert_eq!(still.status(), 200);
