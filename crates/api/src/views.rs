@@ -10,8 +10,21 @@ use base64::Engine;
 use qstash_core::signing::SigningKeys;
 use qstash_core::Message;
 use serde::Serialize;
-use serde_json::Value;
 use utoipa::ToSchema;
+
+mod console;
+mod logs;
+mod workflow;
+
+pub use console::{
+    CountsView, CronNextView, CronTick, DlqCountView, LiveMessageView, LivePage, MinuteView,
+    StatsView,
+};
+pub use logs::{EventsPage, LogEntryView, LogsPage};
+pub use workflow::{
+    HookAnswer, HookQueued, HookResumed, NotifiedView, RunsPage, StepView, WaiterView,
+    WorkflowDlqDeleted, WorkflowRunRef, WorkflowRunsView,
+};
 
 /// Bytes as standard base64 (`bodyBase64`, `responseBodyBase64`).
 pub fn base64(bytes: &[u8]) -> String {
@@ -133,12 +146,6 @@ impl MessageView {
     }
 }
 
-/// The Message object, as a JSON object others extend (DLQ entries, live
-/// messages).
-pub fn message(m: &Message) -> Value {
-    serde_json::to_value(MessageView::of(m)).expect("a message serializes")
-}
-
 /// One message created by a publish.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -186,10 +193,26 @@ impl From<SigningKeys> for Keys {
     }
 }
 
-/// How many messages a call cancelled.
+/// How many messages (or workflow runs) a call cancelled.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Cancelled {
     pub cancelled: u64,
+}
+
+/// How many messages a bulk cancel cancelled.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkCancelled {
+    pub cancelled: u64,
+    /// Present when the call stopped at its `count`: call again with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// The schedule a create made (or replaced).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleCreated {
+    pub schedule_id: String,
 }
 
 /// An empty object: the call succeeded and has nothing to say.

@@ -540,18 +540,6 @@ impl Waiter {
             dedup_key: None,
         })
     }
-
-    /// As `GET /v2/waiters/{eventId}` and a notify's answer show it.
-    pub fn view(&self) -> Value {
-        json!({
-            "url": self.url,
-            "deadline": self.deadline / 1000,
-            "headers": self.headers,
-            "timeoutUrl": self.timeout_url,
-            "timeoutHeaders": self.timeout_headers,
-            "workflowRunId": self.run_id,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -8,34 +8,49 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::Json;
 use qstash_core::schedule::CronExpr;
-use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::logs::count;
+use crate::views::{CronNextView, CronTick, ErrorBody};
 use crate::{ApiError, AppState};
 
 const MAX_COUNT: usize = 20;
 
+#[utoipa::path(
+    get,
+    path = "/v2/cron/next",
+    tag = "console",
+    summary = "The next ticks of a cron expression (an extension of this server)",
+    params(("cron" = String, Query, description = "An `Upstash-Cron` expression (`CRON_TZ=` allowed)"),
+        ("count" = Option<u32>, Query, description = "How many ticks (default 5, at most 20)")),
+    responses(
+        (status = 200, description = "The next ticks", body = CronNextView),
+        (status = "4XX", description = "The expression is missing or wrong, or the request is unauthenticated", body = ErrorBody),
+    )
+)]
 pub async fn next(
     State(state): State<AppState>,
     _caller: Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CronNextView>, ApiError> {
     let q = Query::parse(uri.query());
     let raw = q
         .get("cron")
         .ok_or_else(|| ApiError::BadRequest("cron is required: ?cron=<expression>".into()))?;
     let cron = CronExpr::parse(raw).map_err(ApiError::bad)?;
     let count = count(&q, 5, MAX_COUNT)?;
-    let ticks: Vec<Value> = cron
+    let next = cron
         .upcoming(state.engine.now(), count)
         .into_iter()
-        .map(|t| json!({ "time": t, "local": cron.local_time(t) }))
+        .map(|t| CronTick {
+            time: t,
+            local: cron.local_time(t),
+        })
         .collect();
-    Ok(Json(json!({
-        "cron": cron.as_str(),
-        "timeZone": cron.zone_name(),
-        "next": ticks,
-    })))
+    Ok(Json(CronNextView {
+        cron: cron.as_str().to_string(),
+        time_zone: cron.zone_name(),
+        next,
+    }))
 }

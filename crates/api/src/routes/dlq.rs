@@ -399,6 +399,11 @@ fn body_ids(bytes: &[u8]) -> Result<BodyIds, ApiError> {
             "invalid JSON body: {e}; expected {{\"dlqIds\": [\"<dlqId>\", ...]}}"
         ))
     })?;
+    // No id holds a NUL, and PostgreSQL cannot compare one (no_nul.rs
+    // refuses it in the query).
+    if body.dlq_ids.iter().any(|id| id.contains('\0')) {
+        return Err(ApiError::BadRequest("dlqIds holds a NUL character".into()));
+    }
     Ok(BodyIds::Ids(body.dlq_ids))
 }
 

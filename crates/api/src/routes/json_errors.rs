@@ -8,6 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::views::ErrorBody;
 use crate::ApiError;
 
 /// Longest request target accepted (414 past it). Publish paths carry a
@@ -19,7 +20,7 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 const MAX_TEXT: usize = 4 * 1024;
 
 pub async fn json_errors(request: Request, next: Next) -> Response {
-    if let Err(e) = check_size(&request) {
+    if let Err(e) = check_size(&request).and_then(|()| super::no_nul::check(request.uri())) {
         return e.into_response();
     }
     let response = next.run(request).await;
@@ -47,7 +48,8 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/json"),
     );
-    let body = serde_json::json!({ "error": message }).to_string();
+    let body =
+        serde_json::to_string(&ErrorBody { error: message }).expect("an error body serializes");
     Response::from_parts(parts, Body::from(body))
 }
 

@@ -8,13 +8,12 @@ use axum::extract::State;
 use axum::http::Uri;
 use axum::Json;
 use qstash_core::live::LiveKind;
-use qstash_store::{LiveCounts, LiveCursor, MessageFilter};
-use serde_json::{json, Value};
+use qstash_store::{LiveCursor, MessageFilter};
 
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::logs::count;
-use crate::views;
+use crate::views::{CountsView, ErrorBody, LiveMessageView, LivePage, MessageView};
 use crate::{ApiError, AppState};
 
 const DEFAULT_COUNT: usize = 25;
@@ -41,11 +40,66 @@ const KEYS: [&str; 16] = [
     "qstash_token",
 ];
 
+/// The filters of the live list (those of a bulk cancel) and its paging.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LiveParams {
+    /// Where the previous page ended.
+    cursor: Option<String>,
+    /// Messages per page (default 25, at most 100).
+    count: Option<u32>,
+    /// `true` adds how many messages match, by kind.
+    #[param(rename = "withTotal")]
+    with_total: Option<bool>,
+    /// Only these destinations (repeatable).
+    url: Option<Vec<String>>,
+    /// Only these URL groups (repeatable).
+    #[param(rename = "topicName")]
+    topic_name: Option<Vec<String>>,
+    /// Only these queues (repeatable).
+    #[param(rename = "queueName")]
+    queue_name: Option<Vec<String>>,
+    /// Only these schedules (repeatable).
+    #[param(rename = "scheduleId")]
+    schedule_id: Option<Vec<String>>,
+    /// Only these labels (repeatable).
+    label: Option<Vec<String>>,
+    /// Only these flow-control keys (repeatable).
+    #[param(rename = "flowControlKey")]
+    flow_control_key: Option<Vec<String>>,
+    /// Only these publisher addresses (repeatable; `callerIP` too).
+    #[param(rename = "callerIp")]
+    caller_ip: Option<Vec<String>>,
+    /// Only these destination hosts (repeatable).
+    host: Option<Vec<String>>,
+    /// Only these destination paths (repeatable).
+    path: Option<Vec<String>>,
+    /// Only messages created at or after (unix ms).
+    #[param(rename = "fromDate")]
+    from_date: Option<i64>,
+    /// Only messages created at or before (unix ms).
+    #[param(rename = "toDate")]
+    to_date: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/messages",
+    tag = "messages",
+    summary = "Live messages (waiting, delayed, retrying, in flight), newest first (an extension of this server)",
+    params(LiveParams),
+    responses(
+        (status = 200, description = "A page", body = LivePage),
+        (status = "4XX", description = "The request is wrong (an unknown filter is a 400), unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<LivePage>, ApiError> {
     let q = Query::parse(uri.query());
     if let Some(key) = q.keys().find(|k| !KEYS.contains(k)) {
         return Err(ApiError::BadRequest(format!(
@@ -68,34 +122,32 @@ pub async fn list(
         .live_messages(&user.id, filter.clone(), cursor, count)
         .await?;
     let now = engine.now();
-    let messages: Vec<Value> = page
+    let messages = page
         .messages
         .iter()
-        .map(|m| {
-            let mut v = views::message(m);
-            let kind = LiveKind::of(m, now).unwrap_or(LiveKind::Waiting);
-            v["state"] = json!(kind.as_str());
-            v["nextDeliveryTime"] = json!(m.due_at);
-            v
+        .map(|m| LiveMessageView {
+            message: MessageView::of(m),
+            state: LiveKind::of(m, now).unwrap_or(LiveKind::Waiting).as_str(),
+            next_delivery_time: m.due_at,
         })
         .collect();
-    let mut answer = json!({ "messages": messages });
-    if let Some(c) = page.cursor {
-        answer["cursor"] = json!(c.to_string());
-    }
-    match q.get("withTotal") {
-        None | Some("false") => {}
+    let total = match q.get("withTotal") {
+        None | Some("false") => None,
         Some("true") => {
             let counts = engine.live_counts(&user.id, filter, COUNT_CAP).await?;
-            answer["total"] = counts_view(&counts);
+            Some(CountsView::from(&counts))
         }
         Some(other) => {
             return Err(ApiError::BadRequest(format!(
                 "withTotal must be true or false, got {other:?}"
             )))
         }
-    }
-    Ok(Json(answer))
+    };
+    Ok(Json(LivePage {
+        messages,
+        cursor: page.cursor.map(|c| c.to_string()),
+        total,
+    }))
 }
 
 fn filter(q: &Query) -> Result<MessageFilter, ApiError> {
@@ -111,17 +163,5 @@ fn filter(q: &Query) -> Result<MessageFilter, ApiError> {
         path: q.all("path"),
         from_date: q.millis("fromDate")?,
         to_date: q.millis("toDate")?,
-    })
-}
-
-/// `{"all", "waiting", "delayed", "retrying", "inFlight", "capped"}`.
-pub fn counts_view(c: &LiveCounts) -> Value {
-    json!({
-        "all": c.total(),
-        "waiting": c.waiting,
-        "delayed": c.delayed,
-        "retrying": c.retrying,
-        "inFlight": c.in_flight,
-        "capped": c.capped,
     })
 }

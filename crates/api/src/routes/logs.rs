@@ -5,42 +5,115 @@
 use axum::extract::State;
 use axum::http::Uri;
 use axum::Json;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use qstash_core::log::{LogCursor, LogEntry, LogFilter};
+use qstash_core::log::{LogCursor, LogFilter};
 use qstash_core::message::LogState;
-use serde_json::{json, Map, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
+use crate::views::{ErrorBody, EventsPage, LogEntryView, LogsPage};
 use crate::{ApiError, AppState};
 
 const DEFAULT_COUNT: usize = 100;
 /// The Python SDK documents 1000 as the maximum; larger counts are capped.
 const MAX_COUNT: usize = 1000;
 
+/// The query filters of a log listing (WIRE.md §3.9), documented once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LogParams {
+    /// Where the previous page ended.
+    cursor: Option<String>,
+    /// Entries per page (default 100, at most 1000).
+    count: Option<u32>,
+    /// Only this message (repeatable).
+    #[param(rename = "messageId")]
+    message_id: Option<Vec<String>>,
+    /// Only these messages (repeatable).
+    #[param(rename = "messageIds")]
+    message_ids: Option<Vec<String>>,
+    /// Only these states (repeatable): CREATED, ACTIVE, RETRY, ERROR,
+    /// IN_PROGRESS, DELIVERED, FAILED, CANCEL_REQUESTED, CANCELED.
+    state: Option<Vec<String>>,
+    /// Only these destinations (repeatable).
+    url: Option<Vec<String>>,
+    /// Only these URL groups (repeatable).
+    #[param(rename = "topicName")]
+    topic_name: Option<Vec<String>>,
+    /// Only these queues (repeatable).
+    #[param(rename = "queueName")]
+    queue_name: Option<Vec<String>>,
+    /// Only these schedules (repeatable).
+    #[param(rename = "scheduleId")]
+    schedule_id: Option<Vec<String>>,
+    /// Only these labels (repeatable).
+    label: Option<Vec<String>>,
+    /// Only these flow-control keys (repeatable).
+    #[param(rename = "flowControlKey")]
+    flow_control_key: Option<Vec<String>>,
+    /// Only these publisher addresses (repeatable; `callerIP` too).
+    #[param(rename = "callerIp")]
+    caller_ip: Option<Vec<String>>,
+    /// Only these destination hosts (repeatable).
+    host: Option<Vec<String>>,
+    /// Only these destination paths (repeatable).
+    path: Option<Vec<String>>,
+    /// Only entries at or after (unix ms).
+    #[param(rename = "fromDate")]
+    from_date: Option<i64>,
+    /// Only entries at or before (unix ms).
+    #[param(rename = "toDate")]
+    to_date: Option<i64>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v2/events",
+    tag = "logs",
+    summary = "The log of every state change, newest first (the SDKs' key, `events`)",
+    params(LogParams),
+    responses(
+        (status = 200, description = "A page", body = EventsPage),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn events(
     state: State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
-    list(state, caller, uri, "events").await
+) -> Result<Json<EventsPage>, ApiError> {
+    let (events, cursor) = list(state, caller, uri).await?;
+    Ok(Json(EventsPage { events, cursor }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v2/logs",
+    tag = "logs",
+    summary = "The log of every state change, newest first (the OpenAPI's key, `logs`)",
+    params(LogParams),
+    responses(
+        (status = 200, description = "A page", body = LogsPage),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn logs(
     state: State<AppState>,
     caller: Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
-    list(state, caller, uri, "logs").await
+) -> Result<Json<LogsPage>, ApiError> {
+    let (logs, cursor) = list(state, caller, uri).await?;
+    Ok(Json(LogsPage { logs, cursor }))
 }
 
+/// A page of entries and the cursor of the next one.
 async fn list(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-    key: &str,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(Vec<LogEntryView>, Option<String>), ApiError> {
     let q = Query::parse(uri.query());
     let filter = LogFilter {
         message_ids: [q.all("messageId"), q.all("messageIds")].concat(),
@@ -71,12 +144,8 @@ async fn list(
         .reads()
         .list_logs(&user.id, filter, cursor, count)
         .await?;
-    let entries: Vec<Value> = page.entries.iter().map(entry).collect();
-    let mut answer = json!({ key: entries });
-    if let Some(c) = page.cursor {
-        answer["cursor"] = json!(c.to_string());
-    }
-    Ok(Json(answer))
+    let entries = page.entries.iter().map(LogEntryView::of).collect();
+    Ok((entries, page.cursor.map(|c| c.to_string())))
 }
 
 /// `count` from 1 up; larger than `max` is capped.
@@ -109,75 +178,4 @@ fn states(q: &Query) -> Result<Vec<LogState>, ApiError> {
         }
     }
     Ok(out)
-}
-
-/// One LogEntry (WIRE.md §4.6): the state change plus the message, with
-/// its header and body redacted as everywhere else.
-fn entry(e: &LogEntry) -> Value {
-    let m = &e.message;
-    let s = &m.spec;
-    let mut o = Map::new();
-    o.insert("time".into(), json!(e.time));
-    o.insert("messageId".into(), json!(m.id));
-    o.insert("state".into(), json!(e.state.as_str()));
-    let mut opt = |key: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            o.insert(key.into(), v);
-        }
-    };
-    opt("error", e.error.as_ref().map(|v| json!(v)));
-    opt("nextDeliveryTime", e.next_delivery_time.map(|v| json!(v)));
-    opt("topicName", s.topic_name.as_ref().map(|v| json!(v)));
-    opt("endpointName", s.endpoint_name.as_ref().map(|v| json!(v)));
-    opt("queueName", s.queue_name.as_ref().map(|v| json!(v)));
-    opt("scheduleId", s.schedule_id.as_ref().map(|v| json!(v)));
-    opt("callback", s.callback.as_ref().map(|v| json!(v)));
-    opt(
-        "failureCallback",
-        s.failure_callback.as_ref().map(|v| json!(v)),
-    );
-    opt(
-        "callbackHeaders",
-        (!s.callback_header.is_empty()).then(|| json!(s.callback_header)),
-    );
-    opt(
-        "failureCallbackHeaders",
-        (!s.failure_callback_header.is_empty()).then(|| json!(s.failure_callback_header)),
-    );
-    opt("timeout", s.timeout_ms.map(|v| json!(v)));
-    // The Python SDK reads retryDelayExpr, the OpenAPI says retryDelayExpression.
-    opt("retryDelayExpr", s.retry_delay.as_ref().map(|v| json!(v)));
-    opt(
-        "retryDelayExpression",
-        s.retry_delay.as_ref().map(|v| json!(v)),
-    );
-    opt("callerIP", s.caller_ip.as_ref().map(|v| json!(v)));
-    opt("label", s.labels.first().map(|v| json!(v)));
-    opt("labels", (!s.labels.is_empty()).then(|| json!(s.labels)));
-    if let Some(r) = &e.response {
-        o.insert("responseStatus".into(), json!(r.status));
-        o.insert("responseHeader".into(), json!(r.header));
-        o.insert("responseBody".into(), json!(STANDARD.encode(&r.body)));
-    }
-    if let Some(fc) = &s.flow_control {
-        o.insert("flowControlKey".into(), json!(fc.key));
-        if let Some(p) = fc.parallelism {
-            o.insert("parallelism".into(), json!(p));
-        }
-        if let Some(r) = fc.rate {
-            o.insert("rate".into(), json!(r));
-        }
-        o.insert("period".into(), json!(fc.period));
-    }
-    o.insert("url".into(), json!(s.url));
-    o.insert("method".into(), json!(s.method));
-    o.insert("maxRetries".into(), json!(s.max_retries));
-    o.insert("header".into(), json!(s.redact.header_map(&s.header)));
-    o.insert(
-        "body".into(),
-        json!(STANDARD.encode(s.redact.body(&m.body))),
-    );
-    o.insert("createdAt".into(), json!(m.created_at));
-    o.insert("notBefore".into(), json!(m.not_before));
-    Value::Object(o)
 }

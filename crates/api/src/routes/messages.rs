@@ -6,12 +6,11 @@ use axum::http::Uri;
 use axum::Json;
 use qstash_core::message::{CancelRequest, MessageFilter};
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::publish::read_body;
-use crate::views::{self, Cancelled, ErrorBody, MessageView};
+use crate::views::{self, BulkCancelled, Cancelled, ErrorBody, MessageView};
 use crate::{ApiError, AppState};
 
 /// Most messages one bulk cancel with `count` may touch.
@@ -111,9 +110,9 @@ fn check_selection(q: &Query) -> Result<(), ApiError> {
 }
 
 /// The legacy JSON body of a bulk cancel (the Python SDK sends it).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CancelBody {
+pub struct CancelBody {
     /// Absent cancels by the filters (or everything); an empty list
     /// cancels nothing.
     message_ids: Option<Vec<String>>,
@@ -129,6 +128,33 @@ struct CancelBody {
 }
 
 impl CancelBody {
+    /// A NUL is in no id or filter value (and PostgreSQL cannot compare
+    /// one), so a body holding one is refused, as the query is (no_nul.rs).
+    fn refuse_nul(&self) -> Result<(), ApiError> {
+        let texts = [
+            ("url", &self.url),
+            ("topicName", &self.topic_name),
+            ("queueName", &self.queue_name),
+            ("scheduleId", &self.schedule_id),
+            ("callerIP", &self.caller_ip),
+        ];
+        let ids = self
+            .message_ids
+            .iter()
+            .flatten()
+            .map(|id| ("messageIds", id));
+        let values = texts
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .chain(ids);
+        for (key, value) in values {
+            if value.contains('\0') {
+                return Err(ApiError::BadRequest(format!("{key} holds a NUL character")));
+            }
+        }
+        Ok(())
+    }
+
     fn has_no_filter(&self) -> bool {
         self.url.is_none()
             && self.topic_name.is_none()
@@ -140,15 +166,69 @@ impl CancelBody {
     }
 }
 
+/// The query of a bulk cancel (WIRE.md §3.4), documented once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CancelParams {
+    /// These messages (repeatable).
+    #[param(rename = "messageIds")]
+    message_ids: Option<Vec<String>>,
+    /// At most this many (1 to 500); a `cursor` then says more match.
+    count: Option<u32>,
+    /// Only these destinations (repeatable).
+    url: Option<Vec<String>>,
+    /// Only these URL groups (repeatable).
+    #[param(rename = "topicName")]
+    topic_name: Option<Vec<String>>,
+    /// Only these queues (repeatable).
+    #[param(rename = "queueName")]
+    queue_name: Option<Vec<String>>,
+    /// Only these schedules (repeatable).
+    #[param(rename = "scheduleId")]
+    schedule_id: Option<Vec<String>>,
+    /// Only these labels (repeatable).
+    label: Option<Vec<String>>,
+    /// Only these flow-control keys (repeatable).
+    #[param(rename = "flowControlKey")]
+    flow_control_key: Option<Vec<String>>,
+    /// Only these publisher addresses (repeatable; `callerIP` too).
+    #[param(rename = "callerIp")]
+    caller_ip: Option<Vec<String>>,
+    /// Only these destination hosts (repeatable).
+    host: Option<Vec<String>>,
+    /// Only these destination paths (repeatable).
+    path: Option<Vec<String>>,
+    /// Only messages created at or after (unix ms).
+    #[param(rename = "fromDate")]
+    from_date: Option<i64>,
+    /// Only messages created at or before (unix ms).
+    #[param(rename = "toDate")]
+    to_date: Option<i64>,
+}
+
 /// Both forms: query (`messageIds=…` repeated, or filters with `count`) and
 /// the legacy JSON body. No ids and no filter cancel everything; unknown
 /// or empty filters are a 400.
+#[utoipa::path(
+    delete,
+    path = "/v2/messages",
+    tag = "messages",
+    summary = "Cancel the messages named or matched; no ids and no filter cancel every message",
+    params(CancelParams),
+    request_body(content = Option<CancelBody>, description = "The legacy form: ids and filters in a JSON body", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Cancelled", body = BulkCancelled),
+        (status = "4XX", description = "The request is wrong (an unknown or empty filter is a 400), unauthenticated or over a limit; nothing was cancelled", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was cancelled", body = ErrorBody),
+    )
+)]
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BulkCancelled>, ApiError> {
     let q = Query::parse(uri.query());
     check_selection(&q)?;
     let bytes = read_body(body, state.config.max_body_bytes).await?;
@@ -158,12 +238,16 @@ pub async fn cancel_many(
         serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?
     };
+    legacy.refuse_nul()?;
     // `cancel_many([])` names no message: it cancels none, not all.
     let names_none = legacy.message_ids.as_ref().is_some_and(Vec::is_empty)
         && legacy.has_no_filter()
         && q.keys().all(|k| k == "qstash_token");
     if names_none {
-        return Ok(Json(json!({ "cancelled": 0 })));
+        return Ok(Json(BulkCancelled {
+            cancelled: 0,
+            cursor: None,
+        }));
     }
     let one = |v: Option<String>| v.into_iter().collect::<Vec<_>>();
     let mut filter = MessageFilter {
@@ -190,9 +274,8 @@ pub async fn cancel_many(
         count: q.count(MAX_CANCEL_COUNT)?,
     };
     let result = state.engine.cancel(&user.id, request).await?;
-    let mut answer = json!({ "cancelled": result.cancelled });
-    if let Some(cursor) = result.more_after {
-        answer["cursor"] = json!(cursor);
-    }
-    Ok(Json(answer))
+    Ok(Json(BulkCancelled {
+        cancelled: result.cancelled,
+        cursor: result.more_after,
+    }))
 }

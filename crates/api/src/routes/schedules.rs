@@ -16,11 +16,10 @@ use qstash_core::publish::PublishOptions;
 use qstash_core::schedule::ScheduleInfo;
 use qstash_core::schedule::{schedule_id, validate_schedule_id, CronExpr, FireState, Schedule};
 use qstash_engine::schedules::fire_request;
-use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::routes::publish::{header_pairs, read_body};
-use crate::views::{self, Empty, ErrorBody, ScheduleView};
+use crate::views::{self, Empty, ErrorBody, ScheduleCreated, ScheduleView};
 use crate::{ApiError, AppState};
 
 const PREFIX: &str = "/v2/schedules/";
@@ -122,12 +121,20 @@ pub async fn patch(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     match target(&uri) {
-        Target::Pause(id) => set_paused(&state, &user.id, id, true).await,
-        Target::Resume(id) => set_paused(&state, &user.id, id, false).await,
+        Target::Pause(id) => pause(&state, &user.id, id).await,
+        Target::Resume(id) => resume(&state, &user.id, id).await,
         _ => Err(not_found(&uri)),
     }
+}
+
+/// What a POST below `/v2/schedules/` answers.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum PostAnswer {
+    Created(ScheduleCreated),
+    Done(Empty),
 }
 
 /// POST `{id}/pause` and `{id}/resume` (the OpenAPI's method), or create.
@@ -138,15 +145,49 @@ pub async fn post(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PostAnswer>, ApiError> {
+    let done = |r: Result<Json<Empty>, ApiError>| r.map(|Json(e)| Json(PostAnswer::Done(e)));
     match target(&uri) {
-        Target::Pause(id) => set_paused(&state, &user.id, id, true).await,
-        Target::Resume(id) => set_paused(&state, &user.id, id, false).await,
+        Target::Pause(id) => done(pause(&state, &user.id, id).await),
+        Target::Resume(id) => done(resume(&state, &user.id, id).await),
         Target::Schedule(raw) | Target::Other(raw) => {
             let raw = raw.to_string();
-            create(state, user.id, peer, &raw, &uri, &headers, body).await
+            let Json(created) = create(state, user.id, peer, &raw, &uri, &headers, body).await?;
+            Ok(Json(PostAnswer::Created(created)))
         }
     }
+}
+
+#[utoipa::path(
+    method(post, patch),
+    path = "/v2/schedules/{scheduleId}/pause",
+    tag = "schedules",
+    summary = "Pause a schedule (the SDKs send PATCH, the upstream OpenAPI says POST)",
+    params(("scheduleId" = String, Path, description = "A schedule id")),
+    responses(
+        (status = 200, description = "Paused", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
+pub async fn pause(state: &AppState, user_id: &str, id: &str) -> Result<Json<Empty>, ApiError> {
+    set_paused(state, user_id, id, true).await
+}
+
+#[utoipa::path(
+    method(post, patch),
+    path = "/v2/schedules/{scheduleId}/resume",
+    tag = "schedules",
+    summary = "Resume a paused schedule (the SDKs send PATCH, the upstream OpenAPI says POST)",
+    params(("scheduleId" = String, Path, description = "A schedule id")),
+    responses(
+        (status = 200, description = "Resumed", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
+pub async fn resume(state: &AppState, user_id: &str, id: &str) -> Result<Json<Empty>, ApiError> {
+    set_paused(state, user_id, id, false).await
 }
 
 async fn set_paused(
@@ -154,18 +195,39 @@ async fn set_paused(
     user_id: &str,
     id: &str,
     paused: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     match state
         .engine
         .set_schedule_paused(user_id, id, paused)
         .await?
     {
-        Some(_) => Ok(Json(json!({}))),
+        Some(_) => Ok(Json(Empty {})),
         None => Err(schedule_not_found(id)),
     }
 }
 
-async fn create(
+/// Creates the schedule, or replaces the one `Upstash-Schedule-Id` names.
+#[utoipa::path(
+    post,
+    path = "/v2/schedules/{destination}",
+    tag = "schedules",
+    summary = "Create a schedule (or replace the one Upstash-Schedule-Id names)",
+    params(("destination" = String, Path, description = "A URL (`https://...`) or a URL group name"),
+        ("Upstash-Cron" = String, Header, description = "When it fires: a cron expression, `CRON_TZ=` allowed"),
+        ("Upstash-Schedule-Id" = Option<String>, Header, description = "Replace this schedule (or create it with this id)"),
+        ("Upstash-Delay" = Option<String>, Header, description = "Delay of each fire's message (`10s`, `1d10h`)"),
+        ("Upstash-Retries" = Option<String>, Header, description = "Retries after a failed attempt"),
+        ("Upstash-Method" = Option<String>, Header, description = "HTTP method of the deliveries"),
+        ("Upstash-Queue-Name" = Option<String>, Header, description = "Enqueue each fire's message to this queue"),
+        ("Upstash-Callback" = Option<String>, Header, description = "Where the destination's answer is sent")),
+    request_body(content = String, description = "The body of every fire's message, forwarded as is", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Stored", body = ScheduleCreated),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
+pub async fn create(
     state: AppState,
     user_id: String,
     peer: SocketAddr,
@@ -173,7 +235,7 @@ async fn create(
     uri: &Uri,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleCreated>, ApiError> {
     let parsed = ParsedDestination::parse(raw, uri.query()).map_err(ApiError::bad)?;
     let pairs = header_pairs(headers, &parsed.query_settings)?;
     let now = state.engine.now();
@@ -222,7 +284,7 @@ async fn create(
     // with nothing stored, instead of failing at every tick.
     state.engine.plan(&fire_request(&schedule, now)).await?;
     state.engine.put_schedule(schedule).await?;
-    Ok(Json(json!({ "scheduleId": id })))
+    Ok(Json(ScheduleCreated { schedule_id: id }))
 }
 
 fn schedule_not_found(id: &str) -> ApiError {
@@ -282,5 +344,128 @@ fn view(info: &ScheduleInfo) -> ScheduleView {
         error: s.last_error.clone(),
         body,
         body_base64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Pins the Schedule object's wire (WIRE.md §4.3) and the answers of
+    //! create, pause and resume.
+
+    use qstash_core::message::{MessageSpec, MessageState};
+    use qstash_core::redact::Redaction;
+    use serde_json::json;
+
+    use super::*;
+
+    fn schedule(spec: MessageSpec) -> Schedule {
+        Schedule {
+            id: "scd_1".into(),
+            user_id: "u".into(),
+            cron: "*/10 * * * *".into(),
+            destination: "http://127.0.0.1:1/x".into(),
+            spec,
+            body: Vec::new(),
+            queue_name: None,
+            delay_secs: None,
+            caller_ip: None,
+            created_at: 1000,
+            paused: false,
+            next_fire: None,
+            last_fire: None,
+            last_messages: Vec::new(),
+            last_error: None,
+        }
+    }
+
+    #[test]
+    fn a_bare_schedule_omits_every_optional_key() {
+        let spec = MessageSpec {
+            method: "POST".into(),
+            max_retries: 3,
+            ..Default::default()
+        };
+        let info = ScheduleInfo {
+            schedule: schedule(spec),
+            last_states: Vec::new(),
+        };
+        assert_eq!(
+            serde_json::to_value(view(&info)).unwrap(),
+            json!({
+                "scheduleId": "scd_1", "cron": "*/10 * * * *",
+                "destination": "http://127.0.0.1:1/x", "createdAt": 1000,
+                "method": "POST", "header": {}, "retries": 3, "isPaused": false,
+            })
+        );
+    }
+
+    #[test]
+    fn a_full_schedule_has_every_key_with_the_sdks_spelling() {
+        let h = |k: &str, v: &str| [(k.to_string(), vec![v.to_string()])].into();
+        let spec = MessageSpec {
+            method: "GET".into(),
+            header: h("Test-Header", "test-value"),
+            max_retries: 5,
+            retry_delay: Some("1000".into()),
+            timeout_ms: Some(1500),
+            callback: Some("http://127.0.0.1:1/cb".into()),
+            failure_callback: Some("http://127.0.0.1:1/fcb".into()),
+            callback_header: h("Upstash-Callback-Retries", "1"),
+            failure_callback_header: h("Upstash-Failure-Callback-Retries", "2"),
+            labels: vec!["a".into()],
+            redact: Redaction::default(),
+            flow_control: Some(qstash_core::flow_control::FlowControl {
+                key: "k".into(),
+                parallelism: None,
+                rate: Some(4),
+                period: 60,
+            }),
+            ..Default::default()
+        };
+        let mut s = schedule(spec);
+        s.body = vec![0xff, 0x00];
+        s.queue_name = Some("q".into());
+        s.delay_secs = Some(10);
+        s.caller_ip = Some("127.0.0.1".into());
+        s.paused = true;
+        s.last_fire = Some(7000);
+        s.next_fire = Some(8000);
+        s.last_messages = vec!["msg_1".into()];
+        s.last_error = Some("url group gone".into());
+        let info = ScheduleInfo {
+            schedule: s,
+            last_states: vec![("msg_1".into(), MessageState::Delivered)],
+        };
+        assert_eq!(
+            serde_json::to_value(view(&info)).unwrap(),
+            json!({
+                "scheduleId": "scd_1", "cron": "*/10 * * * *",
+                "destination": "http://127.0.0.1:1/x", "createdAt": 1000,
+                "method": "GET", "header": {"Test-Header": ["test-value"]},
+                "retries": 5, "isPaused": true, "delay": 10, "timeout": 2,
+                "callback": "http://127.0.0.1:1/cb", "failureCallback": "http://127.0.0.1:1/fcb",
+                "callbackHeader": {"Upstash-Callback-Retries": ["1"]},
+                "failureCallbackHeader": {"Upstash-Failure-Callback-Retries": ["2"]},
+                "queueName": "q", "callerIP": "127.0.0.1", "callerIp": "127.0.0.1",
+                "retryDelayExpression": "1000", "label": "a", "labels": ["a"],
+                "flowControlKey": "k", "rate": 4, "period": 60,
+                "lastScheduleTime": 7000, "nextScheduleTime": 8000,
+                "lastScheduleStates": {"msg_1": "SUCCESS"},
+                "error": "url group gone", "bodyBase64": "/wA=",
+            })
+        );
+    }
+
+    #[test]
+    fn create_answers_the_id_and_pause_an_empty_object() {
+        let created = PostAnswer::Created(ScheduleCreated {
+            schedule_id: "scd_1".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(created).unwrap(),
+            json!({"scheduleId": "scd_1"})
+        );
+        let done = PostAnswer::Done(Empty {});
+        assert_eq!(serde_json::to_value(done).unwrap(), json!({}));
     }
 }

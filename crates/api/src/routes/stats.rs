@@ -7,38 +7,50 @@
 use axum::extract::State;
 use axum::Json;
 use qstash_store::MessageFilter;
-use serde_json::{json, Value};
 
 use crate::auth::Caller;
-use crate::routes::live::{counts_view, COUNT_CAP};
+use crate::routes::live::COUNT_CAP;
+use crate::views::{CountsView, DlqCountView, ErrorBody, MinuteView, StatsView};
 use crate::{ApiError, AppState};
 
+#[utoipa::path(
+    get,
+    path = "/v2/stats",
+    tag = "console",
+    summary = "Counts per minute over the last hour and what waits now (an extension of this server)",
+    responses(
+        (status = 200, description = "The counts", body = StatsView),
+        (status = "4XX", description = "Unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Caller(user): Caller,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsView>, ApiError> {
     let engine = &state.engine;
     let live = engine
         .live_counts(&user.id, MessageFilter::default(), COUNT_CAP)
         .await?;
     let dlq = engine.dlq_size(&user.id, COUNT_CAP).await?;
-    let minutes: Vec<Value> = engine
+    let minutes = engine
         .minute_stats(&user.id)
         .iter()
-        .map(|m| {
-            json!({
-                "time": m.minute,
-                "published": m.published,
-                "delivered": m.delivered,
-                "failed": m.failed,
-                "retried": m.retried,
-            })
+        .map(|m| MinuteView {
+            time: m.minute,
+            published: m.published,
+            delivered: m.delivered,
+            failed: m.failed,
+            retried: m.retried,
         })
         .collect();
-    Ok(Json(json!({
-        "since": engine.stats_since(),
-        "minutes": minutes,
-        "messages": counts_view(&live),
-        "dlq": { "all": dlq.min(COUNT_CAP), "capped": dlq > COUNT_CAP },
-    })))
+    Ok(Json(StatsView {
+        since: engine.stats_since(),
+        minutes,
+        messages: CountsView::from(&live),
+        dlq: DlqCountView {
+            all: dlq.min(COUNT_CAP),
+            capped: dlq > COUNT_CAP,
+        },
+    }))
 }

@@ -94,9 +94,31 @@ struct PatchBody {
     headers: std::collections::BTreeMap<String, HeaderValue>,
 }
 
+/// The body of a URL group patch (documentation of `PatchBody`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PatchHeaders {
+    /// Header name to a value, or to values joined with `, `.
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
+    headers: std::collections::BTreeMap<String, String>,
+}
+
 /// `PATCH /v2/topics/{name}` with `{"headers": {...}}`: default `Upstash-*`
 /// settings (and forwarded headers) for every publish to the group,
 /// validated as a publish would validate them.
+#[utoipa::path(
+    patch,
+    path = "/v2/topics/{name}",
+    tag = "url groups",
+    summary = "Set the group's default headers: Upstash-* settings and forwarded headers for every publish to it",
+    params(("name" = String, Path, description = "A URL group name")),
+    request_body = PatchHeaders,
+    responses(
+        (status = 200, description = "Done", body = Empty),
+        (status = "4XX", description = "The request is wrong (a header a publish would refuse is a 400), the group is unknown (404), unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn patch(
     State(state): State<AppState>,
     Caller(user): Caller,

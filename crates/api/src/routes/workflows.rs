@@ -10,13 +10,17 @@ use axum::http::HeaderMap;
 use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use qstash_core::workflow::{steps_json, RunFilter, RunState, WaitRequest};
+use qstash_core::workflow::{RunFilter, RunState, WaitRequest};
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::dlq::WorkflowSelection;
 use crate::routes::publish::{header_pairs, read_body};
+use crate::views::{
+    Cancelled, Empty, ErrorBody, HookAnswer, HookQueued, HookResumed, NotifiedView, RunsPage,
+    StepView, WaiterView, WorkflowDlqDeleted, WorkflowRunRef, WorkflowRunsView,
+};
 use crate::{ApiError, AppState};
 
 /// Most runs one page of logs, or one bulk cancel, covers.
@@ -36,13 +40,25 @@ impl From<qstash_engine::WorkflowError> for ApiError {
 
 /// `GET /v2/workflows/runs/{id}`: the run's log for the SDK's lazy fetch;
 /// 404 once the run has ended.
+#[utoipa::path(
+    get,
+    path = "/v2/workflows/runs/{workflowRunId}",
+    tag = "workflow",
+    summary = "A running run's log (the SDK's lazy fetch)",
+    params(("workflowRunId" = String, Path, description = "A run id (wfr_...)")),
+    responses(
+        (status = 200, description = "The log, oldest first", body = Vec<StepView>),
+        (status = "4XX", description = "Unknown or ended run (404), or the request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn steps(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(run_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<StepView>>, ApiError> {
     match state.engine.running_steps(&user.id, &run_id).await? {
-        Some(steps) => Ok(Json(steps_json(&steps, None))),
+        Some(steps) => Ok(Json(steps.iter().map(StepView::from).collect())),
         None => Err(ApiError::NotFound(format!(
             "workflow run {run_id} not found or no longer running"
         ))),
@@ -52,13 +68,27 @@ pub async fn steps(
 /// `DELETE /v2/workflows/runs/{id}?cancel=true|false`: the SDK's last call
 /// of a finished run (the body is its result), or a cancel. Repeating it
 /// answers 200 again.
+#[utoipa::path(
+    delete,
+    path = "/v2/workflows/runs/{workflowRunId}",
+    tag = "workflow",
+    summary = "Finish a run (the body is its result) or cancel it; repeatable",
+    params(("workflowRunId" = String, Path, description = "A run id (wfr_...)"),
+        ("cancel" = Option<bool>, Query, description = "`true` cancels the run instead of finishing it")),
+    request_body(content = String, description = "The run's result", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Ended", body = Empty),
+        (status = "4XX", description = "Unknown run (404), or the request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn end(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(run_id): Path<String>,
     uri: Uri,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let query = Query::parse(uri.query());
     let cancel = match query.get("cancel") {
         None | Some("false") => false,
@@ -80,7 +110,7 @@ pub async fn end(
         .end_run(&user.id, &run_id, target, result, None)
         .await?
     {
-        Some(_) => Ok(Json(json!({}))),
+        Some(_) => Ok(Json(Empty {})),
         None => Err(ApiError::NotFound(format!(
             "workflow run {run_id} not found"
         ))),
@@ -110,14 +140,57 @@ fn run_filter(query: &Query) -> Result<RunFilter, ApiError> {
     })
 }
 
+/// The run filters of a bulk cancel and of the logs, documented once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RunParams {
+    /// These runs (repeatable).
+    #[param(rename = "workflowRunIds")]
+    workflow_run_ids: Option<Vec<String>>,
+    /// This run (repeatable).
+    #[param(rename = "workflowRunId")]
+    workflow_run_id: Option<Vec<String>>,
+    /// Runs whose URL starts with this (is this, with
+    /// `workflowUrlExactMatch=true`).
+    #[param(rename = "workflowUrl")]
+    workflow_url: Option<String>,
+    #[param(rename = "workflowUrlExactMatch")]
+    workflow_url_exact_match: Option<bool>,
+    /// Runs with this label.
+    label: Option<String>,
+    /// RUN_STARTED, RUN_SUCCESS, RUN_FAILED or RUN_CANCELED.
+    state: Option<String>,
+    /// Runs created at or after (unix ms).
+    #[param(rename = "fromDate")]
+    from_date: Option<i64>,
+    /// Runs created at or before (unix ms).
+    #[param(rename = "toDate")]
+    to_date: Option<i64>,
+    /// At most this many runs (1 to 1000).
+    count: Option<u32>,
+}
+
 /// `DELETE /v2/workflows/runs?workflowRunIds=..|workflowUrl=..|label=..|
 /// fromDate=..&toDate=..&count=..`: cancels up to `count` (100) running
 /// runs that match; answers `{cancelled}`.
+#[utoipa::path(
+    delete,
+    path = "/v2/workflows/runs",
+    tag = "workflow",
+    summary = "Cancel up to `count` running runs that match (repeat until it answers 0)",
+    params(RunParams),
+    responses(
+        (status = 200, description = "How many runs were cancelled", body = Cancelled),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full", body = ErrorBody),
+    )
+)]
 pub async fn cancel_many(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Cancelled>, ApiError> {
     let query = Query::parse(uri.query());
     let mut filter = run_filter(&query)?;
     filter.state = Some(RunState::Running);
@@ -147,16 +220,59 @@ pub async fn cancel_many(
             _ => break,
         }
     }
-    Ok(Json(json!({ "cancelled": cancelled })))
+    Ok(Json(Cancelled {
+        cancelled: cancelled as u64,
+    }))
 }
 
-/// `GET /v2/workflows/logs` (and the SDK's `/v2/workflows/events`): runs,
-/// newest first, as `client.logs` reads them.
+/// `GET /v2/workflows/logs`: runs, newest first, as `client.logs` reads
+/// them.
+#[utoipa::path(
+    get,
+    path = "/v2/workflows/logs",
+    tag = "workflow",
+    summary = "Runs, newest first, with their steps (`client.logs`)",
+    params(RunParams, ("cursor" = Option<String>, Query, description = "Where the previous page ended")),
+    responses(
+        (status = 200, description = "A page (`count` defaults to 10)", body = RunsPage),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn logs(
+    state: State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<RunsPage>, ApiError> {
+    run_page(state, caller, uri).await.map(Json)
+}
+
+/// `GET /v2/workflows/events`: the same, at the path the SDK calls.
+#[utoipa::path(
+    get,
+    path = "/v2/workflows/events",
+    tag = "workflow",
+    summary = "The same as /v2/workflows/logs, at the path the SDK calls",
+    params(RunParams, ("cursor" = Option<String>, Query, description = "Where the previous page ended")),
+    responses(
+        (status = 200, description = "A page (`count` defaults to 10)", body = RunsPage),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
+pub async fn events(
+    state: State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<RunsPage>, ApiError> {
+    run_page(state, caller, uri).await.map(Json)
+}
+
+async fn run_page(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<RunsPage, ApiError> {
     let query = Query::parse(uri.query());
     let filter = run_filter(&query)?;
     let count = query.count(MAX_COUNT)?.unwrap_or(10);
@@ -174,12 +290,11 @@ pub async fn logs(
         Some((at, id)) => format!("{at}_{id}"),
         None => String::new(),
     };
-    let runs = page.runs;
-    let mut out = Vec::with_capacity(runs.len());
-    for run in &runs {
-        out.push(state.engine.workflow_run_log(run).await?);
+    let mut runs = Vec::with_capacity(page.runs.len());
+    for run in &page.runs {
+        runs.push(state.engine.workflow_run_log(run).await?);
     }
-    Ok(Json(json!({ "cursor": cursor, "runs": out })))
+    Ok(RunsPage { cursor, runs })
 }
 
 fn parse_cursor(c: &str) -> Result<(i64, String), ApiError> {
@@ -188,16 +303,49 @@ fn parse_cursor(c: &str) -> Result<(i64, String), ApiError> {
         .ok_or_else(|| ApiError::BadRequest(format!("cursor {c:?} is not one this server gave")))
 }
 
+/// The body of a wait (documentation of `WaitRequest`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct WaitBody {
+    /// Where the run resumes when the event comes.
+    url: String,
+    /// Seconds, or a duration (`7d`); a week when absent, a year at most.
+    #[schema(value_type = Option<serde_json::Value>)]
+    timeout: Option<Value>,
+    /// Where the run resumes on timeout (`url` when absent).
+    #[schema(rename = "timeoutUrl")]
+    timeout_url: Option<String>,
+    #[schema(rename = "timeoutHeaders")]
+    timeout_headers: Option<std::collections::HashMap<String, Vec<String>>>,
+    /// The SDK's step document (a JSON object).
+    #[schema(value_type = serde_json::Value)]
+    step: Value,
+}
+
 /// `POST /v2/wait/{eventId}` (`context.waitForEvent`): the run waits for
 /// the event until the body's timeout; the request's headers are those of
 /// the step that resumes it.
+#[utoipa::path(
+    post,
+    path = "/v2/wait/{eventId}",
+    tag = "workflow",
+    summary = "A run waits for an event (`context.waitForEvent`)",
+    params(("eventId" = String, Path, description = "The event"),
+        ("Upstash-Workflow-RunId" = String, Header, description = "The waiting run")),
+    request_body = WaitBody,
+    responses(
+        (status = 200, description = "The run waits", body = Empty),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was stored", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn wait(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(event_id): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Empty>, ApiError> {
     let bytes = read_body(body, state.config.max_body_bytes).await?;
     let request: WaitRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("invalid wait request: {e}")))?;
@@ -219,22 +367,79 @@ pub async fn wait(
         .check_url(&waiter.timeout_url)
         .map_err(ApiError::bad)?;
     state.engine.add_waiter(waiter).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Empty {}))
 }
 
 /// `POST /v2/notify/{eventId}` and `/v2/notify/{runId}/{eventId}`: resumes
 /// the event's waiters with the body as the event data; answers one entry
 /// per waiter resumed.
 pub async fn notify(
-    State(state): State<AppState>,
-    Caller(user): Caller,
+    state: State<AppState>,
+    caller: Caller,
     Path(rest): Path<String>,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
-    let (run_id, event_id) = match rest.split_once('/') {
-        Some((run, event)) => (Some(run.to_string()), event.to_string()),
-        None => (None, rest),
-    };
+) -> Result<Json<Vec<NotifiedView>>, ApiError> {
+    match rest.split_once('/') {
+        Some((run, event)) => {
+            let path = Path((run.to_string(), event.to_string()));
+            notify_run(state, caller, path, body).await
+        }
+        None => notify_all(state, caller, Path(rest), body).await,
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v2/notify/{eventId}",
+    tag = "workflow",
+    summary = "Resume every run waiting for the event (`client.notify`)",
+    params(("eventId" = String, Path, description = "The event")),
+    request_body(content = String, description = "The event data", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The waiters resumed", body = Vec<NotifiedView>),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
+pub async fn notify_all(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path(event_id): Path<String>,
+    body: Body,
+) -> Result<Json<Vec<NotifiedView>>, ApiError> {
+    resume_waiters(&state, &user.id, None, event_id, body).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v2/notify/{workflowRunId}/{eventId}",
+    tag = "workflow",
+    summary = "Resume one run waiting for the event; kept for its wait if it does not wait yet",
+    params(("workflowRunId" = String, Path, description = "The run"),
+        ("eventId" = String, Path, description = "The event")),
+    request_body(content = String, description = "The event data", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "The waiters resumed", body = Vec<NotifiedView>),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
+pub async fn notify_run(
+    State(state): State<AppState>,
+    Caller(user): Caller,
+    Path((run_id, event_id)): Path<(String, String)>,
+    body: Body,
+) -> Result<Json<Vec<NotifiedView>>, ApiError> {
+    resume_waiters(&state, &user.id, Some(run_id), event_id, body).await
+}
+
+async fn resume_waiters(
+    state: &AppState,
+    user_id: &str,
+    run_id: Option<String>,
+    event_id: String,
+    body: Body,
+) -> Result<Json<Vec<NotifiedView>>, ApiError> {
     if event_id.is_empty() || event_id.contains('/') {
         return Err(ApiError::BadRequest(format!(
             "notify takes /v2/notify/{{eventId}} or /v2/notify/{{workflowRunId}}/{{eventId}}, got event {event_id:?}"
@@ -243,47 +448,87 @@ pub async fn notify(
     let event = read_body(body, state.config.max_body_bytes).await?;
     let resumed = state
         .engine
-        .notify(&user.id, &event_id, run_id, event)
+        .notify(user_id, &event_id, run_id, event)
         .await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         resumed
             .into_iter()
-            .map(|(w, id)| json!({ "waiter": w.view(), "messageId": id }))
+            .map(|(w, id)| NotifiedView {
+                waiter: WaiterView::from(&w),
+                message_id: id,
+            })
             .collect(),
-    )))
+    ))
 }
 
-/// `GET /v2/waiters/{eventId}`.
+#[utoipa::path(
+    get,
+    path = "/v2/waiters/{eventId}",
+    tag = "workflow",
+    summary = "The runs waiting for an event (`client.getWaiters`)",
+    params(("eventId" = String, Path, description = "The event")),
+    responses(
+        (status = 200, description = "The waiters", body = Vec<WaiterView>),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable", body = ErrorBody),
+    )
+)]
 pub async fn waiters(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(event_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Vec<WaiterView>>, ApiError> {
     let waiters = state.engine.waiters(&user.id, &event_id).await?;
-    Ok(Json(Value::Array(
-        waiters.iter().map(|w| w.view()).collect(),
-    )))
+    Ok(Json(waiters.iter().map(WaiterView::from).collect()))
 }
 
 /// `POST /v2/workflows/dlq/resume?dlqIds=…` (`client.dlq.resume`): each
 /// failed run continues from its failed step.
+#[utoipa::path(
+    post,
+    path = "/v2/workflows/dlq/resume",
+    tag = "workflow",
+    summary = "Failed runs continue from their failed step (`client.dlq.resume`)",
+    params(("dlqIds" = Option<Vec<String>>, Query, description = "The DLQ entries of failed steps (repeatable); without them, the filters of `DELETE /v2/workflows/dlq` select one page"),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended"),
+        ("Upstash-Retries" = Option<String>, Header, description = "Retries of the step delivered again")),
+    responses(
+        (status = 200, description = "The runs", body = WorkflowRunsView),
+        (status = "4XX", description = "An entry is unknown or not a workflow step, or the request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn dlq_resume(
     state: State<AppState>,
     caller: Caller,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowRunsView>, ApiError> {
     dlq_again(state, caller, uri, headers, false).await
 }
 
 /// `POST /v2/workflows/dlq/restart?dlqIds=…` (`client.dlq.restart`): each
 /// failed run starts again from the beginning, as a new run.
+#[utoipa::path(
+    post,
+    path = "/v2/workflows/dlq/restart",
+    tag = "workflow",
+    summary = "Failed runs start again from the beginning, as new runs (`client.dlq.restart`)",
+    params(("dlqIds" = Option<Vec<String>>, Query, description = "The DLQ entries of failed steps (repeatable); without them, the filters of `DELETE /v2/workflows/dlq` select one page"),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended"),
+        ("Upstash-Retries" = Option<String>, Header, description = "Retries of the new runs' steps")),
+    responses(
+        (status = 200, description = "The runs", body = WorkflowRunsView),
+        (status = "4XX", description = "An entry is unknown or not a workflow step, or the request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn dlq_restart(
     state: State<AppState>,
     caller: Caller,
     uri: Uri,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowRunsView>, ApiError> {
     dlq_again(state, caller, uri, headers, true).await
 }
 
@@ -293,7 +538,7 @@ async fn dlq_again(
     uri: Uri,
     headers: HeaderMap,
     restart: bool,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowRunsView>, ApiError> {
     let raw = Query::parse(uri.query());
     let overrides: Vec<(String, String)> = header_pairs(&headers, &[])?
         .into_iter()
@@ -334,19 +579,37 @@ async fn dlq_again(
         }
         (runs, selection.cursor(page.cursor))
     };
-    let runs: Vec<Value> = runs
-        .iter()
-        .map(|r| json!({ "workflowRunId": r.run_id, "workflowCreatedAt": r.created_at }))
-        .collect();
-    Ok(Json(json!({ "workflowRuns": runs, "cursor": cursor })))
+    Ok(Json(WorkflowRunsView {
+        workflow_runs: runs.iter().map(WorkflowRunRef::from).collect(),
+        cursor,
+    }))
 }
 
 /// `DELETE /v2/workflows/dlq?dlqIds=…` or by filter (`client.dlq.delete`).
+#[utoipa::path(
+    delete,
+    path = "/v2/workflows/dlq",
+    tag = "workflow",
+    summary = "Delete DLQ entries by id or by filter, a page at a time (`client.dlq.delete`)",
+    params(
+        ("dlqIds" = Option<Vec<String>>, Query, description = "The entries (repeatable); without them, the filters select one page"),
+        ("cursor" = Option<String>, Query, description = "Where the previous page ended"),
+        ("count" = Option<u32>, Query, description = "Entries per page, 100 at most"),
+        ("workflowRunId" = Option<String>, Query, description = "Filter: the run"),
+        ("workflowUrl" = Option<String>, Query, description = "Filter: the workflow's URL"),
+        ("all" = Option<bool>, Query, description = "Select every entry, a page at a time"),
+    ),
+    responses(
+        (status = 200, description = "How many were deleted, and where the next page starts (empty on the last)", body = WorkflowDlqDeleted),
+        (status = "4XX", description = "The request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn dlq_delete(
     State(state): State<AppState>,
     Caller(user): Caller,
     uri: Uri,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowDlqDeleted>, ApiError> {
     let raw = Query::parse(uri.query());
     let ids = raw.all("dlqIds");
     let (query, selection) = if ids.is_empty() {
@@ -367,24 +630,35 @@ pub async fn dlq_delete(
     let cursor = selection
         .map(|s| s.cursor(deleted.cursor))
         .unwrap_or_default();
-    Ok(Json(
-        json!({ "deleted": deleted.deleted, "cursor": cursor }),
-    ))
+    Ok(Json(WorkflowDlqDeleted {
+        deleted: deleted.deleted,
+        cursor,
+    }))
 }
 
 /// `POST /v2/workflows/dlq/callback/{dlqId}` (`client.dlq.retryFailureFunction`).
+#[utoipa::path(
+    post,
+    path = "/v2/workflows/dlq/callback/{dlqId}",
+    tag = "workflow",
+    summary = "Send a failed run's failure callback again (`client.dlq.retryFailureFunction`)",
+    params(("dlqId" = String, Path, description = "The DLQ entry of the failed step")),
+    responses(
+        (status = 200, description = "The run", body = WorkflowRunRef),
+        (status = "4XX", description = "The entry is unknown or not a workflow step, or the request is wrong, unauthenticated or over a limit; nothing was changed", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was changed", body = ErrorBody),
+    )
+)]
 pub async fn dlq_callback(
     State(state): State<AppState>,
     Caller(user): Caller,
     Path(dlq_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkflowRunRef>, ApiError> {
     let run = state
         .engine
         .retry_failure_function(&user.id, &dlq_id)
         .await?;
-    Ok(Json(
-        json!({ "workflowRunId": run.run_id, "workflowCreatedAt": run.created_at }),
-    ))
+    Ok(Json(WorkflowRunRef::from(&run)))
 }
 
 /// `/v2/workflows/hooks/{userId}/{runId}/{eventId}` (any method; no
@@ -392,6 +666,22 @@ pub async fn dlq_callback(
 /// `waitForWebhook` reads it, resumes the run waiting on the event; if
 /// the run does not wait yet, the call is kept for its wait (in order).
 /// 404 when the run is unknown or has ended.
+#[utoipa::path(
+    method(get, post, put, patch, delete),
+    path = "/v2/workflows/hooks/{userId}/{workflowRunId}/{eventId}",
+    tag = "workflow",
+    summary = "A webhook call for a run waiting on it (`context.createWebhook`); any method, no token",
+    security(()),
+    params(("userId" = String, Path, description = "The run's user"),
+        ("workflowRunId" = String, Path, description = "The run"),
+        ("eventId" = String, Path, description = "The webhook's event")),
+    request_body(content = String, description = "Anything: the run receives it", content_type = "application/octet-stream"),
+    responses(
+        (status = 200, description = "Resumed the run, or kept for its wait", body = HookAnswer),
+        (status = "4XX", description = "No running run of that user and id (404), or over a limit", body = ErrorBody),
+        (status = "5XX", description = "The storage is unavailable or full; nothing was stored", body = ErrorBody),
+    )
+)]
 pub async fn hook(
     State(state): State<AppState>,
     Caller(user): Caller,
@@ -400,7 +690,7 @@ pub async fn hook(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HookAnswer>, ApiError> {
     use base64::Engine as _;
     let body = read_body(body, state.config.max_body_bytes).await?;
     let running = state
@@ -451,23 +741,54 @@ pub async fn hook(
             event.to_string().into_bytes(),
         )
         .await?;
-    match resumed.first() {
-        Some((_, id)) => Ok(Json(json!({ "messageId": id }))),
-        None => Ok(Json(json!({ "queued": true }))),
-    }
+    Ok(Json(match resumed.into_iter().next() {
+        Some((_, message_id)) => HookAnswer::Resumed(HookResumed { message_id }),
+        None => HookAnswer::Queued(HookQueued { queued: true }),
+    }))
 }
 
 /// Workflow features of the SDK this server does not have: a clear 501
 /// naming the feature (README.md, "Upstash Workflow", lists them).
-pub async fn not_supported(method: Method, uri: Uri) -> Response {
+#[utoipa::path(
+    post,
+    path = "/v2/trigger/{path}",
+    tag = "workflow",
+    summary = "Not supported yet: answers 501 (any method, any path below)",
+    params(("path" = String, Path, description = "Anything")),
+    responses(
+        (status = "4XX", description = "Unauthenticated or over a limit", body = ErrorBody),
+        (status = 501, description = "Not supported by this server yet", body = ErrorBody),
+    )
+)]
+pub async fn trigger_not_supported(method: Method, uri: Uri) -> Response {
+    not_supported(method, uri)
+}
+
+/// Workflow DLQ actions other than those above.
+#[utoipa::path(
+    post,
+    path = "/v2/workflows/dlq/{action}",
+    tag = "workflow",
+    summary = "Other workflow DLQ actions: not supported yet, answer 501 (any method, any path below)",
+    params(("action" = String, Path, description = "Anything but resume, restart and callback/{dlqId}")),
+    responses(
+        (status = "4XX", description = "Unauthenticated or over a limit", body = ErrorBody),
+        (status = 501, description = "Not supported by this server yet", body = ErrorBody),
+    )
+)]
+pub async fn dlq_not_supported(method: Method, uri: Uri) -> Response {
+    not_supported(method, uri)
+}
+
+fn not_supported(method: Method, uri: Uri) -> Response {
     let path = uri.path();
     let feature = if path.starts_with("/v2/workflows/dlq") {
         "this workflow DLQ action"
     } else {
         "this workflow endpoint"
     };
-    let body = json!({
-        "error": format!("{method} {path}: {feature} is not supported by this server yet (see README.md, Upstash Workflow)"),
-    });
+    let body = ErrorBody {
+        error: format!("{method} {path}: {feature} is not supported by this server yet (see README.md, Upstash Workflow)"),
+    };
     (StatusCode::NOT_IMPLEMENTED, Json(body)).into_response()
 }
