@@ -74,15 +74,13 @@ impl Cluster {
 
     /// SIGKILL node `i`; it stays down until `restart`.
     fn kill9(&mut self, i: usize) {
-        let node = self.nodes[i].take().expect("node running");
-        let node = Arc::try_unwrap(node).unwrap_or_else(|_| panic!("node {i} still shared"));
+        let node = sole(self.nodes[i].take().expect("node running"), i);
         node.kill9();
     }
 
     /// SIGTERM node `i` and wait for its clean exit.
     fn terminate(&mut self, i: usize) {
-        let node = self.nodes[i].take().expect("node running");
-        let node = Arc::try_unwrap(node).unwrap_or_else(|_| panic!("node {i} still shared"));
+        let node = sole(self.nodes[i].take().expect("node running"), i);
         assert!(
             node.terminate(Duration::from_secs(60)),
             "node {i} did not stop cleanly"
@@ -392,7 +390,7 @@ async fn a_flow_control_rate_holds_across_nodes() {
     let times: Vec<Instant> = got.iter().map(|r| r.at).collect();
     // Starts are counted at the gate; arrivals may lag a start by a
     // moment, so a window a little shorter than the period is checked.
-    let window = Duration::from_millis(2000 - 300);
+    let window = Duration::from_millis(2000 - 600);
     for (i, t) in times.iter().enumerate() {
         let inside = times[i..]
             .iter()
@@ -553,4 +551,21 @@ async fn changes_through_one_node_reach_every_node_within_a_second() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// The node once no publisher holds it any more (one may be in the middle
+/// of a request to it when the test stops using it, longer on a busy
+/// machine).
+fn sole(mut node: Arc<Server>, i: usize) -> Server {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match Arc::try_unwrap(node) {
+            Ok(server) => return server,
+            Err(shared) if Instant::now() < deadline => {
+                node = shared;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(_) => panic!("node {i} still shared after 30 s"),
+        }
+    }
 }

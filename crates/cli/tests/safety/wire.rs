@@ -152,7 +152,15 @@ async fn dev_quota_and_log_port_have_an_effect() {
             out
         }
     };
-    let got = statuses(&limited).await;
+    // A machine too busy to serve 100 requests a second never exceeds the
+    // rate: a few more bursts before concluding that nothing is refused.
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got = statuses(&limited).await;
+        if got.iter().any(|(s, _)| *s == 429) {
+            break;
+        }
+    }
     let limited_429: Vec<_> = got.iter().filter(|(s, _)| *s == 429).collect();
     assert!(!limited_429.is_empty(), "no 429 with -quota=free");
     assert_eq!(limited_429[0].1.as_ref().unwrap(), "100");
