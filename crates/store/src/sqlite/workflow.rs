@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Failing, Resume, RunPage, RunWalk,
+    resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -214,22 +214,24 @@ fn end(
     conn: &Tx,
     user_id: &str,
     run_id: &str,
+    when: EndIf,
     state: RunState,
     result: Option<&[u8]>,
     failure: Option<&str>,
     resume: Option<Resume>,
     now: Millis,
 ) -> Result<Option<Ended>> {
-    // However the run ends (or if it is gone), it is no longer failing.
-    conn.prepare_cached("DELETE FROM workflow_failing WHERE user_id = ?1 AND run_id = ?2")?
-        .execute(params![user_id, run_id])?;
+    // However the run ends (or if it is gone), it is no longer failing;
+    // for `EndIf::Noted` taking a note is the permission to end it.
+    let noted = take_notes(conn, user_id, run_id)?;
     let found: Option<String> = conn
         .prepare_cached("SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2")?
         .query_row(params![user_id, run_id], |r| r.get(0))
         .optional()?;
     let Some(was) = found else { return Ok(None) };
     let was = decode_state(&was)?;
-    if was == RunState::Running {
+    let changed = was == RunState::Running && (when == EndIf::Running || noted);
+    if changed {
         conn.prepare_cached(
             "UPDATE workflow_runs SET state = ?3, result = ?4, failure = ?5, updated_at = ?6 WHERE user_id = ?1 AND run_id = ?2",
         )?
@@ -248,7 +250,19 @@ fn end(
         )?
         .query_map(params![user_id, run_id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(Some(Ended { was, message_ids }))
+    Ok(Some(Ended {
+        was,
+        changed,
+        message_ids,
+    }))
+}
+
+/// Deletes the run's failing notes; true when there was one.
+fn take_notes(conn: &Connection, user_id: &str, run_id: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM workflow_failing WHERE user_id = ?1 AND run_id = ?2")?
+        .execute(params![user_id, run_id])?;
+    Ok(n > 0)
 }
 
 /// Appends `resume` to the invoking run if it is still running (with
@@ -506,6 +520,7 @@ impl Workflows for SqliteStore {
         &self,
         user_id: &str,
         run_id: &str,
+        when: EndIf,
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
@@ -519,6 +534,7 @@ impl Workflows for SqliteStore {
                     conn,
                     &user_id,
                     &run_id,
+                    when,
                     state,
                     result.as_deref(),
                     failure.as_deref(),
@@ -650,11 +666,25 @@ impl Workflows for SqliteStore {
         );
         self.writer
             .write(move |conn| {
+                // Only a failed run resumes: a second entry of a run resumed
+                // already (parallel branches) changes nothing.
+                let state: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2",
+                    )?
+                    .query_row(params![user_id, run_id], |r| r.get(0))
+                    .optional()?;
+                if state.as_deref() != Some(RunState::Failed.as_str()) {
+                    return Ok(None);
+                }
                 let created = super::dlq::retry(conn, &user_id, std::slice::from_ref(&retry), now)?;
                 let Some(Some(id)) = created.into_iter().next() else {
                     return Ok(None);
                 };
                 relog(conn, &user_id, &run_id, &failed, &id, now)?;
+                // Notes left of the failure resumed (a crash before its
+                // end, a parallel branch's) must not fail the revived run.
+                take_notes(conn, &user_id, &run_id)?;
                 Ok(Some(id))
             })
             .await
