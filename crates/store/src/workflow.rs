@@ -152,8 +152,9 @@ pub trait Workflows: Send + Sync {
     /// (`resume_from_dlq`) take its notes.
     async fn failing_runs(&self, before: Millis, limit: usize) -> Result<Vec<Failing>>;
 
-    /// The waiters of one run (its `(user, run)` index), for its logs.
-    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>>;
+    /// The waiters of these runs (the `(user, run)` index, one query per
+    /// couple of hundred runs), for a page of their logs.
+    async fn runs_waiters(&self, user_id: &str, run_ids: &[String]) -> Result<Vec<Waiter>>;
 
     /// The earliest deadline of any waiter (a read of the deadline index).
     async fn next_waiter_deadline(&self) -> Result<Option<Millis>>;

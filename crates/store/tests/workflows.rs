@@ -921,3 +921,41 @@ async fn a_second_dlq_entry_of_a_resumed_run_changes_nothing() {
     // The housekeeping finds no note of the revived run.
     assert!(w.failing_runs(now + 10, 100).await.unwrap().is_empty());
 }
+
+/// The waiters of a page of runs come in one read, each with its run id,
+/// and only those of the runs named (and of the user).
+#[tokio::test]
+async fn the_waiters_of_several_runs_are_read_at_once() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    for id in ["wfr_w1", "wfr_w2", "wfr_w3"] {
+        w.start_run(run(id), step(&format!("{id}-m0"), id, true, "{}"), T)
+            .await
+            .unwrap();
+    }
+    for (run, event) in [
+        ("wfr_w1", "e1"),
+        ("wfr_w1", "e2"),
+        ("wfr_w2", "e3"),
+        ("wfr_w3", "e4"),
+    ] {
+        w.add_waiter(waiter(run, event, T + 60_000)).await.unwrap();
+    }
+    let ids = |runs: &[&str]| runs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    let mut got: Vec<(String, String)> = w
+        .runs_waiters("u", &ids(&["wfr_w1", "wfr_w2", "wfr_none"]))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.run_id, x.event_id))
+        .collect();
+    got.sort();
+    let want = [("wfr_w1", "e1"), ("wfr_w1", "e2"), ("wfr_w2", "e3")];
+    assert_eq!(got, want.map(|(r, e)| (r.to_string(), e.to_string())));
+    assert!(w
+        .runs_waiters("other", &ids(&["wfr_w1"]))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(w.runs_waiters("u", &[]).await.unwrap().is_empty());
+}

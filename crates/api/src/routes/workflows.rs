@@ -182,11 +182,7 @@ pub async fn logs(
         Some((at, id)) => format!("{at}_{id}"),
         None => String::new(),
     };
-    let runs = page.runs;
-    let mut out = Vec::with_capacity(runs.len());
-    for run in &runs {
-        out.push(state.engine.workflow_run_log(run).await?);
-    }
+    let out = state.engine.workflow_run_logs(&user.id, &page.runs).await?;
     Ok(Json(json!({ "cursor": cursor, "runs": out })))
 }
 

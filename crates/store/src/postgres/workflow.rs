@@ -625,11 +625,12 @@ impl Workflows for PgStore {
             .collect()
     }
 
-    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>> {
+    async fn runs_waiters(&self, user_id: &str, run_ids: &[String]) -> Result<Vec<Waiter>> {
         let sql_text = format!(
-            "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND run_id = $2 ORDER BY created_at"
+            "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND run_id = ANY($2) ORDER BY created_at"
         );
-        let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &run_id]).await?;
+        let ids = run_ids.to_vec();
+        let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &ids]).await?;
         rows.iter().map(waiter_of).collect()
     }
 }

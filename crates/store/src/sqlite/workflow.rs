@@ -286,6 +286,9 @@ fn resume_invoker(conn: &Tx, user_id: &str, resume: Resume, now: Millis) -> Resu
     Ok(())
 }
 
+/// Run ids one waiter query names (the statement is cached per length).
+const RUNS_PER_QUERY: usize = 200;
+
 const WAITER_COLUMNS: &str = "user_id, event_id, run_id, url, deadline, headers, timeout_url, timeout_headers, step, created_at";
 
 type WaiterRow = (Waiter, String, String, String);
@@ -727,11 +730,21 @@ impl Workflows for SqliteStore {
         .await
     }
 
-    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>> {
-        let (user_id, run_id) = (user_id.to_string(), run_id.to_string());
+    async fn runs_waiters(&self, user_id: &str, run_ids: &[String]) -> Result<Vec<Waiter>> {
+        let (user_id, run_ids) = (user_id.to_string(), run_ids.to_vec());
         self.read(move |conn| {
-            let sql = format!("SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND run_id = ?2 ORDER BY created_at");
-            take_waiters(conn, &sql, &[&user_id, &run_id])
+            let mut out = Vec::new();
+            for chunk in run_ids.chunks(RUNS_PER_QUERY) {
+                let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND run_id IN ({}) ORDER BY created_at",
+                    marks.join(", ")
+                );
+                let mut args: Vec<&dyn rusqlite::ToSql> = vec![&user_id];
+                args.extend(chunk.iter().map(|r| r as &dyn rusqlite::ToSql));
+                out.extend(take_waiters(conn, &sql, &args)?);
+            }
+            Ok(out)
         })
         .await
     }
