@@ -582,6 +582,7 @@ impl Engine {
                 None,
             );
             message.message.spec.workflow = old.spec.workflow.clone();
+            let revive = self.cancelled_by_failure(&run, now).await?;
             plans.push((
                 run,
                 old.id,
@@ -589,20 +590,70 @@ impl Engine {
                     dlq_id: dlq_id.clone(),
                     message,
                 },
+                revive,
             ));
         }
         let mut resumed = Vec::new();
-        for (run, failed, retry) in plans {
+        for (run, failed, retry, revive) in plans {
             let created = self
                 .store
                 .workflows()
-                .resume_from_dlq(user_id, &run.run_id, &failed, retry, now)
+                .resume_from_dlq(user_id, &run.run_id, &failed, retry, revive, now)
                 .await?;
             if created.is_some() {
                 resumed.push(run);
             }
         }
         Ok(resumed)
+    }
+
+    /// The messages of a failed run that failing it cancelled (the other
+    /// branches of a parallel block, a sleep), each with a copy to take its
+    /// place when the run is resumed: without them a parallel run would
+    /// wait for results that never come. A failed run's log holds no other
+    /// cancelled message: a cancelled run does not resume, and an earlier
+    /// resume replaced the ones cancelled before.
+    async fn cancelled_by_failure(
+        &self,
+        run: &Run,
+        now: i64,
+    ) -> Result<Vec<(String, NewMessage)>, WorkflowError> {
+        // The message log keeps a cancelled message (the messages table
+        // answers live ones only): its newest entry says it was cancelled.
+        let steps = self.workflow_steps(&run.user_id, &run.run_id).await?;
+        let ids: Vec<String> = steps.iter().map(|s| s.message_id.clone()).collect();
+        let mut events = self.message_events(&run.user_id, &ids).await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(newest) = events
+                .remove(&id)
+                .and_then(|e| e.into_iter().max_by_key(|e| e.time))
+            else {
+                continue;
+            };
+            // A cancel writes both entries at the same time.
+            use qstash_core::message::LogState;
+            if !matches!(newest.state, LogState::Canceled | LogState::CancelRequested) {
+                continue;
+            }
+            let m = newest.message;
+            let due = m.not_before.max(now);
+            let copy = Message {
+                id: qstash_core::ids::message_id(),
+                created_at: now,
+                not_before: due,
+                due_at: due,
+                retried: 0,
+                state: qstash_core::MessageState::Pending,
+                ..m
+            };
+            let message = NewMessage {
+                message: copy,
+                dedup_key: None,
+            };
+            out.push((id, message));
+        }
+        Ok(out)
     }
 
     /// `client.dlq.retryFailureFunction`: the failure callback of a failed

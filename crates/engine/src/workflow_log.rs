@@ -64,7 +64,7 @@ impl Engine {
     }
 
     /// The log entries of `ids`, by message id.
-    async fn message_events(
+    pub(crate) async fn message_events(
         &self,
         user_id: &str,
         ids: &[String],

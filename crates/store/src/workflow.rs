@@ -167,13 +167,18 @@ pub trait Workflows: Send + Sync {
     /// from the same point), and the run is running again; its failing
     /// notes are taken (they were about the failure being resumed). None,
     /// changing nothing, when the entry is gone or the run is not failed
-    /// (a second entry of a run resumed already).
+    /// (a second entry of a run resumed already). Each of `revive` (a
+    /// message of the run that failing it cancelled, such as a parallel
+    /// sibling of the failed branch, and its replacement) is stored and
+    /// takes the cancelled one's place in the log in the same commit, so
+    /// the run can finish.
     async fn resume_from_dlq(
         &self,
         user_id: &str,
         run_id: &str,
         failed_message_id: &str,
         retry: qstash_core::dlq::DlqRetry,
+        revive: Vec<(String, NewMessage)>,
         now: Millis,
     ) -> Result<Option<String>>;
 }

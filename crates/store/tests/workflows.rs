@@ -746,7 +746,7 @@ async fn dlq_resume(
     };
     store
         .workflows()
-        .resume_from_dlq("u", run, failed, retry, at)
+        .resume_from_dlq("u", run, failed, retry, vec![], at)
         .await
         .unwrap()
 }
@@ -958,4 +958,61 @@ async fn the_waiters_of_several_runs_are_read_at_once() {
         .unwrap()
         .is_empty());
     assert!(w.runs_waiters("u", &[]).await.unwrap().is_empty());
+}
+
+/// A DLQ resume brings back, in the same commit, the messages failing the
+/// run cancelled (a parallel sibling): each copy takes its place in the log.
+#[tokio::test]
+async fn a_dlq_resume_puts_revived_messages_in_their_places() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_v"), step("v0", "wfr_v", true, "{}"), T)
+        .await
+        .unwrap();
+    let branches = vec![
+        step("v1", "wfr_v", false, "{}"),
+        step("v2", "wfr_v", false, "{\"sibling\":1}"),
+    ];
+    w.append_to_run("u", "wfr_v", branches, T).await.unwrap();
+    let now = T + 3_600_000;
+    store.claim_due(now, 10).await.unwrap();
+    store
+        .record_outcomes(vec![step_failed("v1", "wfr_v", "dlq_v1", now)])
+        .await
+        .unwrap();
+    w.end_run(
+        "u",
+        "wfr_v",
+        EndIf::Noted,
+        RunState::Failed,
+        None,
+        None,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let retry = qstash_core::dlq::DlqRetry {
+        dlq_id: "dlq_v1".into(),
+        message: step("v1b", "wfr_v", false, "[]"),
+    };
+    let revive = vec![(
+        "v2".to_string(),
+        step("v2b", "wfr_v", false, "{\"sibling\":1}"),
+    )];
+    let created = w
+        .resume_from_dlq("u", "wfr_v", "v1", retry, revive, now + 1)
+        .await
+        .unwrap();
+    assert_eq!(created.as_deref(), Some("v1b"));
+    let ids: Vec<String> = w
+        .run_steps("u", "wfr_v")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.message_id)
+        .collect();
+    assert_eq!(ids, ["v0", "v1b", "v2b"]);
+    let revived = store.get_message("u", "v2b").await.unwrap().unwrap();
+    assert_eq!(revived.body, b"{\"sibling\":1}");
 }

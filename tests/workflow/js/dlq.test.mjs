@@ -19,7 +19,21 @@ before(async () => {
       return `${name} ok`;
     });
   };
-  app = await startApp(server, { routes: { "/wf/a": flaky("a"), "/wf/b": flaky("b"), "/wf/other": flaky("other") } });
+  // A parallel block: a branch that fails while its sibling (a sleep) is still pending.
+  const parallel = async (context) => {
+    await Promise.all([
+      context.run("pa", () => {
+        calls.pa = (calls.pa ?? 0) + 1;
+        if (failing) throw new Error("pa is down");
+        return "pa ok";
+      }),
+      context.sleep("pb", 4),
+    ]);
+    return "both";
+  };
+  app = await startApp(server, {
+    routes: { "/wf/a": flaky("a"), "/wf/b": flaky("b"), "/wf/other": flaky("other"), "/wf/par": parallel },
+  });
 });
 
 after(async () => {
@@ -135,3 +149,21 @@ test("a bad override or ids with a filter answer 400 and change nothing; dlq.lis
   await assert.rejects(app.client.dlq.list({ filter: { failureFunctionState: "CALLBACK_FAIL" } }), /failureFunctionState/);
   assert.equal((await app.client.dlq.delete({ all: true })).deleted, 2);
 });
+
+// Failing a parallel run cancels its other branches' messages; resuming it from the DLQ brings
+// them back in their place, so the run finishes instead of waiting for them for good.
+test("a parallel run whose branch failed finishes after dlq.resume", async () => {
+  failing = true;
+  const r = await failedRun("/wf/par");
+  const [entry] = (await app.client.dlq.list({ filter: { workflowRunId: r.workflowRunId } })).messages;
+  assert.ok(entry, "the failed branch is in the DLQ");
+  // The sleep branch (4 s) was still pending when the other branch failed: cancelled with the run.
+  assert.equal(nextOf(r).filter((s) => s.state === "STEP_CANCELED").length, 1);
+  failing = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entry.dlqId });
+  assert.equal(resumed.workflowRunId, r.workflowRunId);
+  const done = await runInState(app.client, r.workflowRunId, "RUN_SUCCESS", 30000);
+  assert.equal(JSON.parse(done.workflowRunResponse), "both");
+});
+
+const nextOf = (run) => run.steps.find((g) => g.type === "next")?.steps ?? [];

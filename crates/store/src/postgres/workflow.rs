@@ -548,6 +548,7 @@ impl Workflows for PgStore {
         run_id: &str,
         failed_message_id: &str,
         retry: qstash_core::dlq::DlqRetry,
+        revive: Vec<(String, NewMessage)>,
         now: Millis,
     ) -> Result<Option<String>> {
         self.writes
@@ -581,6 +582,17 @@ impl Workflows for PgStore {
                     &[&user_id, &run_id, &now],
                 )
                 .await?;
+                for (old, m) in &revive {
+                    let inserted = messages::insert(tx, &[(m, now)], self.node(), &mut noted.events, &mut noted.arrivals).await?;
+                    if let Some(new) = inserted.first() {
+                        sql::execute(
+                            tx,
+                            "UPDATE workflow_steps SET message_id = $4 WHERE user_id = $1 AND run_id = $2 AND message_id = $3",
+                            &[&user_id, &run_id, old, &new.id()],
+                        )
+                        .await?;
+                    }
+                }
                 // Notes left of the failure resumed (a crash before its
                 // end, a parallel branch's) must not fail the revived run.
                 take_notes(tx, user_id, run_id).await?;

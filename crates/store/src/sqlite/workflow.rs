@@ -660,6 +660,7 @@ impl Workflows for SqliteStore {
         run_id: &str,
         failed_message_id: &str,
         retry: qstash_core::dlq::DlqRetry,
+        revive: Vec<(String, NewMessage)>,
         now: Millis,
     ) -> Result<Option<String>> {
         let (user_id, run_id, failed) = (
@@ -685,6 +686,12 @@ impl Workflows for SqliteStore {
                     return Ok(None);
                 };
                 relog(conn, &user_id, &run_id, &failed, &id, now)?;
+                for (old, m) in &revive {
+                    let inserted = messages::insert(conn, std::slice::from_ref(m), now)?;
+                    if let Some(new) = inserted.first() {
+                        relog(conn, &user_id, &run_id, old, new.id(), now)?;
+                    }
+                }
                 // Notes left of the failure resumed (a crash before its
                 // end, a parallel branch's) must not fail the revived run.
                 take_notes(conn, &user_id, &run_id)?;
