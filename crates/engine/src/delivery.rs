@@ -73,9 +73,12 @@ impl Engine {
         let callbacks = outcome.callbacks.len() as u64;
         crate::meter::published(crate::meter::Kind::Callback, user, callbacks);
         // The retry and the callbacks it creates are announced by the
-        // store's commit.
-        self.record(outcome).await;
-        self.workflow_outcome(&message, &kind).await;
+        // store's commit. A run is failed only after its step's outcome
+        // (and so its failing note) committed; an outcome that did not is
+        // delivered again after a restart.
+        if self.record(outcome).await {
+            self.workflow_outcome(&message, &kind).await;
+        }
     }
 
     /// Commits an outcome. While the store is unavailable (a database
@@ -83,12 +86,12 @@ impl Engine {
     /// deliveries pause instead of piling up; recording twice is harmless
     /// (a message no longer in flight is skipped). Any other error leaves
     /// the message in flight in the store: it is delivered again after a
-    /// restart (at-least-once, never lost).
-    async fn record(&self, outcome: Outcome) {
+    /// restart (at-least-once, never lost). True when it committed.
+    async fn record(&self, outcome: Outcome) -> bool {
         let mut pause = Duration::from_millis(50);
         loop {
             match self.store.record_outcomes(vec![outcome.clone()]).await {
-                Ok(()) => return,
+                Ok(()) => return true,
                 Err(e) if e.is_transient() && !self.stopping() => {
                     tracing::warn!(id = %outcome.message_id, error = %e, "recording a delivery outcome failed; will try again");
                     tokio::time::sleep(pause).await;
@@ -96,7 +99,7 @@ impl Engine {
                 }
                 Err(e) => {
                     tracing::error!(id = %outcome.message_id, error = %e, "recording a delivery outcome failed");
-                    return;
+                    return false;
                 }
             }
         }

@@ -15,7 +15,7 @@ use qstash_core::workflow::{
     StepEntry, TriggerConfig, Waiter, WorkflowTag,
 };
 use qstash_core::Message;
-use qstash_store::{Appended, StoreError};
+use qstash_store::{Appended, EndIf, StoreError};
 
 use crate::Engine;
 
@@ -247,10 +247,12 @@ impl Engine {
     /// on every call for a run that ended other than successfully, so a
     /// crash before it is repaired by the next call (a leftover delivered
     /// meanwhile gets an empty body, which the SDK reads as "stop").
+    /// `when` is `EndIf::Noted` for a failure: see `fail_noted_run`.
     pub async fn end_run(
         &self,
         user_id: &str,
         run_id: &str,
+        when: EndIf,
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
@@ -271,19 +273,26 @@ impl Engine {
         let Some(ended) = self
             .store
             .workflows()
-            .end_run(user_id, run_id, state, result, failure, resume, self.now())
+            .end_run(
+                user_id,
+                run_id,
+                when,
+                state,
+                result,
+                failure,
+                resume,
+                self.now(),
+            )
             .await?
         else {
             return Ok(None);
         };
         // A finished run has nothing left to deliver; a cancelled or failed
-        // one may (sleeps, parallel branches): they are dropped.
-        let now_state = if ended.was == RunState::Running {
-            state
-        } else {
-            ended.was
-        };
-        if now_state != RunState::Success && !ended.message_ids.is_empty() {
+        // one may (sleeps, parallel branches): they are dropped. A run left
+        // running (no note to take) keeps them.
+        let now_state = if ended.changed { state } else { ended.was };
+        let ended_badly = !matches!(now_state, RunState::Success | RunState::Running);
+        if ended_badly && !ended.message_ids.is_empty() {
             let request = CancelRequest {
                 message_ids: ended.message_ids,
                 ..Default::default()
@@ -368,9 +377,12 @@ impl Engine {
     }
 
     /// A step whose retries ran out fails its run. The outcome's commit
-    /// noted the run as failing (`fails_run`); ending it clears that, and
-    /// the leader's housekeeping ends what a crash or an error left noted
-    /// (`repair_failing_runs`).
+    /// noted the run as failing (`fails_run`); the run is failed only by
+    /// taking that note (`EndIf::Noted`), so whichever of this, the
+    /// leader's housekeeping (`repair_failing_runs`, for what a crash or an
+    /// error left noted) and a DLQ action comes first fails it, once, and a
+    /// DLQ resume landing between the outcome's commit and this is not
+    /// undone. Called only when the outcome committed.
     pub(crate) async fn workflow_outcome(&self, m: &Message, kind: &OutcomeKind) {
         let OutcomeKind::Failed { error } = kind else {
             return;
@@ -378,43 +390,69 @@ impl Engine {
         let Some(run_id) = fails_run(m, kind) else {
             return;
         };
-        if let Err(e) = self
-            .end_run(
-                &m.user_id,
-                &run_id,
-                RunState::Failed,
-                None,
-                Some(error.clone()),
-            )
-            .await
-        {
+        if let Err(e) = self.fail_noted_run(&m.user_id, &run_id, error).await {
             tracing::warn!(run = %run_id, error = %e, "cannot mark the workflow run failed; housekeeping will");
         }
+    }
+
+    /// Fails a running run if it has a failing note, taking the note in
+    /// the same commit; a run without one is left as it is.
+    async fn fail_noted_run(
+        &self,
+        user_id: &str,
+        run_id: &str,
+        error: &str,
+    ) -> Result<Option<RunState>, StoreError> {
+        let failure = Some(error.to_string());
+        self.end_run(
+            user_id,
+            run_id,
+            EndIf::Noted,
+            RunState::Failed,
+            None,
+            failure,
+        )
+        .await
     }
 
     /// Fails the runs a failed step was noted for but that are not ended
     /// yet: a crash (or a store error) came between the step's DLQ commit
     /// and the run's end. Noted rows older than a few seconds only, so a
-    /// delivery about to end its run is not raced (a race would be
-    /// harmless: ending is one commit that checks the run is running).
-    /// Ending a run clears its rows, so each pass takes new ones.
+    /// delivery about to end its run is usually not raced (a race is
+    /// harmless: the note is taken once, see `workflow_outcome`). Taking
+    /// a note deletes it, so each page reads new ones: pages are read
+    /// until one comes back short or `REPAIR_BUDGET` has passed (the rest
+    /// waits for the next pass).
     pub(crate) async fn repair_failing_runs(&self) {
-        let before = self.now() - 5_000;
-        let failing = match self.store.workflows().failing_runs(before, 100).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the failing workflow runs failed");
-                return;
-            }
-        };
-        for f in failing {
-            tracing::info!(run = %f.run_id, "failing a workflow run whose step failed before a crash");
-            let failure = Some(f.error.clone());
-            if let Err(e) = self
-                .end_run(&f.user_id, &f.run_id, RunState::Failed, None, failure)
+        let started = std::time::Instant::now();
+        loop {
+            let before = self.now() - 5_000;
+            let failing = match self
+                .store
+                .workflows()
+                .failing_runs(before, REPAIR_PAGE)
                 .await
             {
-                tracing::warn!(run = %f.run_id, error = %e, "cannot mark the workflow run failed");
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the failing workflow runs failed");
+                    return;
+                }
+            };
+            let full = failing.len() == REPAIR_PAGE;
+            let mut progress = false;
+            for f in failing {
+                tracing::info!(run = %f.run_id, "failing a workflow run whose step failed before a crash, if still noted");
+                match self.fail_noted_run(&f.user_id, &f.run_id, &f.error).await {
+                    Ok(_) => progress = true,
+                    Err(e) => {
+                        tracing::warn!(run = %f.run_id, error = %e, "cannot mark the workflow run failed")
+                    }
+                }
+            }
+            // A page whose every note failed would be read again as is.
+            if !full || !progress || started.elapsed() >= REPAIR_BUDGET {
+                return;
             }
         }
     }
@@ -442,24 +480,20 @@ impl Engine {
         }
     }
 
-    /// A run one of whose steps is in the DLQ has failed. Delivery commits
-    /// the step's DLQ entry and then fails its run in a second commit
-    /// (`workflow_outcome`): a crash between leaves the run running. Here
-    /// that second step is done late, with the invoker's resume and the
-    /// leftover cancel, so `dlq.resume` / `dlq.restart` work on it.
+    /// Delivery commits a failed step's DLQ entry with a failing note and
+    /// then fails its run in a second commit (`workflow_outcome`): a crash
+    /// between leaves the run running, noted. Here that second step is done
+    /// early if the note is still there, with the invoker's resume and the
+    /// leftover cancel, so `dlq.resume` / `dlq.restart` work on it. A
+    /// running run without a note (resumed already from another of its
+    /// entries) is left running, and the caller passes over the entry.
     async fn failed_by_dlq(&self, run: Run, error: Option<&str>) -> Result<Run, WorkflowError> {
         if run.state != RunState::Running {
             return Ok(run);
         }
-        let failure = error.unwrap_or("a step of the run failed").to_string();
-        self.end_run(
-            &run.user_id,
-            &run.run_id,
-            RunState::Failed,
-            None,
-            Some(failure),
-        )
-        .await?;
+        let failure = error.unwrap_or("a step of the run failed");
+        self.fail_noted_run(&run.user_id, &run.run_id, failure)
+            .await?;
         self.store
             .workflows()
             .get_run(&run.user_id, &run.run_id)
@@ -495,16 +529,28 @@ impl Engine {
         Ok((entry, run))
     }
 
+    /// Checks the `Upstash-*` overrides of a DLQ resume or restart, before
+    /// anything is selected or changed: a bad header is the request's
+    /// error, not a reason to pass over an entry.
+    pub fn check_dlq_overrides(&self, overrides: &[(String, String)]) -> Result<(), WorkflowError> {
+        let pairs = overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        qstash_core::publish::PublishOptions::from_headers(pairs, self.now())
+            .map(|_| ())
+            .map_err(|e| WorkflowError::Invalid(e.to_string()))
+    }
+
     /// `client.dlq.resume`: each DLQ entry (a failed step) is delivered
     /// again in the failed message's place in its run's log, and its run
     /// runs again. `overrides` are the request's `Upstash-*` headers.
-    /// Answers each resumed run (id, creation time).
+    /// Answers each resumed run (id, creation time); a second entry of a
+    /// run resumed by the same call changes nothing and is not answered.
     pub async fn resume_from_dlq(
         &self,
         user_id: &str,
         dlq_ids: &[String],
         overrides: &[(String, String)],
     ) -> Result<Vec<Run>, WorkflowError> {
+        self.check_dlq_overrides(overrides)?;
         let now = self.now();
         let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut plans = Vec::new();
@@ -536,6 +582,7 @@ impl Engine {
                 None,
             );
             message.message.spec.workflow = old.spec.workflow.clone();
+            let revive = self.cancelled_by_failure(&run, now).await?;
             plans.push((
                 run,
                 old.id,
@@ -543,20 +590,70 @@ impl Engine {
                     dlq_id: dlq_id.clone(),
                     message,
                 },
+                revive,
             ));
         }
         let mut resumed = Vec::new();
-        for (run, failed, retry) in plans {
+        for (run, failed, retry, revive) in plans {
             let created = self
                 .store
                 .workflows()
-                .resume_from_dlq(user_id, &run.run_id, &failed, retry, now)
+                .resume_from_dlq(user_id, &run.run_id, &failed, retry, revive, now)
                 .await?;
             if created.is_some() {
                 resumed.push(run);
             }
         }
         Ok(resumed)
+    }
+
+    /// The messages of a failed run that failing it cancelled (the other
+    /// branches of a parallel block, a sleep), each with a copy to take its
+    /// place when the run is resumed: without them a parallel run would
+    /// wait for results that never come. A failed run's log holds no other
+    /// cancelled message: a cancelled run does not resume, and an earlier
+    /// resume replaced the ones cancelled before.
+    async fn cancelled_by_failure(
+        &self,
+        run: &Run,
+        now: i64,
+    ) -> Result<Vec<(String, NewMessage)>, WorkflowError> {
+        // The message log keeps a cancelled message (the messages table
+        // answers live ones only): its newest entry says it was cancelled.
+        let steps = self.workflow_steps(&run.user_id, &run.run_id).await?;
+        let ids: Vec<String> = steps.iter().map(|s| s.message_id.clone()).collect();
+        let mut events = self.message_events(&run.user_id, &ids).await?;
+        let mut out = Vec::new();
+        for id in ids {
+            let Some(newest) = events
+                .remove(&id)
+                .and_then(|e| e.into_iter().max_by_key(|e| e.time))
+            else {
+                continue;
+            };
+            // A cancel writes both entries at the same time.
+            use qstash_core::message::LogState;
+            if !matches!(newest.state, LogState::Canceled | LogState::CancelRequested) {
+                continue;
+            }
+            let m = newest.message;
+            let due = m.not_before.max(now);
+            let copy = Message {
+                id: qstash_core::ids::message_id(),
+                created_at: now,
+                not_before: due,
+                due_at: due,
+                retried: 0,
+                state: qstash_core::MessageState::Pending,
+                ..m
+            };
+            let message = NewMessage {
+                message: copy,
+                dedup_key: None,
+            };
+            out.push((id, message));
+        }
+        Ok(out)
     }
 
     /// `client.dlq.retryFailureFunction`: the failure callback of a failed
@@ -603,12 +700,21 @@ impl Engine {
         dlq_ids: &[String],
         overrides: &[(String, String)],
     ) -> Result<Vec<Run>, WorkflowError> {
+        self.check_dlq_overrides(overrides)?;
         let now = self.now();
         let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
         let mut started = Vec::new();
         for dlq_id in dlq_ids {
             let (entry, run) = self.dlq_step(user_id, dlq_id).await?;
             let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
+            // A stale entry of a run resumed from another entry: the live
+            // run is not duplicated.
+            if run.state == RunState::Running {
+                return Err(WorkflowError::Invalid(format!(
+                    "workflow run {} is running again (resumed from another DLQ entry): only an ended run restarts",
+                    run.run_id
+                )));
+            }
             let old = entry.message;
             let old_tag = tag(&old).cloned().expect("dlq_step checked the tag");
             let options = qstash_core::dlq::retry_options(&old.spec, pairs(), now)
@@ -695,6 +801,13 @@ impl Engine {
         self.store.workflows().list_waiters(user_id, event_id).await
     }
 }
+
+/// Notes the housekeeping takes per read (`repair_failing_runs`).
+const REPAIR_PAGE: usize = 100;
+
+/// How long one housekeeping pass takes notes before leaving the rest
+/// for the next pass (the leader's other housekeeping waits meanwhile).
+const REPAIR_BUDGET: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The run a final failure of `m` fails: a step of a workflow run (not a
 /// callback the server makes for one).

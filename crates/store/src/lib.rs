@@ -20,7 +20,7 @@ pub mod workflow;
 pub use announce::{Announcer, Listener};
 pub use cluster::{Cluster, InheritedClaims};
 pub use error::{Result, StoreError};
-pub use workflow::{Appended, Ended, Failing, Resume, RunPage, Workflows, RUN_SCAN_BUDGET};
+pub use workflow::{Appended, EndIf, Ended, Failing, Resume, RunPage, Workflows, RUN_SCAN_BUDGET};
 
 pub use qstash_core::dlq::{
     DlqCursor, DlqDeleted, DlqEntry, DlqFilter, DlqOrder, DlqPage, DlqQuery, DlqRetry,

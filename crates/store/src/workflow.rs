@@ -38,11 +38,26 @@ pub struct Failing {
     pub error: String,
 }
 
+/// When `Workflows::end_run` ends a running run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndIf {
+    /// Whenever it is running (the SDK's finish, a cancel).
+    Running,
+    /// Only if a failing note of the run (`Workflows::failing_runs`) is
+    /// taken in the same commit. The note is a one-time token: whoever
+    /// takes it fails the run, once; a run a DLQ resume revived meanwhile
+    /// (the resume takes the run's notes) is left running.
+    Noted,
+}
+
 /// What ending a run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ended {
-    /// The state before this call (already ended: the call changed nothing).
+    /// The state before this call.
     pub was: RunState,
+    /// This call moved the run from running to the asked state (false:
+    /// it had ended already, or `EndIf::Noted` found no note).
+    pub changed: bool,
     /// The ids of every message logged for the run, to cancel live ones.
     pub message_ids: Vec<String>,
 }
@@ -69,17 +84,19 @@ pub trait Workflows: Send + Sync {
     /// The run's log, oldest first.
     async fn run_steps(&self, user_id: &str, run_id: &str) -> Result<Vec<StepEntry>>;
 
-    /// Moves a running run to `state` (keeping `result` or `failure`);
-    /// None when there is no such run. If the run was running, `resume`
-    /// (the step resuming the run that invoked it) is appended to that
-    /// run in the same commit, when that run is still running: a crash
-    /// can neither end the child without resuming its parent nor resume
-    /// the parent twice.
+    /// Moves a running run to `state` (keeping `result` or `failure`),
+    /// as `when` says; takes the run's failing notes either way. None when
+    /// there is no such run. If the run is ended here, `resume` (the step
+    /// resuming the run that invoked it) is appended to that run in the
+    /// same commit, when that run is still running: a crash can neither
+    /// end the child without resuming its parent nor resume the parent
+    /// twice.
     #[allow(clippy::too_many_arguments)]
     async fn end_run(
         &self,
         user_id: &str,
         run_id: &str,
+        when: EndIf,
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
@@ -131,11 +148,13 @@ pub trait Workflows: Send + Sync {
 
     /// Runs noted as failing (a `Failed` outcome with `fails_run`, noted
     /// in its commit) before `before` and not ended since, oldest first, at
-    /// most `limit`. Ending a run (`end_run`) clears its notes.
+    /// most `limit`. Ending a run (`end_run`) and resuming it from the DLQ
+    /// (`resume_from_dlq`) take its notes.
     async fn failing_runs(&self, before: Millis, limit: usize) -> Result<Vec<Failing>>;
 
-    /// The waiters of one run (its `(user, run)` index), for its logs.
-    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>>;
+    /// The waiters of these runs (the `(user, run)` index, one query per
+    /// couple of hundred runs), for a page of their logs.
+    async fn runs_waiters(&self, user_id: &str, run_ids: &[String]) -> Result<Vec<Waiter>>;
 
     /// The earliest deadline of any waiter (a read of the deadline index).
     async fn next_waiter_deadline(&self) -> Result<Option<Millis>>;
@@ -145,14 +164,21 @@ pub trait Workflows: Send + Sync {
     /// Resumes a failed run from its DLQ entry, in one commit: the entry
     /// becomes `retry`'s message (as `Store::retry_dlq` does), which takes
     /// the failed message's place in the run's log (so the step is replayed
-    /// from the same point), and the run is running again. None when the
-    /// entry is gone.
+    /// from the same point), and the run is running again; its failing
+    /// notes are taken (they were about the failure being resumed). None,
+    /// changing nothing, when the entry is gone or the run is not failed
+    /// (a second entry of a run resumed already). Each of `revive` (a
+    /// message of the run that failing it cancelled, such as a parallel
+    /// sibling of the failed branch, and its replacement) is stored and
+    /// takes the cancelled one's place in the log in the same commit, so
+    /// the run can finish.
     async fn resume_from_dlq(
         &self,
         user_id: &str,
         run_id: &str,
         failed_message_id: &str,
         retry: qstash_core::dlq::DlqRetry,
+        revive: Vec<(String, NewMessage)>,
         now: Millis,
     ) -> Result<Option<String>>;
 }

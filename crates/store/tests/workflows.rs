@@ -140,6 +140,7 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
         .end_run(
             "u",
             "wfr_a",
+            EndIf::Running,
             RunState::Success,
             Some(b"\"r\"".to_vec()),
             None,
@@ -162,7 +163,16 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
     );
     // Ending again changes nothing.
     let twice = w
-        .end_run("u", "wfr_a", RunState::Canceled, None, None, None, T + 2)
+        .end_run(
+            "u",
+            "wfr_a",
+            EndIf::Running,
+            RunState::Canceled,
+            None,
+            None,
+            None,
+            T + 2,
+        )
         .await
         .unwrap()
         .unwrap();
@@ -316,9 +326,18 @@ async fn a_waiter_is_taken_once_by_notify_or_deadline_and_survives_a_reopen() {
     w.add_waiter(waiter("wfr_w", "gone", T + 10_000))
         .await
         .unwrap();
-    w.end_run("u", "wfr_w", RunState::Canceled, None, None, None, T)
-        .await
-        .unwrap();
+    w.end_run(
+        "u",
+        "wfr_w",
+        EndIf::Running,
+        RunState::Canceled,
+        None,
+        None,
+        None,
+        T,
+    )
+    .await
+    .unwrap();
     assert!(w.list_waiters("u", "gone").await.unwrap().is_empty());
 }
 
@@ -385,6 +404,7 @@ async fn ending_a_child_run_resumes_its_invoker_in_the_same_commit_once() {
         .end_run(
             "u",
             "wfr_c",
+            EndIf::Running,
             RunState::Success,
             None,
             None,
@@ -422,6 +442,7 @@ async fn ending_a_child_run_resumes_its_invoker_in_the_same_commit_once() {
         .end_run(
             "u",
             "wfr_c",
+            EndIf::Running,
             RunState::Success,
             None,
             None,
@@ -436,12 +457,22 @@ async fn ending_a_child_run_resumes_its_invoker_in_the_same_commit_once() {
     assert!(store.get_message("u", "r2").await.unwrap().is_none());
 
     // A parent that has ended is left alone; the child still ends.
-    w.end_run("u", "wfr_p2", RunState::Canceled, None, None, None, T + 3)
-        .await
-        .unwrap();
+    w.end_run(
+        "u",
+        "wfr_p2",
+        EndIf::Running,
+        RunState::Canceled,
+        None,
+        None,
+        None,
+        T + 3,
+    )
+    .await
+    .unwrap();
     w.end_run(
         "u",
         "wfr_c2",
+        EndIf::Running,
         RunState::Failed,
         None,
         Some("x".into()),
@@ -638,6 +669,7 @@ async fn a_failed_step_notes_its_run_failing_until_the_run_is_ended() {
         .end_run(
             "u",
             "wfr_f1",
+            EndIf::Running,
             RunState::Failed,
             None,
             Some("x".into()),
@@ -664,8 +696,323 @@ async fn a_failed_step_notes_its_run_failing_until_the_run_is_ended() {
         w.get_run("u", "wfr_f2").await.unwrap().unwrap().state,
         RunState::Running
     );
-    w.end_run("u", "wfr_f2", RunState::Failed, None, None, None, now)
+    w.end_run(
+        "u",
+        "wfr_f2",
+        EndIf::Running,
+        RunState::Failed,
+        None,
+        None,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    assert!(w.failing_runs(now + 1, 10).await.unwrap().is_empty());
+}
+
+/// The final failure of `id` (a step of `run`), with DLQ entry `dlq_id`.
+fn step_failed(id: &str, run: &str, dlq_id: &str, at: i64) -> qstash_core::outcome::Outcome {
+    use qstash_core::outcome::{AttemptResponse, Outcome, OutcomeKind};
+    Outcome {
+        message_id: id.into(),
+        at,
+        kind: OutcomeKind::Failed {
+            error: "destination answered 500".into(),
+        },
+        response: AttemptResponse {
+            status: 500,
+            ..Default::default()
+        },
+        dlq_id: Some(dlq_id.into()),
+        callbacks: vec![],
+        fails_run: Some(run.into()),
+    }
+}
+
+/// What the engine's `resume_from_dlq` commits for DLQ entry `dlq_id`
+/// (the failed step `failed` of `run`): its retry, as message `new_id`.
+async fn dlq_resume(
+    store: &Arc<dyn Store>,
+    run: &str,
+    failed: &str,
+    dlq_id: &str,
+    new_id: &str,
+    at: i64,
+) -> Option<String> {
+    let retry = qstash_core::dlq::DlqRetry {
+        dlq_id: dlq_id.into(),
+        message: step(new_id, run, false, "[]"),
+    };
+    store
+        .workflows()
+        .resume_from_dlq("u", run, failed, retry, vec![], at)
+        .await
+        .unwrap()
+}
+
+fn state_of(m: Option<Message>) -> Option<MessageState> {
+    m.map(|m| m.state)
+}
+
+/// Review of wf2, must-fix 1: the leader's housekeeping reads a run's
+/// failing note (left by a crash between a step's DLQ commit and the
+/// run's end), a DLQ resume fails and revives the run meanwhile, then the
+/// housekeeping ends the run it read: the note is a one-time token, so it
+/// finds none and the revived run, and its resumed step, live on.
+#[tokio::test]
+async fn a_failing_note_is_taken_once_and_a_resumed_run_is_not_failed_again() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_r"), step("r0", "wfr_r", true, "{}"), T)
         .await
         .unwrap();
-    assert!(w.failing_runs(now + 1, 10).await.unwrap().is_empty());
+    let now = T + 3_600_000;
+    assert_eq!(store.claim_due(now, 10).await.unwrap().len(), 1);
+    store
+        .record_outcomes(vec![step_failed("r0", "wfr_r", "dlq_r", now)])
+        .await
+        .unwrap();
+    // (crash: the run was not ended) The housekeeping reads the note ...
+    let noted = w.failing_runs(now + 1, 100).await.unwrap();
+    assert_eq!(noted.len(), 1);
+    // ... a DLQ resume lands: `failed_by_dlq` takes the note and fails the
+    // run, the store resumes it ...
+    let failed = w
+        .end_run(
+            "u",
+            "wfr_r",
+            EndIf::Noted,
+            RunState::Failed,
+            None,
+            Some("x".into()),
+            None,
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(failed.changed);
+    let resumed = dlq_resume(&store, "wfr_r", "r0", "dlq_r", "r0b", now + 1).await;
+    assert_eq!(resumed.as_deref(), Some("r0b"));
+    // ... and the housekeeping ends the run it read: no note, no change.
+    let late = w
+        .end_run(
+            "u",
+            "wfr_r",
+            EndIf::Noted,
+            RunState::Failed,
+            None,
+            Some("x".into()),
+            None,
+            now + 2,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((late.was, late.changed), (RunState::Running, false));
+    let r = w.get_run("u", "wfr_r").await.unwrap().unwrap();
+    assert_eq!((r.state, r.failure), (RunState::Running, None));
+    assert_eq!(
+        state_of(store.get_message("u", "r0b").await.unwrap()),
+        Some(MessageState::Pending)
+    );
+    assert!(w.failing_runs(now + 10, 100).await.unwrap().is_empty());
+    // An unconditional end (a cancel) still ends it.
+    let cancel = w
+        .end_run(
+            "u",
+            "wfr_r",
+            EndIf::Running,
+            RunState::Canceled,
+            None,
+            None,
+            None,
+            now + 3,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cancel.changed);
+}
+
+/// Review of wf2, must-fix 2: both parallel branches of a run fail (the
+/// second before the first's end cancelled it, and a crash before the
+/// second's `workflow_outcome`), so one resume page holds two entries of
+/// the run. The first resumes it (taking the second's note); the second
+/// finds it running with no note: it neither fails it (which would cancel
+/// the resumed step) nor resumes it twice, and its entry stays.
+#[tokio::test]
+async fn a_second_dlq_entry_of_a_resumed_run_changes_nothing() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_p"), step("p0", "wfr_p", true, "{}"), T)
+        .await
+        .unwrap();
+    let branches = vec![
+        step("p1", "wfr_p", false, "{}"),
+        step("p2", "wfr_p", false, "{}"),
+    ];
+    w.append_to_run("u", "wfr_p", branches, T).await.unwrap();
+    let now = T + 3_600_000;
+    assert_eq!(store.claim_due(now, 10).await.unwrap().len(), 3);
+    store
+        .record_outcomes(vec![step_failed("p1", "wfr_p", "dlq_p1", now)])
+        .await
+        .unwrap();
+    // The first branch's `workflow_outcome` fails the run.
+    let first = w
+        .end_run(
+            "u",
+            "wfr_p",
+            EndIf::Noted,
+            RunState::Failed,
+            None,
+            Some("x".into()),
+            None,
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(first.changed);
+    store
+        .record_outcomes(vec![step_failed("p2", "wfr_p", "dlq_p2", now + 1)])
+        .await
+        .unwrap();
+    // resume({all: true}): the first entry.
+    assert_eq!(
+        dlq_resume(&store, "wfr_p", "p1", "dlq_p1", "p1b", now + 2)
+            .await
+            .as_deref(),
+        Some("p1b")
+    );
+    // The second: `failed_by_dlq` finds the run running ...
+    let second = w
+        .end_run(
+            "u",
+            "wfr_p",
+            EndIf::Noted,
+            RunState::Failed,
+            None,
+            Some("x".into()),
+            None,
+            now + 3,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((second.was, second.changed), (RunState::Running, false));
+    // ... and a resume of it (planned while the run was failed) is refused.
+    assert_eq!(
+        dlq_resume(&store, "wfr_p", "p2", "dlq_p2", "p2b", now + 3).await,
+        None
+    );
+    assert_eq!(state_of(store.get_message("u", "p2b").await.unwrap()), None);
+    assert!(store.get_dlq("u", "dlq_p2").await.unwrap().is_some());
+    assert_eq!(
+        w.get_run("u", "wfr_p").await.unwrap().unwrap().state,
+        RunState::Running
+    );
+    assert_eq!(
+        state_of(store.get_message("u", "p1b").await.unwrap()),
+        Some(MessageState::Pending)
+    );
+    // The housekeeping finds no note of the revived run.
+    assert!(w.failing_runs(now + 10, 100).await.unwrap().is_empty());
+}
+
+/// The waiters of a page of runs come in one read, each with its run id,
+/// and only those of the runs named (and of the user).
+#[tokio::test]
+async fn the_waiters_of_several_runs_are_read_at_once() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    for id in ["wfr_w1", "wfr_w2", "wfr_w3"] {
+        w.start_run(run(id), step(&format!("{id}-m0"), id, true, "{}"), T)
+            .await
+            .unwrap();
+    }
+    for (run, event) in [
+        ("wfr_w1", "e1"),
+        ("wfr_w1", "e2"),
+        ("wfr_w2", "e3"),
+        ("wfr_w3", "e4"),
+    ] {
+        w.add_waiter(waiter(run, event, T + 60_000)).await.unwrap();
+    }
+    let ids = |runs: &[&str]| runs.iter().map(|r| r.to_string()).collect::<Vec<_>>();
+    let mut got: Vec<(String, String)> = w
+        .runs_waiters("u", &ids(&["wfr_w1", "wfr_w2", "wfr_none"]))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|x| (x.run_id, x.event_id))
+        .collect();
+    got.sort();
+    let want = [("wfr_w1", "e1"), ("wfr_w1", "e2"), ("wfr_w2", "e3")];
+    assert_eq!(got, want.map(|(r, e)| (r.to_string(), e.to_string())));
+    assert!(w
+        .runs_waiters("other", &ids(&["wfr_w1"]))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(w.runs_waiters("u", &[]).await.unwrap().is_empty());
+}
+
+/// A DLQ resume brings back, in the same commit, the messages failing the
+/// run cancelled (a parallel sibling): each copy takes its place in the log.
+#[tokio::test]
+async fn a_dlq_resume_puts_revived_messages_in_their_places() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_v"), step("v0", "wfr_v", true, "{}"), T)
+        .await
+        .unwrap();
+    let branches = vec![
+        step("v1", "wfr_v", false, "{}"),
+        step("v2", "wfr_v", false, "{\"sibling\":1}"),
+    ];
+    w.append_to_run("u", "wfr_v", branches, T).await.unwrap();
+    let now = T + 3_600_000;
+    store.claim_due(now, 10).await.unwrap();
+    store
+        .record_outcomes(vec![step_failed("v1", "wfr_v", "dlq_v1", now)])
+        .await
+        .unwrap();
+    w.end_run(
+        "u",
+        "wfr_v",
+        EndIf::Noted,
+        RunState::Failed,
+        None,
+        None,
+        None,
+        now,
+    )
+    .await
+    .unwrap();
+    let retry = qstash_core::dlq::DlqRetry {
+        dlq_id: "dlq_v1".into(),
+        message: step("v1b", "wfr_v", false, "[]"),
+    };
+    let revive = vec![(
+        "v2".to_string(),
+        step("v2b", "wfr_v", false, "{\"sibling\":1}"),
+    )];
+    let created = w
+        .resume_from_dlq("u", "wfr_v", "v1", retry, revive, now + 1)
+        .await
+        .unwrap();
+    assert_eq!(created.as_deref(), Some("v1b"));
+    let ids: Vec<String> = w
+        .run_steps("u", "wfr_v")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.message_id)
+        .collect();
+    assert_eq!(ids, ["v0", "v1b", "v2b"]);
+    let revived = store.get_message("u", "v2b").await.unwrap().unwrap();
+    assert_eq!(revived.body, b"{\"sibling\":1}");
 }

@@ -3,7 +3,7 @@
 // on from until it is undefined.
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, startApp, runInState } from "./helpers.mjs";
+import { startServer, startApp, runInState, USER } from "./helpers.mjs";
 
 let server, app;
 let failing = true;
@@ -19,7 +19,21 @@ before(async () => {
       return `${name} ok`;
     });
   };
-  app = await startApp(server, { routes: { "/wf/a": flaky("a"), "/wf/b": flaky("b"), "/wf/other": flaky("other") } });
+  // A parallel block: a branch that fails while its sibling (a sleep) is still pending.
+  const parallel = async (context) => {
+    await Promise.all([
+      context.run("pa", () => {
+        calls.pa = (calls.pa ?? 0) + 1;
+        if (failing) throw new Error("pa is down");
+        return "pa ok";
+      }),
+      context.sleep("pb", 4),
+    ]);
+    return "both";
+  };
+  app = await startApp(server, {
+    routes: { "/wf/a": flaky("a"), "/wf/b": flaky("b"), "/wf/other": flaky("other"), "/wf/par": parallel },
+  });
 });
 
 after(async () => {
@@ -93,3 +107,63 @@ test("resume, restart and delete select DLQ entries by filter, a page at a time"
   assert.equal((await app.client.dlq.delete({ all: true })).deleted, 1);
   assert.deepEqual(await dlqRuns(), []);
 });
+
+// Raw calls, to send what the SDK would not (a bad override, ids with a filter).
+async function raw(method, pathAndQuery, headers = {}) {
+  const res = await fetch(`${server.baseUrl}${pathAndQuery}`, {
+    method,
+    headers: { Authorization: `Bearer ${USER.token}`, ...headers },
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+test("a bad override or ids with a filter answer 400 and change nothing; dlq.list filters by workflowUrl", async () => {
+  failing = true;
+  const r = await failedRun("/wf/a", { n: 6 });
+  const [entry] = (await app.client.dlq.list({ filter: { workflowRunId: r.workflowRunId } })).messages;
+  assert.ok(entry, "the failed step is in the DLQ");
+  const before = calls.a;
+  for (const action of ["resume", "restart"]) {
+    for (const retries of ["abc", "-1"]) {
+      for (const query of ["count=100", `workflowRunId=${r.workflowRunId}`, `dlqIds=${entry.dlqId}`]) {
+        const res = await raw("POST", `/v2/workflows/dlq/${action}?${query}`, { "Upstash-Retries": retries });
+        assert.equal(res.status, 400, `${action}?${query} with Upstash-Retries: ${retries}`);
+        assert.match(res.body.error, /retries/i);
+      }
+    }
+    const both = await raw("POST", `/v2/workflows/dlq/${action}?dlqIds=${entry.dlqId}&workflowRunId=${r.workflowRunId}`);
+    assert.equal(both.status, 400);
+    assert.match(both.body.error, /dlqIds cannot be combined with workflowRunId/);
+  }
+  const both = await raw("DELETE", `/v2/workflows/dlq?dlqIds=${entry.dlqId}&label=x`);
+  assert.equal(both.status, 400);
+  // Nothing changed: the run is still failed, its entry still there, the step not run again.
+  assert.equal((await runInState(app.client, r.workflowRunId, "RUN_FAILED")).workflowState, "RUN_FAILED");
+  assert.deepEqual((await app.client.dlq.list({ filter: { workflowRunId: r.workflowRunId } })).messages.map((m) => m.dlqId), [entry.dlqId]);
+  assert.equal(calls.a, before);
+
+  // client.dlq.list applies workflowUrl (as resume/restart/delete do) and refuses failureFunctionState.
+  const other = await failedRun("/wf/other", { n: 7 });
+  const byUrl = await app.client.dlq.list({ filter: { workflowUrl: app.url("/wf/other") } });
+  assert.deepEqual(byUrl.messages.map((m) => m.workflowRunId), [other.workflowRunId]);
+  await assert.rejects(app.client.dlq.list({ filter: { failureFunctionState: "CALLBACK_FAIL" } }), /failureFunctionState/);
+  assert.equal((await app.client.dlq.delete({ all: true })).deleted, 2);
+});
+
+// Failing a parallel run cancels its other branches' messages; resuming it from the DLQ brings
+// them back in their place, so the run finishes instead of waiting for them for good.
+test("a parallel run whose branch failed finishes after dlq.resume", async () => {
+  failing = true;
+  const r = await failedRun("/wf/par");
+  const [entry] = (await app.client.dlq.list({ filter: { workflowRunId: r.workflowRunId } })).messages;
+  assert.ok(entry, "the failed branch is in the DLQ");
+  // The sleep branch (4 s) was still pending when the other branch failed: cancelled with the run.
+  assert.equal(nextOf(r).filter((s) => s.state === "STEP_CANCELED").length, 1);
+  failing = false;
+  const resumed = await app.client.dlq.resume({ dlqId: entry.dlqId });
+  assert.equal(resumed.workflowRunId, r.workflowRunId);
+  const done = await runInState(app.client, r.workflowRunId, "RUN_SUCCESS", 30000);
+  assert.equal(JSON.parse(done.workflowRunResponse), "both");
+});
+
+const nextOf = (run) => run.steps.find((g) => g.type === "next")?.steps ?? [];

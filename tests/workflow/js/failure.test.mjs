@@ -162,8 +162,11 @@ test("client.dlq.resume continues a failed run from its failed step; client.dlq.
   assert.equal((await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky")).length, 0);
 });
 
-// Delivery commits a failed step's DLQ entry, then fails its run in a second commit. A crash between
-// the two leaves the run RUN_STARTED with its step in the DLQ: dlq.resume and dlq.restart still work.
+// Delivery commits a failed step's DLQ entry (and a failing note), then fails its run in a second
+// commit. A crash between the two leaves the run RUN_STARTED with its step in the DLQ and the note:
+// dlq.resume and dlq.restart take the note and fail the run first, so they still work. (The notes
+// are young here, so the housekeeping, which takes notes older than 5 s, leaves them to the DLQ
+// actions; a run with no note is not failed by them: it may be one a resume revived.)
 test("a run left running by a crash after its step reached the DLQ still resumes and restarts", async () => {
   flakyFails = true;
   const crashed = [];
@@ -174,7 +177,13 @@ test("a run left running by a crash after its step reached the DLQ still resumes
   }
   await server.kill9();
   const ids = crashed.map((id) => `'${id}'`).join(", ");
-  execSql(server, `UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL WHERE run_id IN (${ids})`);
+  execSql(
+    server,
+    `UPDATE workflow_runs SET state = 'RUN_STARTED', failure = NULL WHERE run_id IN (${ids});
+     INSERT INTO workflow_failing (user_id, run_id, message_id, error, at)
+       SELECT user_id, run_id, message_id, 'destination answered 500', ${Date.now() + 600_000} FROM workflow_steps
+       WHERE run_id IN (${ids}) AND seq > 0;`,
+  );
   await server.restart();
   await runInState(app.client, crashed[0], "RUN_STARTED");
   const entries = (await app.client.dlq.list()).messages.filter((m) => m.url === app.url("/wf/flaky"));

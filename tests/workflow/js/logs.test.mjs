@@ -22,17 +22,31 @@ before(async () => {
         return await context.run("last", () => (calls.last++, `a${b}`));
       },
       "/wf/nap": async (context) => {
-        await context.sleep("nap", 600);
+        // An hour: the test cancels it while it sleeps, however slow the machine.
+        await context.sleep("nap", "1h");
         calls.napped++;
       },
       "/wf/approval": async (context) => {
         const { eventData, timeout } = await context.waitForEvent("approval", "logs-approval", { timeout: "1h" });
         await context.run("approved", () => (calls.approved++, { eventData, timeout }));
       },
+      "/wf/waiting": async (context) => {
+        await context.waitForEvent("wait", context.requestPayload.event, { timeout: "1h" });
+      },
+      "/wf/broken": async (context) => {
+        await context.run("breaks", () => {
+          throw new Error(`broken ${context.requestPayload.n}`);
+        });
+      },
     },
     plain: {
       // A plain endpoint: answers 200 without the workflow SDK's headers.
-      "/plain/sink": async () => (calls.sink++, { status: 200, body: "{}" }),
+      // The trigger's deliveries are counted; the failure callback (the SDK's trigger makes the
+      // workflow URL its failureUrl) comes here too and is not.
+      "/plain/sink": async (req, body) => {
+        if (!("sourceMessageId" in JSON.parse(body || "{}"))) calls.sink++;
+        return { status: 200, body: "{}" };
+      },
     },
   });
 });
@@ -91,7 +105,7 @@ test("a step that fails once shows STEP_RETRY with its error in the next group, 
   );
 });
 
-test("a sleeping run shows its sleep in the next group until it is over", async () => {
+test("a sleeping run shows its sleep in the next group while it sleeps", async () => {
   const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/nap"), body: {} });
   const run = await until(
     async () => {
@@ -135,7 +149,7 @@ test("a run waiting for an event shows the wait in the next group until it is no
 test("WF_DetectTrigger: a trigger answered 2xx by a non-workflow endpoint fails the run", async () => {
   const { workflowRunId } = await app.client.trigger({ url: app.url("/plain/sink"), body: { x: 1 } });
   const run = await runInState(app.client, workflowRunId, "RUN_FAILED");
-  assert.ok(calls.sink >= 1);
+  assert.equal(calls.sink, 1);
   const failed = nextGroup(run).steps.find((s) => s.state === "STEP_FAILED");
   assert.ok(failed, "the trigger's message is the failed step");
   assert.equal(failed.errors.at(-1).status, 200);
@@ -146,4 +160,45 @@ test("WF_DetectTrigger: a trigger answered 2xx by a non-workflow endpoint fails 
   })).json();
   assert.equal(dlq.messages.length, 1);
   assert.match(dlq.messages[0].error ?? "", /non-workflow destination/);
+});
+
+// The logs of a page are read per page, not per run: one unfiltered page holding several runs must
+// still give each run its own waiters, failed step and dlqId.
+test("one page of several runs gives each run its own waiters, failed step and dlqId", async () => {
+  const waiting = [];
+  for (const event of ["page-e1", "page-e2"]) {
+    const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/waiting"), body: { event } });
+    waiting.push({ workflowRunId, event });
+  }
+  const broken = [];
+  for (const n of [1, 2]) {
+    const { workflowRunId } = await app.client.trigger({ url: app.url("/wf/broken"), body: { n }, retries: 0 });
+    broken.push(workflowRunId);
+  }
+  for (const id of broken) await runInState(app.client, id, "RUN_FAILED");
+  const page = await until(
+    async () => {
+      const { runs } = await app.client.logs({ count: 100 });
+      const ok = waiting.every(({ workflowRunId }) =>
+        nextGroup(runs.find((r) => r.workflowRunId === workflowRunId) ?? { steps: [] })?.steps.some((s) => s.waitEventId),
+      );
+      return ok && runs;
+    },
+    { what: "both runs waiting in one page" },
+  );
+  const of = (id) => page.find((r) => r.workflowRunId === id);
+  for (const { workflowRunId, event } of waiting) {
+    const waits = nextGroup(of(workflowRunId)).steps.filter((s) => s.waitEventId);
+    assert.deepEqual(waits.map((s) => s.waitEventId), [event], `the waiter of ${workflowRunId}`);
+  }
+  for (const id of broken) {
+    const run = of(id);
+    const [entry] = (await app.client.dlq.list({ filter: { workflowRunId: id } })).messages;
+    assert.equal(run.dlqId, entry.dlqId, `the dlqId of ${id}`);
+    const failed = nextGroup(run).steps.filter((s) => s.state === "STEP_FAILED");
+    assert.deepEqual(failed.map((s) => s.messageId), [entry.messageId]);
+    assert.equal(run.steps.filter((g) => g.type === "next").length, 1);
+  }
+  for (const { event } of waiting) await app.client.notify({ eventId: event, eventData: {} });
+  for (const { workflowRunId } of waiting) await runInState(app.client, workflowRunId, "RUN_SUCCESS");
 });

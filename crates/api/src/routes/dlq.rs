@@ -26,9 +26,10 @@ const MAX_COUNT: usize = 100;
 
 /// Query keys the DLQ understands; bulk delete and retry reject any other,
 /// so a typo never widens a destructive call to the whole DLQ.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 21] = [
     "messageId",
     "url",
+    "workflowUrl",
     "topicName",
     "scheduleId",
     "queueName",
@@ -58,15 +59,25 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
             )));
         }
     }
+    if q.get("failureFunctionState").is_some() {
+        return Err(ApiError::BadRequest(FAILURE_STATE_UNSUPPORTED.into()));
+    }
+    // `workflowUrl` (`client.dlq.list` of @upstash/workflow) is the url of
+    // a workflow step; both at once would widen the selection to either.
+    if q.get("url").is_some() && q.get("workflowUrl").is_some() {
+        return Err(ApiError::BadRequest(
+            "give url or workflowUrl, not both (they are the same filter)".into(),
+        ));
+    }
     if strict {
         if let Some(key) = q.keys().find(|k| !KEYS.contains(k)) {
             return Err(ApiError::BadRequest(format!(
                 "unknown DLQ filter {key:?}; known filters: {}",
-                KEYS[..12].join(", ")
+                KEYS[..13].join(", ")
             )));
         }
         // An empty filter would select everything.
-        if let Some(key) = KEYS[..13]
+        if let Some(key) = KEYS[..14]
             .iter()
             .find(|k| q.get(k).is_some() && q.all(k).is_empty())
         {
@@ -116,7 +127,7 @@ fn query(q: &Query, strict: bool, ids: Vec<String>) -> Result<DlqQuery, ApiError
         filter: DlqFilter {
             dlq_ids,
             message_id: q.all("messageId"),
-            url: q.all("url"),
+            url: [q.all("url"), q.all("workflowUrl")].concat(),
             topic_name: q.all("topicName"),
             queue_name: q.all("queueName"),
             schedule_id: q.all("scheduleId"),
@@ -196,6 +207,8 @@ const WORKFLOW_KEYS: [&str; 12] = [
     "qstash_token",
 ];
 
+const FAILURE_STATE_UNSUPPORTED: &str = "the failureFunctionState filter is not supported by this server (it keeps no failure-function state per DLQ entry); filter by workflowRunId, workflowUrl, workflowCreatedAt, label, flowControlKey, callerIp or dates";
+
 /// The entries a workflow DLQ action by filter (`client.dlq.resume`,
 /// `restart`, `delete` with `{filter}` or `{all: true}`) works on: one page
 /// of the workflow DLQ (`count`, 100 by default and at most), oldest first,
@@ -208,9 +221,7 @@ pub(crate) struct WorkflowSelection {
 impl WorkflowSelection {
     pub fn parse(raw: &Query, now: i64) -> Result<Self, ApiError> {
         if raw.get("failureFunctionState").is_some() {
-            return Err(ApiError::BadRequest(
-                "the failureFunctionState filter is not supported by this server (it keeps no failure-function state per DLQ entry); filter by workflowRunId, workflowUrl, workflowCreatedAt, label, flowControlKey, callerIp or dates".into(),
-            ));
+            return Err(ApiError::BadRequest(FAILURE_STATE_UNSUPPORTED.into()));
         }
         if let Some(key) = raw.keys().find(|k| !WORKFLOW_KEYS.contains(k)) {
             return Err(ApiError::BadRequest(format!(

@@ -11,6 +11,7 @@ use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use qstash_core::workflow::{RunFilter, RunState, WaitRequest};
+use qstash_store::EndIf;
 use serde_json::{json, Value};
 
 use crate::auth::Caller;
@@ -107,7 +108,7 @@ pub async fn end(
     };
     match state
         .engine
-        .end_run(&user.id, &run_id, target, result, None)
+        .end_run(&user.id, &run_id, EndIf::Running, target, result, None)
         .await?
     {
         Some(_) => Ok(Json(Empty {})),
@@ -209,7 +210,14 @@ pub async fn cancel_many(
         for run in &page.runs {
             let was = state
                 .engine
-                .end_run(&user.id, &run.run_id, RunState::Canceled, None, None)
+                .end_run(
+                    &user.id,
+                    &run.run_id,
+                    EndIf::Running,
+                    RunState::Canceled,
+                    None,
+                    None,
+                )
                 .await?;
             if was == Some(RunState::Running) {
                 cancelled += 1;
@@ -290,10 +298,7 @@ async fn run_page(
         Some((at, id)) => format!("{at}_{id}"),
         None => String::new(),
     };
-    let mut runs = Vec::with_capacity(page.runs.len());
-    for run in &page.runs {
-        runs.push(state.engine.workflow_run_log(run).await?);
-    }
+    let runs = state.engine.workflow_run_logs(&user.id, &page.runs).await?;
     Ok(RunsPage { cursor, runs })
 }
 
@@ -544,6 +549,10 @@ async fn dlq_again(
         .into_iter()
         .filter(|(k, _)| k.starts_with("upstash-"))
         .collect();
+    // Checked once, before any selection: a bad header is a 400 that
+    // changes nothing, by ids or by filter alike.
+    state.engine.check_dlq_overrides(&overrides)?;
+    let ids = by_ids(&raw)?;
     let again = async |ids: &[String]| {
         let engine = &state.engine;
         if restart {
@@ -552,7 +561,6 @@ async fn dlq_again(
             engine.resume_from_dlq(&user.id, ids, &overrides).await
         }
     };
-    let ids = raw.all("dlqIds");
     let (runs, cursor) = if !ids.is_empty() {
         (again(&ids).await?, String::new())
     } else {
@@ -585,6 +593,30 @@ async fn dlq_again(
     }))
 }
 
+/// The `dlqIds` a workflow DLQ action names (empty: it selects by
+/// filter). Named ids with filters too would silently drop the filters:
+/// a 400 (the SDK may send an empty `cursor` with ids).
+fn by_ids(raw: &Query) -> Result<Vec<String>, ApiError> {
+    let ids = raw.all("dlqIds");
+    if raw.get("dlqIds").is_none() {
+        return Ok(ids);
+    }
+    if ids.is_empty() {
+        return Err(ApiError::BadRequest(
+            "dlqIds is empty: give a value or leave it out".into(),
+        ));
+    }
+    match raw
+        .keys()
+        .find(|k| !matches!(*k, "dlqIds" | "qstash_token" | "cursor"))
+    {
+        Some(key) => Err(ApiError::BadRequest(format!(
+            "dlqIds cannot be combined with {key}: name the entries or filter them, not both"
+        ))),
+        None => Ok(ids),
+    }
+}
+
 /// `DELETE /v2/workflows/dlq?dlqIds=…` or by filter (`client.dlq.delete`).
 #[utoipa::path(
     delete,
@@ -611,7 +643,7 @@ pub async fn dlq_delete(
     uri: Uri,
 ) -> Result<Json<WorkflowDlqDeleted>, ApiError> {
     let raw = Query::parse(uri.query());
-    let ids = raw.all("dlqIds");
+    let ids = by_ids(&raw)?;
     let (query, selection) = if ids.is_empty() {
         let selection = WorkflowSelection::parse(&raw, state.engine.now())?;
         (selection.query.clone(), Some(selection))

@@ -13,7 +13,7 @@ use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Failing, Resume, RunPage, RunWalk,
+    resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -196,6 +196,17 @@ async fn resume(
     Ok(out)
 }
 
+/// Deletes the run's failing notes; true when there was one.
+async fn take_notes<C: GenericClient>(tx: &C, user_id: &str, run_id: &str) -> Result<bool> {
+    let n = sql::execute(
+        tx,
+        "DELETE FROM workflow_failing WHERE user_id = $1 AND run_id = $2",
+        &[&user_id, &run_id],
+    )
+    .await?;
+    Ok(n > 0)
+}
+
 #[async_trait]
 impl Workflows for PgStore {
     async fn start_run(&self, run: Run, message: NewMessage, now: Millis) -> Result<Inserted> {
@@ -294,6 +305,7 @@ impl Workflows for PgStore {
         &self,
         user_id: &str,
         run_id: &str,
+        when: EndIf,
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
@@ -302,23 +314,22 @@ impl Workflows for PgStore {
     ) -> Result<Option<Ended>> {
         self.writes
             .run(async |tx, noted| {
-                // However the run ends (or if it is gone), it is no longer
-                // failing.
-                sql::execute(
-                    tx,
-                    "DELETE FROM workflow_failing WHERE user_id = $1 AND run_id = $2",
-                    &[&user_id, &run_id],
-                )
-                .await?;
+                // The run's row is locked before its notes, as a DLQ
+                // resume does (no lock-order deadlock between the two).
                 let found = sql::query_opt(
                     tx,
                     "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
                     &[&user_id, &run_id],
                 )
                 .await?;
+                // However the run ends (or if it is gone), it is no longer
+                // failing; for `EndIf::Noted` taking a note (the delete of
+                // the first of two racing commits wins) is the permission.
+                let took_note = take_notes(tx, user_id, run_id).await?;
                 let Some(row) = found else { return Ok(None) };
                 let was = decode_state(row.try_get(0)?)?;
-                if was == RunState::Running {
+                let changed = was == RunState::Running && (when == EndIf::Running || took_note);
+                if changed {
                     sql::execute(
                         tx,
                         "UPDATE workflow_runs SET state = $3, result = $4, failure = $5, updated_at = $6 WHERE user_id = $1 AND run_id = $2",
@@ -360,7 +371,7 @@ impl Workflows for PgStore {
                 )
                 .await?;
                 let message_ids = ids.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
-                Ok(Some(Ended { was, message_ids }))
+                Ok(Some(Ended { was, changed, message_ids }))
             })
             .await
     }
@@ -537,10 +548,26 @@ impl Workflows for PgStore {
         run_id: &str,
         failed_message_id: &str,
         retry: qstash_core::dlq::DlqRetry,
+        revive: Vec<(String, NewMessage)>,
         now: Millis,
     ) -> Result<Option<String>> {
         self.writes
             .run(async |tx, noted| {
+                // Only a failed run resumes: a second entry of a run resumed
+                // already (parallel branches) changes nothing.
+                let state = sql::query_opt(
+                    tx,
+                    "SELECT state FROM workflow_runs WHERE user_id = $1 AND run_id = $2 FOR UPDATE",
+                    &[&user_id, &run_id],
+                )
+                .await?;
+                let failed = match state {
+                    Some(row) => decode_state(row.try_get(0)?)? == RunState::Failed,
+                    None => false,
+                };
+                if !failed {
+                    return Ok(None);
+                }
                 let created = super::dlq::retry(tx, user_id, std::slice::from_ref(&retry), now, self.node(), &mut noted.events, &mut noted.arrivals).await?;
                 let Some(Some(id)) = created.into_iter().next() else { return Ok(None) };
                 sql::execute(
@@ -555,6 +582,20 @@ impl Workflows for PgStore {
                     &[&user_id, &run_id, &now],
                 )
                 .await?;
+                for (old, m) in &revive {
+                    let inserted = messages::insert(tx, &[(m, now)], self.node(), &mut noted.events, &mut noted.arrivals).await?;
+                    if let Some(new) = inserted.first() {
+                        sql::execute(
+                            tx,
+                            "UPDATE workflow_steps SET message_id = $4 WHERE user_id = $1 AND run_id = $2 AND message_id = $3",
+                            &[&user_id, &run_id, old, &new.id()],
+                        )
+                        .await?;
+                    }
+                }
+                // Notes left of the failure resumed (a crash before its
+                // end, a parallel branch's) must not fail the revived run.
+                take_notes(tx, user_id, run_id).await?;
                 Ok(Some(id))
             })
             .await
@@ -596,11 +637,12 @@ impl Workflows for PgStore {
             .collect()
     }
 
-    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>> {
+    async fn runs_waiters(&self, user_id: &str, run_ids: &[String]) -> Result<Vec<Waiter>> {
         let sql_text = format!(
-            "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND run_id = $2 ORDER BY created_at"
+            "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = $1 AND run_id = ANY($2) ORDER BY created_at"
         );
-        let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &run_id]).await?;
+        let ids = run_ids.to_vec();
+        let rows = sql::query(&self.client().await?, &sql_text, &[&user_id, &ids]).await?;
         rows.iter().map(waiter_of).collect()
     }
 }

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
     by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, Ended, Failing, Resume, RunPage, RunWalk,
+    resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage, RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -214,22 +214,24 @@ fn end(
     conn: &Tx,
     user_id: &str,
     run_id: &str,
+    when: EndIf,
     state: RunState,
     result: Option<&[u8]>,
     failure: Option<&str>,
     resume: Option<Resume>,
     now: Millis,
 ) -> Result<Option<Ended>> {
-    // However the run ends (or if it is gone), it is no longer failing.
-    conn.prepare_cached("DELETE FROM workflow_failing WHERE user_id = ?1 AND run_id = ?2")?
-        .execute(params![user_id, run_id])?;
+    // However the run ends (or if it is gone), it is no longer failing;
+    // for `EndIf::Noted` taking a note is the permission to end it.
+    let noted = take_notes(conn, user_id, run_id)?;
     let found: Option<String> = conn
         .prepare_cached("SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2")?
         .query_row(params![user_id, run_id], |r| r.get(0))
         .optional()?;
     let Some(was) = found else { return Ok(None) };
     let was = decode_state(&was)?;
-    if was == RunState::Running {
+    let changed = was == RunState::Running && (when == EndIf::Running || noted);
+    if changed {
         conn.prepare_cached(
             "UPDATE workflow_runs SET state = ?3, result = ?4, failure = ?5, updated_at = ?6 WHERE user_id = ?1 AND run_id = ?2",
         )?
@@ -248,7 +250,19 @@ fn end(
         )?
         .query_map(params![user_id, run_id], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
-    Ok(Some(Ended { was, message_ids }))
+    Ok(Some(Ended {
+        was,
+        changed,
+        message_ids,
+    }))
+}
+
+/// Deletes the run's failing notes; true when there was one.
+fn take_notes(conn: &Connection, user_id: &str, run_id: &str) -> Result<bool> {
+    let n = conn
+        .prepare_cached("DELETE FROM workflow_failing WHERE user_id = ?1 AND run_id = ?2")?
+        .execute(params![user_id, run_id])?;
+    Ok(n > 0)
 }
 
 /// Appends `resume` to the invoking run if it is still running (with
@@ -271,6 +285,9 @@ fn resume_invoker(conn: &Tx, user_id: &str, resume: Resume, now: Millis) -> Resu
     append(conn, user_id, &resume.run_id, &batch, &encoded, now)?;
     Ok(())
 }
+
+/// Run ids one waiter query names (the statement is cached per length).
+const RUNS_PER_QUERY: usize = 200;
 
 const WAITER_COLUMNS: &str = "user_id, event_id, run_id, url, deadline, headers, timeout_url, timeout_headers, step, created_at";
 
@@ -506,6 +523,7 @@ impl Workflows for SqliteStore {
         &self,
         user_id: &str,
         run_id: &str,
+        when: EndIf,
         state: RunState,
         result: Option<Vec<u8>>,
         failure: Option<String>,
@@ -519,6 +537,7 @@ impl Workflows for SqliteStore {
                     conn,
                     &user_id,
                     &run_id,
+                    when,
                     state,
                     result.as_deref(),
                     failure.as_deref(),
@@ -641,6 +660,7 @@ impl Workflows for SqliteStore {
         run_id: &str,
         failed_message_id: &str,
         retry: qstash_core::dlq::DlqRetry,
+        revive: Vec<(String, NewMessage)>,
         now: Millis,
     ) -> Result<Option<String>> {
         let (user_id, run_id, failed) = (
@@ -650,11 +670,31 @@ impl Workflows for SqliteStore {
         );
         self.writer
             .write(move |conn| {
+                // Only a failed run resumes: a second entry of a run resumed
+                // already (parallel branches) changes nothing.
+                let state: Option<String> = conn
+                    .prepare_cached(
+                        "SELECT state FROM workflow_runs WHERE user_id = ?1 AND run_id = ?2",
+                    )?
+                    .query_row(params![user_id, run_id], |r| r.get(0))
+                    .optional()?;
+                if state.as_deref() != Some(RunState::Failed.as_str()) {
+                    return Ok(None);
+                }
                 let created = super::dlq::retry(conn, &user_id, std::slice::from_ref(&retry), now)?;
                 let Some(Some(id)) = created.into_iter().next() else {
                     return Ok(None);
                 };
                 relog(conn, &user_id, &run_id, &failed, &id, now)?;
+                for (old, m) in &revive {
+                    let inserted = messages::insert(conn, std::slice::from_ref(m), now)?;
+                    if let Some(new) = inserted.first() {
+                        relog(conn, &user_id, &run_id, old, new.id(), now)?;
+                    }
+                }
+                // Notes left of the failure resumed (a crash before its
+                // end, a parallel branch's) must not fail the revived run.
+                take_notes(conn, &user_id, &run_id)?;
                 Ok(Some(id))
             })
             .await
@@ -697,11 +737,21 @@ impl Workflows for SqliteStore {
         .await
     }
 
-    async fn run_waiters(&self, user_id: &str, run_id: &str) -> Result<Vec<Waiter>> {
-        let (user_id, run_id) = (user_id.to_string(), run_id.to_string());
+    async fn runs_waiters(&self, user_id: &str, run_ids: &[String]) -> Result<Vec<Waiter>> {
+        let (user_id, run_ids) = (user_id.to_string(), run_ids.to_vec());
         self.read(move |conn| {
-            let sql = format!("SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND run_id = ?2 ORDER BY created_at");
-            take_waiters(conn, &sql, &[&user_id, &run_id])
+            let mut out = Vec::new();
+            for chunk in run_ids.chunks(RUNS_PER_QUERY) {
+                let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "SELECT {WAITER_COLUMNS} FROM workflow_waiters WHERE user_id = ?1 AND run_id IN ({}) ORDER BY created_at",
+                    marks.join(", ")
+                );
+                let mut args: Vec<&dyn rusqlite::ToSql> = vec![&user_id];
+                args.extend(chunk.iter().map(|r| r as &dyn rusqlite::ToSql));
+                out.extend(take_waiters(conn, &sql, &args)?);
+            }
+            Ok(out)
         })
         .await
     }
