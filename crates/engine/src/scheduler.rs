@@ -34,23 +34,19 @@ pub async fn run(engine: Arc<Engine>) {
         // lands during the look still wakes us.
         engine.sleeping_until.store(Millis::MAX, Ordering::Release);
         let now = engine.now();
-        let mut reserved = engine.user_slots.cap().map(|_| {
-            engine
+        let claimed = if engine.user_slots.cap().is_some() {
+            let rooms = engine
                 .gate
-                .with_gated(|gated| engine.user_slots.reserve(gated))
-        });
-        let claimed = match &reserved {
-            Some(r) => engine.store.claim_due_of_users(now, r.rooms(), free).await,
-            None => engine.store.claim_due(now, free).await,
+                .with_gated(|gated| engine.user_slots.rooms(gated));
+            engine.store.claim_due_of_users(now, rooms, free).await
+        } else {
+            engine.store.claim_due(now, free).await
         };
         let claimed = match claimed {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "claiming due messages failed");
                 drop(slots);
-                for user in reserved.map(|r| r.release()).unwrap_or_default() {
-                    engine.gate.user_freed(&user);
-                }
                 tokio::time::sleep(ERROR_PAUSE).await;
                 continue;
             }
@@ -58,27 +54,26 @@ pub async fn run(engine: Arc<Engine>) {
         let full = claimed.len() == free;
         for message in claimed {
             let permit = slots.pop().expect("claimed within the slots taken");
-            // Claimed within the room reserved for its user; without a cap
-            // the slot only counts.
-            let user_slot = match reserved.as_mut() {
-                Some(r) => r.take(&message.user_id),
-                None => engine.user_slots.try_take(&message.user_id, 0),
-            };
+            // Claimed within the user's room. A publish or the gate may
+            // have taken it during the claim (a store call: no lock is held
+            // across it, and holding every user's room for its length
+            // stalled their publishes and gated lines): then this one
+            // goes one over, but counted, so nothing else starts until the
+            // user is below its cap again.
+            let user = &message.user_id;
+            let user_slot = engine
+                .gate
+                .with_gated(|gated| engine.user_slots.try_take(user, gated(user)))
+                .unwrap_or_else(|| engine.user_slots.take_over(user));
             let engine = engine.clone();
             tokio::spawn(async move {
                 engine.deliver(message).await;
                 drop(permit);
-                if let Some(slot) = user_slot {
-                    engine.plain_done(slot);
-                }
+                engine.plain_done(user_slot);
             });
         }
-        // Never sleep on slots: publishes and retries need them. Rooms
-        // not used go back, and the gate's lines held on them get a look.
+        // Never sleep on slots: publishes and retries need them.
         drop(slots);
-        for user in reserved.map(|r| r.release()).unwrap_or_default() {
-            engine.gate.user_freed(&user);
-        }
         if full {
             continue;
         }

@@ -13,12 +13,12 @@
 //! When a delivery ends, the other side is told: the scheduler through
 //! `freed`, the gate through `Gate::user_freed`.
 //!
-//! The cap is exact, not "one over now and then": a plain slot is taken
-//! under the gate's lock (`Gate::with_gated`), where the gate also checks
-//! the cap, and the scheduler reserves its users' rooms before it claims
-//! (the claim is a store call: no lock may be held across it), turns each
-//! claimed message into a slot of that reservation, and gives back the
-//! rest.
+//! A plain slot is taken under the gate's lock (`Gate::with_gated`), where
+//! the gate also checks the cap, so the two sides never both take the last
+//! place. The scheduler's claim is a store call, which no lock may be held
+//! across: a publish or the gate may take a user's room during it, and the
+//! message claimed then goes one over the cap, counted (`take_over`), so
+//! nothing else of that user starts until it is below the cap again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -76,17 +76,14 @@ impl UserSlots {
         })
     }
 
-    /// Takes every configured user's room (see `rooms`) as plain slots
-    /// held by the answer until it hands them out or is dropped.
-    pub(crate) fn reserve(self: &Arc<Self>, gated: impl Fn(&str) -> usize) -> Reservation {
-        let rooms = self.rooms(gated);
+    /// A slot for a plain delivery of `user` already claimed, even over
+    /// the cap (see the module's note): counted, so the cap holds the rest.
+    pub(crate) fn take_over(self: &Arc<Self>, user: &str) -> UserSlot {
         let mut counts = self.counts.lock().expect("user slots lock");
-        for (user, room) in &rooms {
-            *counts.entry(user.clone()).or_default() += room;
-        }
-        Reservation {
+        *counts.entry(user.to_string()).or_default() += 1;
+        UserSlot {
             slots: self.clone(),
-            rooms: rooms.into_iter().collect(),
+            user: user.to_string(),
         }
     }
 
@@ -104,57 +101,6 @@ impl UserSlots {
                 (used < cap).then(|| (u.clone(), cap - used))
             })
             .collect()
-    }
-}
-
-/// Plain slots taken ahead of a claim, per user.
-pub(crate) struct Reservation {
-    slots: Arc<UserSlots>,
-    rooms: HashMap<String, usize>,
-}
-
-impl Reservation {
-    /// What is reserved, per user (what the claim may take).
-    pub(crate) fn rooms(&self) -> Vec<(String, usize)> {
-        let mut rooms: Vec<_> = self.rooms.iter().map(|(u, n)| (u.clone(), *n)).collect();
-        rooms.sort();
-        rooms
-    }
-
-    /// One reserved slot of `user`, now a delivery's; None when the
-    /// reservation holds none for it.
-    pub(crate) fn take(&mut self, user: &str) -> Option<UserSlot> {
-        let n = self.rooms.get_mut(user).filter(|n| **n > 0)?;
-        *n -= 1;
-        Some(UserSlot {
-            slots: self.slots.clone(),
-            user: user.to_string(),
-        })
-    }
-
-    /// Gives back the slots not handed out; answers the users who got
-    /// some back (the gate may have held their lines on the cap meanwhile).
-    pub(crate) fn release(mut self) -> Vec<String> {
-        self.give_back()
-    }
-
-    fn give_back(&mut self) -> Vec<String> {
-        let mut counts = self.slots.counts.lock().expect("user slots lock");
-        let mut freed = Vec::new();
-        for (user, n) in self.rooms.drain().filter(|(_, n)| *n > 0) {
-            if let Some(c) = counts.get_mut(&user) {
-                *c = c.saturating_sub(n);
-            }
-            freed.push(user);
-        }
-        freed.sort();
-        freed
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.give_back();
     }
 }
 
@@ -200,31 +146,15 @@ mod tests {
     }
 
     #[test]
-    fn a_reservation_holds_the_room_until_handed_out_or_given_back() {
-        let slots = Arc::new(UserSlots::new(Some(3), vec!["a".into(), "b".into()]));
-        let _held = slots.try_take("a", 0).unwrap();
-        let mut r = slots.reserve(|_| 0);
-        assert_eq!(r.rooms(), vec![("a".to_string(), 2), ("b".to_string(), 3)]);
-        // While reserved, nobody else gets in.
-        assert!(slots.try_take("a", 0).is_none());
+    fn a_slot_taken_over_the_cap_is_counted() {
+        let slots = Arc::new(UserSlots::new(Some(1), vec!["a".into()]));
+        let first = slots.try_take("a", 0).unwrap();
+        let over = slots.take_over("a");
+        assert_eq!(slots.plain("a"), 2);
+        drop(first);
+        assert!(slots.try_take("a", 0).is_none(), "still at the cap");
         assert!(slots.rooms(|_| 0).is_empty());
-        let taken = r.take("a").unwrap();
-        assert_eq!(slots.plain("a"), 3);
-        assert_eq!(r.release(), vec!["a".to_string(), "b".to_string()]);
-        assert_eq!(slots.plain("a"), 2, "the held slot and the taken one");
-        assert_eq!(slots.plain("b"), 0);
-        drop(taken);
-        assert_eq!(slots.plain("a"), 1);
-        // A reservation dropped unreleased gives back too; none beyond it.
-        let mut r = slots.reserve(|_| 0);
-        assert!(r.take("b").is_some());
-        drop(r);
-        assert_eq!(
-            slots.plain("b"),
-            0,
-            "the slot taken was dropped with its message"
-        );
-        let mut r = slots.reserve(|_| 0);
-        assert!(r.take("zzz").is_none());
+        drop(over);
+        assert!(slots.try_take("a", 0).is_some());
     }
 }

@@ -13,6 +13,7 @@ use qstash_store::{LiveCursor, MessageFilter};
 use crate::auth::Caller;
 use crate::query::Query;
 use crate::routes::logs::count;
+use crate::routes::messages::MessageFilterParams;
 use crate::views::{CountsView, ErrorBody, LiveMessageView, LivePage, MessageView};
 use crate::{ApiError, AppState};
 
@@ -52,29 +53,6 @@ pub struct LiveParams {
     /// `true` adds how many messages match, by kind.
     #[param(rename = "withTotal")]
     with_total: Option<bool>,
-    /// Only these destinations (repeatable).
-    url: Option<Vec<String>>,
-    /// Only these URL groups (repeatable).
-    #[param(rename = "topicName")]
-    topic_name: Option<Vec<String>>,
-    /// Only these queues (repeatable).
-    #[param(rename = "queueName")]
-    queue_name: Option<Vec<String>>,
-    /// Only these schedules (repeatable).
-    #[param(rename = "scheduleId")]
-    schedule_id: Option<Vec<String>>,
-    /// Only these labels (repeatable).
-    label: Option<Vec<String>>,
-    /// Only these flow-control keys (repeatable).
-    #[param(rename = "flowControlKey")]
-    flow_control_key: Option<Vec<String>>,
-    /// Only these publisher addresses (repeatable; `callerIP` too).
-    #[param(rename = "callerIp")]
-    caller_ip: Option<Vec<String>>,
-    /// Only these destination hosts (repeatable).
-    host: Option<Vec<String>>,
-    /// Only these destination paths (repeatable).
-    path: Option<Vec<String>>,
     /// Only messages created at or after (unix ms).
     #[param(rename = "fromDate")]
     from_date: Option<i64>,
@@ -88,7 +66,7 @@ pub struct LiveParams {
     path = "/v2/messages",
     tag = "messages",
     summary = "Live messages (waiting, delayed, retrying, in flight), newest first (an extension of this server)",
-    params(LiveParams),
+    params(LiveParams, MessageFilterParams),
     responses(
         (status = 200, description = "A page", body = LivePage),
         (status = "4XX", description = "The request is wrong (an unknown filter is a 400), unauthenticated or over a limit", body = ErrorBody),

@@ -10,6 +10,7 @@ use qstash_core::message::LogState;
 
 use crate::auth::Caller;
 use crate::query::Query;
+use crate::routes::messages::MessageFilterParams;
 use crate::views::{ErrorBody, EventsPage, LogEntryView, LogsPage};
 use crate::{ApiError, AppState};
 
@@ -35,29 +36,6 @@ pub struct LogParams {
     /// Only these states (repeatable): CREATED, ACTIVE, RETRY, ERROR,
     /// IN_PROGRESS, DELIVERED, FAILED, CANCEL_REQUESTED, CANCELED.
     state: Option<Vec<String>>,
-    /// Only these destinations (repeatable).
-    url: Option<Vec<String>>,
-    /// Only these URL groups (repeatable).
-    #[param(rename = "topicName")]
-    topic_name: Option<Vec<String>>,
-    /// Only these queues (repeatable).
-    #[param(rename = "queueName")]
-    queue_name: Option<Vec<String>>,
-    /// Only these schedules (repeatable).
-    #[param(rename = "scheduleId")]
-    schedule_id: Option<Vec<String>>,
-    /// Only these labels (repeatable).
-    label: Option<Vec<String>>,
-    /// Only these flow-control keys (repeatable).
-    #[param(rename = "flowControlKey")]
-    flow_control_key: Option<Vec<String>>,
-    /// Only these publisher addresses (repeatable; `callerIP` too).
-    #[param(rename = "callerIp")]
-    caller_ip: Option<Vec<String>>,
-    /// Only these destination hosts (repeatable).
-    host: Option<Vec<String>>,
-    /// Only these destination paths (repeatable).
-    path: Option<Vec<String>>,
     /// Only entries at or after (unix ms).
     #[param(rename = "fromDate")]
     from_date: Option<i64>,
@@ -71,7 +49,7 @@ pub struct LogParams {
     path = "/v2/events",
     tag = "logs",
     summary = "The log of every state change, newest first (the SDKs' key, `events`)",
-    params(LogParams),
+    params(LogParams, MessageFilterParams),
     responses(
         (status = 200, description = "A page", body = EventsPage),
         (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),
@@ -92,7 +70,7 @@ pub async fn events(
     path = "/v2/logs",
     tag = "logs",
     summary = "The log of every state change, newest first (the OpenAPI's key, `logs`)",
-    params(LogParams),
+    params(LogParams, MessageFilterParams),
     responses(
         (status = 200, description = "A page", body = LogsPage),
         (status = "4XX", description = "The request is wrong, unauthenticated or over a limit", body = ErrorBody),

@@ -166,16 +166,12 @@ impl CancelBody {
     }
 }
 
-/// The query of a bulk cancel (WIRE.md §3.4), documented once.
+/// The message filters of a bulk cancel, the live list and the logs,
+/// documented once (`qstash_core::message::MessageFilter`).
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)]
-pub struct CancelParams {
-    /// These messages (repeatable).
-    #[param(rename = "messageIds")]
-    message_ids: Option<Vec<String>>,
-    /// At most this many (1 to 500); a `cursor` then says more match.
-    count: Option<u32>,
+pub struct MessageFilterParams {
     /// Only these destinations (repeatable).
     url: Option<Vec<String>>,
     /// Only these URL groups (repeatable).
@@ -199,6 +195,18 @@ pub struct CancelParams {
     host: Option<Vec<String>>,
     /// Only these destination paths (repeatable).
     path: Option<Vec<String>>,
+}
+
+/// The query of a bulk cancel (WIRE.md §3.4), documented once.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct CancelParams {
+    /// These messages (repeatable).
+    #[param(rename = "messageIds")]
+    message_ids: Option<Vec<String>>,
+    /// At most this many (1 to 500); a `cursor` then says more match.
+    count: Option<u32>,
     /// Only messages created at or after (unix ms).
     #[param(rename = "fromDate")]
     from_date: Option<i64>,
@@ -215,7 +223,7 @@ pub struct CancelParams {
     path = "/v2/messages",
     tag = "messages",
     summary = "Cancel the messages named or matched; no ids and no filter cancel every message",
-    params(CancelParams),
+    params(CancelParams, MessageFilterParams),
     request_body(content = Option<CancelBody>, description = "The legacy form: ids and filters in a JSON body", content_type = "application/json"),
     responses(
         (status = 200, description = "Cancelled", body = BulkCancelled),
