@@ -703,7 +703,12 @@ impl Engine {
         self.check_dlq_overrides(overrides)?;
         let now = self.now();
         let pairs = || overrides.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let mut started = Vec::new();
+        // Every entry is checked and its new run planned before any is
+        // started: a 400 for one entry leaves the others as they were.
+        // Entries of one run (a parallel run's failed branches) restart it
+        // once.
+        let mut planned = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for dlq_id in dlq_ids {
             let (entry, run) = self.dlq_step(user_id, dlq_id).await?;
             let run = self.failed_by_dlq(run, entry.error.as_deref()).await?;
@@ -745,6 +750,7 @@ impl Engine {
                 features: old_tag.features.clone(),
                 invoke: false,
             });
+            let first = seen.insert(run.run_id.clone());
             let new_run = Run {
                 run_id,
                 state: RunState::Running,
@@ -754,10 +760,17 @@ impl Engine {
                 failure: None,
                 ..run
             };
-            self.store
-                .workflows()
-                .start_run(new_run.clone(), message, now)
-                .await?;
+            planned.push((dlq_id, first.then_some((new_run, message))));
+        }
+        let mut started = Vec::new();
+        for (dlq_id, start) in planned {
+            if let Some((new_run, message)) = start {
+                self.store
+                    .workflows()
+                    .start_run(new_run.clone(), message, now)
+                    .await?;
+                started.push(new_run);
+            }
             let query = qstash_core::dlq::DlqQuery {
                 filter: qstash_core::dlq::DlqFilter {
                     dlq_ids: vec![dlq_id.clone()],
@@ -767,7 +780,6 @@ impl Engine {
                 ..Default::default()
             };
             self.store.delete_dlq(user_id, query).await?;
-            started.push(new_run);
         }
         Ok(started)
     }
