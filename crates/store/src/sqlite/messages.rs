@@ -322,7 +322,8 @@ pub fn cancel(
     now: Millis,
 ) -> Result<CancelResult> {
     let ids = if req.message_ids.is_empty() {
-        matching_live_ids(conn, user_id, &req.filter)?
+        // One more than `count`, to know whether more match.
+        matching_live_ids(conn, user_id, &req.filter, req.count.map(|n| n + 1))?
     } else {
         req.message_ids.clone()
     };
@@ -368,13 +369,20 @@ pub fn cancel(
 /// the order they were stored), from the live walks of `live.rs`: pending
 /// messages along the user's pending index, in-flight ones along theirs.
 /// Delivered and cancelled messages kept for the logs are never read.
-fn matching_live_ids(conn: &Connection, user_id: &str, f: &MessageFilter) -> Result<Vec<String>> {
+fn matching_live_ids(
+    conn: &Connection,
+    user_id: &str,
+    f: &MessageFilter,
+    limit: Option<usize>,
+) -> Result<Vec<String>> {
     let (pending, active, w) = super::live::selection(user_id, f, None);
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     let sql = format!(
-        "SELECT id, rowid AS rid {pending} UNION ALL SELECT id, rowid AS rid {active} ORDER BY rid"
+        "SELECT id, rowid AS rid {pending} UNION ALL SELECT id, rowid AS rid {active} ORDER BY rid{limit}"
     );
+    // Built per filter: not worth a place in the statement cache.
     let ids = conn
-        .prepare_cached(&sql)?
+        .prepare(&sql)?
         .query_map(params_from_iter(w.args), |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
     Ok(ids)
