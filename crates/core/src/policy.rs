@@ -197,6 +197,12 @@ impl DestinationPolicy {
         let Ok(parsed) = url::Url::parse(url) else {
             return Ok(()); // Not a URL: validation refuses it elsewhere.
         };
+        self.check_parsed(&parsed)
+    }
+
+    /// [`check_url`](Self::check_url) of a URL already parsed (a delivery
+    /// parses its destination once for the check and the request).
+    pub fn check_parsed(&self, parsed: &url::Url) -> Result<(), Denied> {
         let port = parsed.port_or_known_default();
         let target = || parsed.host_str().unwrap_or_default().to_string();
         match parsed.host() {

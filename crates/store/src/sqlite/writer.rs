@@ -80,13 +80,17 @@ struct Pending<T, F> {
     work: F,
     result: Option<Result<T>>,
     arrivals: Vec<Arrival>,
-    reply: oneshot::Sender<Result<T>>,
+    /// The work goes back with the answer: what it captured (message
+    /// bodies, encoded rows) was allocated on the caller's thread, and
+    /// freeing it there is a local free; on this thread it was a
+    /// cross-thread free, about 2% of the server's CPU per publish.
+    reply: oneshot::Sender<(Result<T>, F)>,
 }
 
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: Fn(&Tx) -> Result<T> + Send,
+    F: Fn(&Tx) -> Result<T> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let tx = Tx::new(conn);
@@ -102,8 +106,14 @@ where
     }
 
     fn finish(self: Box<Self>, committed: Result<()>) {
-        let result = self.result.unwrap_or(Err(StoreError::Closed));
-        let _ = self.reply.send(committed.and(result));
+        let Pending {
+            work,
+            result,
+            reply,
+            ..
+        } = *self;
+        let result = result.unwrap_or(Err(StoreError::Closed));
+        let _ = reply.send((committed.and(result), work));
     }
 
     fn failed_full(&self) -> bool {
@@ -144,7 +154,9 @@ impl Writer {
             reply,
         });
         self.jobs.send(job).await.map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        let (result, work) = answer.await.map_err(|_| StoreError::Closed)?;
+        drop(work);
+        result
     }
 }
 
