@@ -103,15 +103,19 @@ pub fn validate_group_name(name: &str) -> Result<&str, DestinationError> {
 /// Some clients percent-encode `[` and `]` in the request path, which
 /// turns an IPv6 host (`[::1]:8080`) into text the URL parser refuses.
 /// Only the authority (up to the first `/`, `?` or `#`) is decoded.
-fn decode_brackets(rest: &str) -> String {
+fn decode_brackets(rest: &str) -> std::borrow::Cow<'_, str> {
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(end);
+    // Nearly every destination has nothing to decode: no copies then.
+    if !authority.contains('%') {
+        return rest.into();
+    }
     let decoded = authority
         .replace("%5B", "[")
         .replace("%5b", "[")
         .replace("%5D", "]")
         .replace("%5d", "]");
-    format!("{decoded}{tail}")
+    format!("{decoded}{tail}").into()
 }
 
 /// `http` or `https` if `raw` starts with it and a colon; a proxy may have

@@ -57,7 +57,7 @@ pub fn page_sql(
     } else if let Some(key) = rows::driving_key(f) {
         let key = w.arg(key);
         w.push(format!(
-            "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq AND e.time = k.time"
+            "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"
         ));
         ("event_keys k CROSS JOIN events e", "k")
     } else if let [state] = f.states.as_slice() {

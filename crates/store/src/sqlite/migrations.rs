@@ -19,47 +19,12 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (4, "workflow runs and step logs", super::workflow::SCHEMA),
     (5, "workflow runs failing", super::workflow::FAILING),
     (6, "no per-user index of all messages", LEANER),
-    (7, "log sequence without AUTOINCREMENT", PLAIN_SEQ),
 ];
 
 /// Issue 17: every publish wrote an entry in `messages_user (user_id,
 /// created_at)`, which only bulk cancel read, walking the user's delivered
 /// and cancelled messages too; it walks the live indexes now (`live.rs`).
 const LEANER: &str = "DROP INDEX IF EXISTS messages_user;";
-
-/// Issue 17: `events.seq` was `AUTOINCREMENT`, which makes SQLite read and
-/// rewrite the `sqlite_sequence` table for every log entry (one more
-/// b-tree updated per entry). A plain `INTEGER
-/// PRIMARY KEY` takes the largest seq plus one, the same as long as the
-/// newest entry is kept; a seq can be reused only after the whole log was
-/// purged, and a listing joins `event_keys` on time and seq together, so a
-/// stale key row never meets a newer entry. SQLite cannot drop
-/// `AUTOINCREMENT` in place: the table is copied (once, at start, in this
-/// migration's transaction; about 5 s per million entries on the
-/// benchmark machine, during which the server is not yet listening).
-const PLAIN_SEQ: &str = r#"
-CREATE TABLE events_plain_seq (
-    seq                INTEGER PRIMARY KEY,
-    user_id            TEXT NOT NULL,
-    message_id         TEXT NOT NULL,
-    time               INTEGER NOT NULL,
-    state              TEXT NOT NULL,
-    error              TEXT,
-    next_delivery_time INTEGER,
-    response_status    INTEGER,
-    response_header    TEXT,
-    response_body      BLOB
-);
-INSERT INTO events_plain_seq
-    SELECT seq, user_id, message_id, time, state, error, next_delivery_time,
-           response_status, response_header, response_body
-    FROM events ORDER BY seq;
-DROP TABLE events;
-ALTER TABLE events_plain_seq RENAME TO events;
-CREATE INDEX events_message ON events(message_id);
-CREATE INDEX events_user_time ON events(user_id, time, seq);
-CREATE INDEX events_user_state ON events(user_id, state, time, seq);
-"#;
 
 /// Issue 13: default headers of URL groups (`PATCH /v2/topics/{name}`),
 /// and the index `--max-in-flight-per-user` claims from (one seek per user
@@ -297,56 +262,5 @@ mod tests {
         conn.execute_batch(&format!("PRAGMA user_version = {}", last + 1))
             .unwrap();
         assert!(migrate(&conn).unwrap_err().to_string().contains("newer"));
-    }
-
-    /// Migration 7 keeps every log entry with its seq, and new entries go
-    /// on after the largest one without `sqlite_sequence`.
-    #[test]
-    fn the_log_keeps_its_entries_and_seqs_without_autoincrement() {
-        let conn = Connection::open_in_memory().unwrap();
-        for (v, _, sql) in &MIGRATIONS[..6] {
-            conn.execute_batch(&format!("{sql}\nPRAGMA user_version = {v};"))
-                .unwrap();
-        }
-        let insert =
-            "INSERT INTO events (user_id, message_id, time, state) VALUES ('u', ?1, ?2, 'CREATED')";
-        for (id, time) in [("a", 10), ("b", 20), ("c", 30)] {
-            conn.execute(insert, rusqlite::params![id, time]).unwrap();
-        }
-        conn.execute("DELETE FROM events WHERE message_id = 'b'", [])
-            .unwrap();
-        assert_eq!(migrate(&conn).unwrap(), MIGRATIONS.len() as u32);
-        conn.execute(insert, rusqlite::params!["d", 40]).unwrap();
-        let rows: Vec<(i64, String, i64)> = conn
-            .prepare("SELECT seq, message_id, time FROM events ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                (1, "a".into(), 10),
-                (3, "c".into(), 30),
-                (4, "d".into(), 40)
-            ]
-        );
-        let sql: String = conn
-            .query_row(
-                "SELECT sql FROM sqlite_schema WHERE name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
-        let indexes: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(indexes, 3);
     }
 }
