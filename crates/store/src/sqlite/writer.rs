@@ -91,7 +91,7 @@ struct Pending<T, F> {
 impl<T, F> Job for Pending<T, F>
 where
     T: Send,
-    F: Fn(&Tx) -> Result<T> + Send + 'static,
+    F: Fn(&Tx) -> Result<T> + Send,
 {
     fn run(&mut self, conn: &Connection) -> bool {
         let tx = Tx::new(conn);
@@ -295,6 +295,33 @@ mod tests {
         c.await.unwrap().unwrap();
         let read = Connection::open(&path).unwrap();
         assert_eq!(rows(&read), ["a", "c"]);
+    }
+
+    /// Notes the thread it is dropped on.
+    struct DroppedOn(Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>);
+
+    impl Drop for DroppedOn {
+        fn drop(&mut self) {
+            *self.0.lock().unwrap() = Some(std::thread::current().id());
+        }
+    }
+
+    /// What a job captured is freed by its caller, not on the writer
+    /// thread (where every free of a caller's allocation is a
+    /// cross-thread free).
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_jobs_captures_are_freed_by_its_caller() {
+        let writer = Writer::start(Connection::open_in_memory().unwrap(), Arc::default());
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let captured = DroppedOn(seen.clone());
+        writer
+            .write(move |_| {
+                let _keep = &captured;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(*seen.lock().unwrap(), Some(std::thread::current().id()));
     }
 
     struct Heard(std::sync::Mutex<Vec<Arrival>>);
