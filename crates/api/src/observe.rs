@@ -11,17 +11,18 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use metrics::{counter, histogram};
+use metrics::{counter, histogram, SharedString};
+use qstash_core::users::User;
 use qstash_engine::meter::Kind;
 
 /// The authenticated user of a request, filled in by the admission
 /// middleware (it runs inside this one) for the log line.
 #[derive(Debug, Clone, Default)]
-pub struct RequestUser(Arc<OnceLock<String>>);
+pub struct RequestUser(Arc<OnceLock<Arc<User>>>);
 
 impl RequestUser {
-    pub fn set(&self, user_id: &str) {
-        let _ = self.0.set(user_id.to_string());
+    pub fn set(&self, user: &Arc<User>) {
+        let _ = self.0.set(user.clone());
     }
 }
 
@@ -33,11 +34,7 @@ pub fn layer(app: Router) -> Router {
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = route_label(request.extensions().get::<MatchedPath>());
     let user = RequestUser::default();
     request.extensions_mut().insert(user.clone());
     let response = next.run(request).await;
@@ -60,10 +57,26 @@ async fn observe(mut request: Request, next: Next) -> Response {
         route = %route,
         status,
         duration_ms = took.as_secs_f64() * 1000.0,
-        user = user.0.get().map(String::as_str),
+        user = user.0.get().map(|u| u.id.as_str()),
         "request"
     );
     response
+}
+
+/// The route's template; the API's own routes as the table's static
+/// strings, so a request's count allocates no label (the console's and
+/// `/metrics` are copied).
+fn route_label(matched: Option<&MatchedPath>) -> SharedString {
+    let Some(matched) = matched.map(MatchedPath::as_str) else {
+        return SharedString::const_str("unmatched");
+    };
+    match crate::routes::ROUTES
+        .iter()
+        .find(|(path, _)| *path == matched)
+    {
+        Some((path, _)) => SharedString::const_str(path),
+        None => SharedString::from(matched.to_string()),
+    }
 }
 
 /// Methods outside the standard ones share one label.
@@ -110,5 +123,6 @@ mod tests {
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
         assert_eq!(publish_kind("/v2/batch"), Some(Kind::Batch));
         assert_eq!(publish_kind("/v2/messages/{id}"), None);
+        assert_eq!(&*route_label(None), "unmatched");
     }
 }

@@ -524,7 +524,7 @@ pub async fn retry_one(
             &user.id,
             vec![entry],
             &overrides(&headers),
-            Some(peer.ip().to_string()),
+            Some(crate::client_ip::text(peer.ip())),
         )
         .await
         .map_err(retry_error)?;
@@ -584,7 +584,7 @@ pub async fn retry_many(
             &user.id,
             page.entries,
             &overrides(&headers),
-            Some(peer.ip().to_string()),
+            Some(crate::client_ip::text(peer.ip())),
         )
         .await
         .map_err(retry_error)?;

@@ -2,10 +2,11 @@
 //! and the ones axum's extractors build as plain text (a bad
 //! percent-encoding in a path parameter, a body that is not JSON).
 
+use std::future::Future;
+
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::views::ErrorBody;
@@ -19,11 +20,18 @@ pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Plain-text error bodies are short; anything longer is cut.
 const MAX_TEXT: usize = 4 * 1024;
 
-pub async fn json_errors(request: Request, next: Next) -> Response {
+/// Runs `inner` on `request` (a middleware step of `routes::admit`, not a
+/// layer of its own: each axum layer boxes the request's future and
+/// clones the service below it, per request).
+pub async fn around<F, Fut>(request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if let Err(e) = check_size(&request).and_then(|()| super::no_nul::check(request.uri())) {
         return e.into_response();
     }
-    let response = next.run(request).await;
+    let response = inner(request).await;
     let status = response.status();
     let is_json = response
         .headers()
@@ -53,8 +61,20 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
+/// The length of `uri` as written, without formatting it: the request
+/// target is origin-form (`/path?query`) but for proxies' absolute form.
+fn uri_len(uri: &axum::http::Uri) -> usize {
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    let origin = match (uri.scheme_str(), uri.authority()) {
+        (Some(scheme), Some(authority)) => scheme.len() + "://".len() + authority.as_str().len(),
+        (None, Some(authority)) => authority.as_str().len(),
+        _ => 0,
+    };
+    origin + target
+}
+
 fn check_size(request: &Request) -> Result<(), ApiError> {
-    let uri = request.uri().to_string().len();
+    let uri = uri_len(request.uri());
     if uri > MAX_URI_BYTES {
         return Err(ApiError::UriTooLong(format!(
             "the request URI is {uri} bytes; the limit is {MAX_URI_BYTES}"

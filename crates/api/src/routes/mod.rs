@@ -20,7 +20,9 @@ mod url_groups;
 mod whole_body;
 mod workflows;
 
-use axum::middleware::from_fn_with_state;
+use axum::extract::{Request, State};
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
 use axum::routing::{any, delete, get, post};
 use axum::Router;
 
@@ -37,7 +39,6 @@ macro_rules! route_table {
         }
 
         /// Every route: its axum path and its methods.
-        #[cfg_attr(not(test), allow(dead_code))]
         pub const ROUTES: &[(&str, &[&str])] =
             &[$(($path, &[stringify!($first) $(, stringify!($method))*])),*];
     };
@@ -111,12 +112,18 @@ pub fn router(state: AppState) -> Router {
     table()
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
-        .layer(from_fn_with_state(
-            state.clone(),
-            whole_body::read_whole_body,
-        ))
-        .layer(axum::middleware::from_fn(json_errors::json_errors))
+        .layer(from_fn_with_state(state.clone(), admit))
         .with_state(state)
+}
+
+/// Every API request, in one layer: its size and NULs checked, then its
+/// caller admitted and its whole body read, and any error answered as
+/// JSON (`json_errors`, `whole_body`).
+async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    json_errors::around(request, |request| async move {
+        whole_body::read_whole_body(&state, request, next).await
+    })
+    .await
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {

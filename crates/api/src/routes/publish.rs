@@ -53,7 +53,7 @@ pub async fn publish(
     let raw = uri.path().strip_prefix(PUBLISH_PREFIX).unwrap_or_default();
     accept(
         &state,
-        user.id,
+        user.id.clone(),
         peer,
         raw,
         uri.query(),
@@ -102,7 +102,7 @@ pub(crate) async fn accept(
     let group = matches!(parsed.destination, Destination::UrlGroup(_));
     let request = PublishRequest {
         user_id,
-        caller_ip: Some(peer.ip().to_string()),
+        caller_ip: Some(crate::client_ip::text(peer.ip())),
         destination: parsed.destination,
         queue,
         options,
@@ -214,7 +214,7 @@ pub async fn batch(
         let group = matches!(parsed.destination, Destination::UrlGroup(_));
         let request = PublishRequest {
             user_id: user.id.clone(),
-            caller_ip: Some(peer.ip().to_string()),
+            caller_ip: Some(crate::client_ip::text(peer.ip())),
             destination: parsed.destination,
             queue,
             options,
@@ -336,13 +336,17 @@ pub(crate) fn refuse_cron(options: &PublishOptions) -> Result<(), ApiError> {
     }
 }
 
+/// The whole body as a `Vec`: copied only when its bytes are shared (a
+/// body read whole by `whole_body` and still in hyper's read buffer).
 pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    axum::body::to_bytes(body, limit)
-        .await
-        .map(|b| b.to_vec())
-        .map_err(|_| {
-            ApiError::PayloadTooLarge(format!(
-                "request body is larger than the limit of {limit} bytes"
-            ))
-        })
+    read_bytes(body, limit).await.map(Vec::from)
+}
+
+/// The whole body, up to `limit` bytes, without a copy.
+pub async fn read_bytes(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        ApiError::PayloadTooLarge(format!(
+            "request body is larger than the limit of {limit} bytes"
+        ))
+    })
 }

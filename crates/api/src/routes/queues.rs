@@ -53,7 +53,7 @@ pub async fn enqueue(
         .to_string();
     accept(
         &state,
-        user.id,
+        user.id.clone(),
         peer,
         raw,
         uri.query(),

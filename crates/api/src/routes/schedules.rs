@@ -152,7 +152,8 @@ pub async fn post(
         Target::Resume(id) => done(resume(&state, &user.id, id).await),
         Target::Schedule(raw) | Target::Other(raw) => {
             let raw = raw.to_string();
-            let Json(created) = create(state, user.id, peer, &raw, &uri, &headers, body).await?;
+            let Json(created) =
+                create(state, user.id.clone(), peer, &raw, &uri, &headers, body).await?;
             Ok(Json(PostAnswer::Created(created)))
         }
     }
@@ -271,7 +272,7 @@ pub async fn create(
         body,
         queue_name: options.queue_name,
         delay_secs: options.delay_secs,
-        caller_ip: Some(peer.ip().to_string()),
+        caller_ip: Some(crate::client_ip::text(peer.ip())),
         created_at: now,
         paused: false,
         next_fire: cron.next_after(now),

@@ -4,14 +4,14 @@
 use axum::body::Body;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
 use crate::auth::{self, Caller};
 use crate::client_ip;
-use crate::routes::publish::read_body;
+use crate::routes::publish::read_bytes;
 use crate::{ApiError, AppState};
 
 /// The API's description is public, like the probes.
@@ -25,11 +25,7 @@ const OPENAPI: &str = "/v2/openapi.json";
 /// be refused (401, 429) has its body read and thrown away chunk by chunk,
 /// never buffered, so unauthenticated uploads cost no memory. Only an
 /// admitted request's body is buffered, up to the limit.
-pub async fn read_whole_body(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn read_whole_body(state: &AppState, request: Request, next: Next) -> Response {
     // Only the API asks who calls; anything else (a path no route knows)
     // gets its 404 from the router.
     let path = request.uri().path();
@@ -37,7 +33,7 @@ pub async fn read_whole_body(
         return next.run(request).await;
     }
     let (mut parts, body) = request.into_parts();
-    let admitted = auth::caller_or_hook(&state, &parts.headers, &parts.uri).and_then(|user| {
+    let admitted = auth::caller_or_hook(state, &parts.headers, &parts.uri).and_then(|user| {
         state
             .limits
             .admit(&user.id, parts.uri.path())
@@ -55,7 +51,7 @@ pub async fn read_whole_body(
         }
     };
     if let Some(slot) = parts.extensions.get::<crate::observe::RequestUser>() {
-        slot.set(&user.id);
+        slot.set(&user);
     }
     parts.extensions.insert(Caller(user));
     if !state.config.trusted_proxies.is_empty() {
@@ -68,7 +64,7 @@ pub async fn read_whole_body(
         }
     }
     let limit = state.config.body_read_timeout;
-    let read = tokio::time::timeout(limit, read_body(body, state.config.max_body_bytes)).await;
+    let read = tokio::time::timeout(limit, read_bytes(body, state.config.max_body_bytes)).await;
     match read {
         Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, Body::from(bytes)))
