@@ -7,10 +7,18 @@ const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwx
 /// A message id. UUIDv7 underneath, so ids created close in time sit close
 /// together in the store's primary-key index.
 pub fn message_id() -> String {
-    format!(
-        "msg_{}",
-        bs58::encode(uuid::Uuid::now_v7().as_bytes()).into_string()
-    )
+    prefixed("msg_", uuid::Uuid::now_v7())
+}
+
+/// `prefix` and the id in base58, written into one string (a `format!`
+/// of the two cost a second allocation and the formatting machinery).
+fn prefixed(prefix: &str, id: uuid::Uuid) -> String {
+    let mut out = String::with_capacity(prefix.len() + 22);
+    out.push_str(prefix);
+    bs58::encode(id.as_bytes())
+        .onto(&mut out)
+        .expect("a String takes any base58 length");
+    out
 }
 
 /// A fresh signing key in QStash's format: `sig_` and 28 base58 characters.
@@ -40,10 +48,7 @@ pub fn dlq_id(at_ms: i64) -> String {
 
 /// The JWT id of a signature.
 pub fn jwt_id() -> String {
-    format!(
-        "jwt_{}",
-        bs58::encode(uuid::Uuid::new_v4().as_bytes()).into_string()
-    )
+    prefixed("jwt_", uuid::Uuid::new_v4())
 }
 
 #[cfg(test)]
@@ -57,5 +62,8 @@ mod tests {
         let k = signing_key();
         assert!(k.starts_with("sig_") && k.len() == 32);
         assert!(jwt_id().starts_with("jwt_"));
+        let id = uuid::Uuid::now_v7();
+        let text = prefixed("msg_", id);
+        assert_eq!(text, format!("msg_{}", bs58::encode(id.as_bytes()).into_string()));
     }
 }
