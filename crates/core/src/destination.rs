@@ -16,6 +16,9 @@ pub enum Destination {
 pub struct ParsedDestination {
     pub destination: Destination,
     pub query_settings: Vec<(String, String)>,
+    /// A URL destination as its validation parsed it, so that the
+    /// destination policy need not parse it again (`PublishRequest`).
+    pub url: Option<url::Url>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -37,7 +40,7 @@ impl ParsedDestination {
         if raw.is_empty() {
             return Err(DestinationError::Invalid(raw.into()));
         }
-        let destination = match scheme_of(raw) {
+        let (destination, url) = match scheme_of(raw) {
             Some(scheme) => {
                 // One slash is a proxy's merge of two; three leave no host.
                 let after = &raw[scheme.len() + 1..];
@@ -51,18 +54,22 @@ impl ParsedDestination {
                     url.push(if url.contains('?') { '&' } else { '?' });
                     url.push_str(&kept_query);
                 }
-                validate_url(&url)?;
-                Destination::Url(url)
+                let parsed = parse_url(&url)?;
+                (Destination::Url(url), Some(parsed))
             }
             None if raw.contains("://") => return Err(DestinationError::Invalid(raw.into())),
             None if raw == "api/llm" || raw.starts_with("api/") => {
                 return Err(DestinationError::Unsupported(raw.into()))
             }
-            None => Destination::UrlGroup(validate_group_name(raw)?.into()),
+            None => (
+                Destination::UrlGroup(validate_group_name(raw)?.into()),
+                None,
+            ),
         };
         Ok(Self {
             destination,
             query_settings,
+            url,
         })
     }
 }
@@ -71,6 +78,11 @@ impl ParsedDestination {
 /// other than 0. The URL parser reads `http:///x` as host `x`, so the text
 /// after `://` is checked first.
 pub fn validate_url(url: &str) -> Result<(), DestinationError> {
+    parse_url(url).map(drop)
+}
+
+/// [`validate_url`], answering the parsed URL.
+pub fn parse_url(url: &str) -> Result<url::Url, DestinationError> {
     let invalid = || DestinationError::Invalid(url.into());
     let after = scheme_of(url)
         .and_then(|scheme| url.get(scheme.len()..))
@@ -85,7 +97,7 @@ pub fn validate_url(url: &str) -> Result<(), DestinationError> {
                 && u.host_str().is_some_and(|h| !h.is_empty())
                 && u.port() != Some(0) =>
         {
-            Ok(())
+            Ok(u)
         }
         _ => Err(invalid()),
     }
@@ -173,6 +185,19 @@ mod tests {
             "https://example.com/123/?asdasd=ooo"
         );
         assert_eq!(url("http://127.0.0.1:9/x", None), "http://127.0.0.1:9/x");
+    }
+
+    #[test]
+    fn a_url_destination_keeps_its_parse_a_group_has_none() {
+        let p = ParsedDestination::parse("https://E.com:8443/h", Some("a=1")).unwrap();
+        assert_eq!(
+            p.url.as_ref().map(url::Url::as_str),
+            Some("https://e.com:8443/h?a=1")
+        );
+        assert_eq!(
+            ParsedDestination::parse("my-group", None).unwrap().url,
+            None
+        );
     }
 
     #[test]

@@ -64,6 +64,9 @@ mod tests {
         assert!(jwt_id().starts_with("jwt_"));
         let id = uuid::Uuid::now_v7();
         let text = prefixed("msg_", id);
-        assert_eq!(text, format!("msg_{}", bs58::encode(id.as_bytes()).into_string()));
+        assert_eq!(
+            text,
+            format!("msg_{}", bs58::encode(id.as_bytes()).into_string())
+        );
     }
 }

@@ -53,6 +53,7 @@ impl Engine {
                 options: retry_options(&old.spec, pairs(), now)?,
                 body: old.body,
                 now,
+                parsed_url: None,
             };
             for mut message in self.plan(&request).await? {
                 // Where the failed message came from still describes it.

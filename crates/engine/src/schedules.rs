@@ -275,6 +275,7 @@ pub fn fire_request(s: &Schedule, now: Millis) -> PublishRequest {
         options,
         body: s.body.clone(),
         now,
+        parsed_url: None,
     }
 }
 

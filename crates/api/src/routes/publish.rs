@@ -108,6 +108,7 @@ pub(crate) async fn accept(
         options,
         body,
         now,
+        parsed_url: parsed.url,
     };
     let request_queue = request.queue.is_some();
     let planned = state.engine.plan(&request).await?;
@@ -220,6 +221,7 @@ pub async fn batch(
             options,
             body,
             now,
+            parsed_url: parsed.url,
         };
         let planned = state
             .engine
