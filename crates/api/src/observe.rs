@@ -4,16 +4,16 @@
 //! labels stay bounded and ids, destinations and tokens stay out of both.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
-use metrics::{counter, histogram, SharedString};
+use metrics::{counter, histogram, Counter, Histogram, SharedString};
 use qstash_core::users::User;
-use qstash_engine::meter::Kind;
+use qstash_engine::meter::{self, Kind};
 
 /// The authenticated user of a request, filled in by the admission
 /// middleware (it runs inside this one) for the log line.
@@ -34,27 +34,20 @@ pub fn layer(app: Router) -> Router {
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let route = route_label(request.extensions().get::<MatchedPath>());
+    let route = Route::of(request.extensions().get::<MatchedPath>());
     let user = RequestUser::default();
     request.extensions_mut().insert(user.clone());
     let response = next.run(request).await;
     let took = started.elapsed();
     let status = response.status().as_u16();
-    counter!(
-        "qstash_http_requests_total",
-        "method" => method,
-        "route" => route.clone(),
-        "status" => status_class(status)
-    )
-    .increment(1);
-    if let Some(kind) = publish_kind(&route) {
-        histogram!("qstash_publish_duration_seconds", "kind" => kind.as_str())
-            .record(took.as_secs_f64());
+    route.count(method, status_class(status));
+    if let Some(kind) = publish_kind(route.label()) {
+        publish_duration(kind, took);
     }
     tracing::info!(
         target: "qstash::http",
         method,
-        route = %route,
+        route = route.label(),
         status,
         duration_ms = took.as_secs_f64() * 1000.0,
         user = user.0.get().map(|u| u.id.as_str()),
@@ -63,20 +56,90 @@ async fn observe(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// The route's template; the API's own routes as the table's static
-/// strings, so a request's count allocates no label (the console's and
-/// `/metrics` are copied).
-fn route_label(matched: Option<&MatchedPath>) -> SharedString {
-    let Some(matched) = matched.map(MatchedPath::as_str) else {
-        return SharedString::const_str("unmatched");
-    };
-    match crate::routes::ROUTES
-        .iter()
-        .find(|(path, _)| *path == matched)
-    {
-        Some((path, _)) => SharedString::const_str(path),
-        None => SharedString::from(matched.to_string()),
+/// A request's route: one of the API's (by its index in the table), or
+/// another router's (the console's, `/metrics`), or none.
+enum Route {
+    Api(usize),
+    Other(String),
+    Unmatched,
+}
+
+impl Route {
+    fn of(matched: Option<&MatchedPath>) -> Route {
+        let Some(matched) = matched.map(MatchedPath::as_str) else {
+            return Route::Unmatched;
+        };
+        match crate::routes::ROUTES
+            .iter()
+            .position(|(path, _)| *path == matched)
+        {
+            Some(i) => Route::Api(i),
+            None => Route::Other(matched.to_string()),
+        }
     }
+
+    /// The route's template, as the metrics and the log name it.
+    fn label(&self) -> &str {
+        match self {
+            Route::Api(i) => crate::routes::ROUTES[*i].0,
+            Route::Other(path) => path,
+            Route::Unmatched => "unmatched",
+        }
+    }
+
+    /// Counts a request. The API's routes keep their counter handles
+    /// (`meter::kept`: a labelled key looked up in the recorder for every
+    /// request cost more than all the rest of this layer).
+    fn count(&self, method: &'static str, status: &'static str) {
+        let new = || {
+            let route = match self {
+                Route::Api(i) => SharedString::const_str(crate::routes::ROUTES[*i].0),
+                _ => SharedString::from(self.label().to_string()),
+            };
+            counter!(
+                "qstash_http_requests_total",
+                "method" => method,
+                "route" => route,
+                "status" => status
+            )
+        };
+        let Route::Api(i) = self else {
+            return new().increment(1);
+        };
+        let (m, s) = (
+            label_index(&METHODS, method),
+            label_index(&STATUSES, status),
+        );
+        meter::kept(&REQUESTS[*i][m][s], new, |c| c.increment(1));
+    }
+}
+
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "other",
+];
+const STATUSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+const ROUTE_COUNT: usize = crate::routes::ROUTES.len();
+
+/// The request counters of the API's routes, by route, method and status.
+static REQUESTS: [[[OnceLock<Counter>; STATUSES.len()]; METHODS.len()]; ROUTE_COUNT] =
+    [const { [const { [const { OnceLock::new() }; STATUSES.len()] }; METHODS.len()] }; ROUTE_COUNT];
+
+fn label_index(labels: &[&str], label: &str) -> usize {
+    labels
+        .iter()
+        .position(|l| *l == label)
+        .unwrap_or(labels.len() - 1)
+}
+
+/// Records a publish's duration in its kind's histogram (kept, as above).
+fn publish_duration(kind: Kind, took: Duration) {
+    static DURATIONS: [OnceLock<Histogram>; meter::KINDS.len()] =
+        [const { OnceLock::new() }; meter::KINDS.len()];
+    meter::kept(
+        &DURATIONS[kind as usize],
+        || histogram!("qstash_publish_duration_seconds", "kind" => kind.as_str()),
+        |h| h.record(took.as_secs_f64()),
+    );
 }
 
 /// Methods outside the standard ones share one label.
@@ -123,6 +186,10 @@ mod tests {
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
         assert_eq!(publish_kind("/v2/batch"), Some(Kind::Batch));
         assert_eq!(publish_kind("/v2/messages/{id}"), None);
-        assert_eq!(&*route_label(None), "unmatched");
+        assert_eq!(Route::of(None).label(), "unmatched");
+        for (m, s) in [("GET", "2xx"), ("other", "5xx"), ("POST", "1xx")] {
+            assert_eq!(METHODS[label_index(&METHODS, m)], m);
+            assert_eq!(STATUSES[label_index(&STATUSES, s)], s);
+        }
     }
 }

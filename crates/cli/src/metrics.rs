@@ -44,7 +44,7 @@ pub fn install(engine: Arc<Engine>, per_user: bool) -> Result<Router> {
         })
         .and_then(|b| b.install_recorder())
         .context("installing the metrics recorder")?;
-    qstash_engine::meter::per_user(per_user);
+    qstash_engine::meter::installed(per_user);
     qstash_engine::meter::describe();
     // Histogram samples are kept raw until folded into buckets: fold them
     // regularly even when nobody scrapes.

@@ -5,22 +5,39 @@
 //! when `--metrics-per-user` asks for it (users are configured, so few).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{counter, gauge, histogram};
+use metrics::{counter, gauge, histogram, Counter, Histogram};
 use qstash_core::clock::Millis;
 use qstash_store::{MessageFilter, OutcomeKind, StoreError};
 
 use crate::Engine;
 
 static PER_USER: AtomicBool = AtomicBool::new(false);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-/// Counts by user too (`--metrics-per-user`).
-pub fn per_user(on: bool) {
-    PER_USER.store(on, Ordering::Relaxed);
+/// The recorder is installed; `per_user` counts by user too
+/// (`--metrics-per-user`). From here on, metric handles may be kept.
+pub fn installed(per_user: bool) {
+    PER_USER.store(per_user, Ordering::Relaxed);
+    INSTALLED.store(true, Ordering::Release);
 }
 
-const KINDS: [Kind; 6] = [
+/// Uses the handle kept in `slot`, made by `new` on first use. Building a
+/// labelled key and looking it up in the recorder's registry for every
+/// message cost more than the counting. Only once the recorder is
+/// installed: a handle made before records nowhere, and would forever
+/// (the engine delivers before the binary installs the recorder). The
+/// recorder never drops a metric, so a kept handle stays valid.
+pub fn kept<T>(slot: &'static OnceLock<T>, new: impl FnOnce() -> T, use_it: impl FnOnce(&T)) {
+    match INSTALLED.load(Ordering::Acquire) {
+        true => use_it(slot.get_or_init(new)),
+        false => use_it(&new()),
+    }
+}
+
+pub const KINDS: [Kind; 6] = [
     Kind::Publish,
     Kind::Enqueue,
     Kind::Batch,
@@ -139,12 +156,16 @@ pub fn published(kind: Kind, user: &str, n: u64) {
     if n == 0 {
         return;
     }
-    let kind = kind.as_str();
+    static PUBLISHED: [OnceLock<Counter>; KINDS.len()] = [const { OnceLock::new() }; KINDS.len()];
+    let label = kind.as_str();
     match user_label(user) {
-        Some(user) => {
-            counter!("qstash_messages_published_total", "kind" => kind, "user" => user).increment(n)
-        }
-        None => counter!("qstash_messages_published_total", "kind" => kind).increment(n),
+        Some(user) => counter!("qstash_messages_published_total", "kind" => label, "user" => user)
+            .increment(n),
+        None => kept(
+            &PUBLISHED[kind as usize],
+            || counter!("qstash_messages_published_total", "kind" => label),
+            |c| c.increment(n),
+        ),
     }
 }
 
@@ -157,7 +178,18 @@ pub fn deliveries(outcome: &'static str, user: &str, n: u64) {
         Some(user) => {
             counter!("qstash_deliveries_total", "outcome" => outcome, "user" => user).increment(n)
         }
-        None => counter!("qstash_deliveries_total", "outcome" => outcome).increment(n),
+        None => {
+            static DELIVERIES: [OnceLock<Counter>; OUTCOMES.len()] =
+                [const { OnceLock::new() }; OUTCOMES.len()];
+            let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) else {
+                return counter!("qstash_deliveries_total", "outcome" => outcome).increment(n);
+            };
+            kept(
+                &DELIVERIES[i],
+                || counter!("qstash_deliveries_total", "outcome" => outcome),
+                |c| c.increment(n),
+            )
+        }
     }
 }
 
@@ -172,9 +204,19 @@ pub fn outcome_label(kind: &OutcomeKind) -> &'static str {
 /// One attempt: how long the destination took to answer (or to fail),
 /// and for a delivered message, how long after it was due it got there.
 pub fn attempt(took: Duration, delivered_after_due: Option<Millis>) {
-    histogram!("qstash_destination_response_seconds").record(took.as_secs_f64());
+    static RESPONSE: OnceLock<Histogram> = OnceLock::new();
+    static LATENCY: OnceLock<Histogram> = OnceLock::new();
+    kept(
+        &RESPONSE,
+        || histogram!("qstash_destination_response_seconds"),
+        |h| h.record(took.as_secs_f64()),
+    );
     if let Some(ms) = delivered_after_due {
-        histogram!("qstash_delivery_latency_seconds").record(ms.max(0) as f64 / 1000.0);
+        kept(
+            &LATENCY,
+            || histogram!("qstash_delivery_latency_seconds"),
+            |h| h.record(ms.max(0) as f64 / 1000.0),
+        );
     }
 }
 
@@ -274,5 +316,17 @@ impl Totals {
         let schedules = "qstash_schedules";
         gauge!(schedules, with(Some(("state", "active")))).set(self.schedules_active as f64);
         gauge!(schedules, with(Some(("state", "paused")))).set(self.schedules_paused as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_indexes_its_kept_handle() {
+        for (i, kind) in KINDS.into_iter().enumerate() {
+            assert_eq!(kind as usize, i, "{}", kind.as_str());
+        }
     }
 }
