@@ -136,7 +136,7 @@ fn publish_duration(kind: Kind, took: Duration) {
     static DURATIONS: [OnceLock<Histogram>; meter::KINDS.len()] =
         [const { OnceLock::new() }; meter::KINDS.len()];
     meter::kept(
-        &DURATIONS[kind as usize],
+        &DURATIONS[kind.index()],
         || histogram!("qstash_publish_duration_seconds", "kind" => kind.as_str()),
         |h| h.record(took.as_secs_f64()),
     );

@@ -32,7 +32,8 @@ pub struct Metrics {
 }
 
 /// Installs the global recorder (from here on, what the engine, store and
-/// API record is kept) and answers the `/metrics` route.
+/// API record is exported, and the engine and API may keep their metric
+/// handles: `meter::installed`) and answers the `/metrics` route.
 pub fn install(engine: Arc<Engine>, per_user: bool) -> Result<Router> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &SECONDS)

@@ -16,9 +16,10 @@ pub enum Destination {
 pub struct ParsedDestination {
     pub destination: Destination,
     pub query_settings: Vec<(String, String)>,
-    /// A URL destination as its validation parsed it, so that the
-    /// destination policy need not parse it again (`PublishRequest`).
-    pub url: Option<url::Url>,
+    /// A URL destination as its validation parsed it, with its text, so
+    /// that the destination policy need not parse it again
+    /// (`PublishRequest::parsed_url`).
+    pub url: Option<(String, url::Url)>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,7 +56,7 @@ impl ParsedDestination {
                     url.push_str(&kept_query);
                 }
                 let parsed = parse_url(&url)?;
-                (Destination::Url(url), Some(parsed))
+                (Destination::Url(url.clone()), Some((url, parsed)))
             }
             None if raw.contains("://") => return Err(DestinationError::Invalid(raw.into())),
             None if raw == "api/llm" || raw.starts_with("api/") => {
@@ -190,10 +191,9 @@ mod tests {
     #[test]
     fn a_url_destination_keeps_its_parse_a_group_has_none() {
         let p = ParsedDestination::parse("https://E.com:8443/h", Some("a=1")).unwrap();
-        assert_eq!(
-            p.url.as_ref().map(url::Url::as_str),
-            Some("https://e.com:8443/h?a=1")
-        );
+        let (text, parsed) = p.url.expect("parsed");
+        assert_eq!(text, "https://E.com:8443/h?a=1");
+        assert_eq!(parsed.as_str(), "https://e.com:8443/h?a=1");
         assert_eq!(
             ParsedDestination::parse("my-group", None).unwrap().url,
             None

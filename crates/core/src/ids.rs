@@ -13,7 +13,8 @@ pub fn message_id() -> String {
 /// `prefix` and the id in base58, written into one string (a `format!`
 /// of the two cost a second allocation and the formatting machinery).
 fn prefixed(prefix: &str, id: uuid::Uuid) -> String {
-    let mut out = String::with_capacity(prefix.len() + 22);
+    // 24: what bs58 reserves for 16 bytes before it encodes (22 or 23 used).
+    let mut out = String::with_capacity(prefix.len() + 24);
     out.push_str(prefix);
     bs58::encode(id.as_bytes())
         .onto(&mut out)

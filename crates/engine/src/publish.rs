@@ -23,10 +23,11 @@ pub struct PublishRequest {
     pub options: PublishOptions,
     pub body: Vec<u8>,
     pub now: Millis,
-    /// The URL destination already parsed (a publish parses it to validate
-    /// it: `ParsedDestination::url`), so the policy check does not parse
-    /// it again; None where the caller has only its text.
-    pub parsed_url: Option<url::Url>,
+    /// A URL already parsed, with the text it was parsed from (a publish
+    /// parses its destination to validate it: `ParsedDestination::url`),
+    /// so the policy check of a message to that very text does not parse
+    /// it again; None where the caller has only text.
+    pub parsed_url: Option<(String, url::Url)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +54,9 @@ impl Engine {
         let policy = self.policy();
         for new in &planned {
             let spec = &new.message.spec;
-            match req
-                .parsed_url
-                .as_ref()
-                .filter(|_| is_destination(req, &spec.url))
-            {
-                Some(parsed) => policy.check_parsed(parsed)?,
-                None => policy.check_url(&spec.url)?,
+            match &req.parsed_url {
+                Some((text, parsed)) if *text == spec.url => policy.check_parsed(parsed)?,
+                _ => policy.check_url(&spec.url)?,
             }
             for callback in [&spec.callback, &spec.failure_callback]
                 .into_iter()
@@ -88,12 +85,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// Whether `url` is the request's own URL destination, the one
-/// `parsed_url` holds parsed (a callback URL is not).
-fn is_destination(req: &PublishRequest, url: &str) -> bool {
-    matches!(&req.destination, Destination::Url(text) if text == url)
 }
 
 /// One message of `req` to `url` (an endpoint of `topic`, if given).

@@ -338,13 +338,14 @@ pub(crate) fn refuse_cron(options: &PublishOptions) -> Result<(), ApiError> {
     }
 }
 
-/// The whole body as a `Vec`: copied only when its bytes are shared (a
-/// body read whole by `whole_body` and still in hyper's read buffer).
+/// The whole body as a `Vec` of its own size (`Vec::from` could keep all
+/// of a large read buffer the body was a slice of).
 pub async fn read_body(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    read_bytes(body, limit).await.map(Vec::from)
+    read_bytes(body, limit).await.map(|b| b.to_vec())
 }
 
-/// The whole body, up to `limit` bytes, without a copy.
+/// The whole body, up to `limit` bytes, without a copy (the admission
+/// step's: a handler copies it once, into a message or a parser).
 pub async fn read_bytes(body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|_| {
         ApiError::PayloadTooLarge(format!(
