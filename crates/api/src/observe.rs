@@ -33,20 +33,20 @@ pub fn layer(app: Router) -> Router {
 
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = method_label(request.method());
+    let method = method_index(request.method());
     let route = Route::of(request.extensions().get::<MatchedPath>());
     let user = RequestUser::default();
     request.extensions_mut().insert(user.clone());
     let response = next.run(request).await;
     let took = started.elapsed();
     let status = response.status().as_u16();
-    route.count(method, status_class(status));
+    route.count(method, status_index(status));
     if let Some(kind) = publish_kind(route.label()) {
         publish_duration(kind, took);
     }
     tracing::info!(
         target: "qstash::http",
-        method,
+        method = METHODS[method],
         route = route.label(),
         status,
         duration_ms = took.as_secs_f64() * 1000.0,
@@ -90,7 +90,8 @@ impl Route {
     /// Counts a request. The API's routes keep their counter handles
     /// (`meter::kept`: a labelled key looked up in the recorder for every
     /// request cost more than all the rest of this layer).
-    fn count(&self, method: &'static str, status: &'static str) {
+    /// `method` and `status` index [`METHODS`] and [`STATUSES`].
+    fn count(&self, method: usize, status: usize) {
         let new = || {
             let route = match self {
                 Route::Api(i) => SharedString::const_str(crate::routes::ROUTES[*i].0),
@@ -98,19 +99,15 @@ impl Route {
             };
             counter!(
                 "qstash_http_requests_total",
-                "method" => method,
+                "method" => METHODS[method],
                 "route" => route,
-                "status" => status
+                "status" => STATUSES[status]
             )
         };
         let Route::Api(i) = self else {
             return new().increment(1);
         };
-        let (m, s) = (
-            label_index(&METHODS, method),
-            label_index(&STATUSES, status),
-        );
-        meter::kept(&REQUESTS[*i][m][s], new, |c| c.increment(1));
+        meter::kept(&REQUESTS[*i][method][status], new, |c| c.increment(1));
     }
 }
 
@@ -124,13 +121,6 @@ const ROUTE_COUNT: usize = crate::routes::ROUTES.len();
 static REQUESTS: [[[OnceLock<Counter>; STATUSES.len()]; METHODS.len()]; ROUTE_COUNT] =
     [const { [const { [const { OnceLock::new() }; STATUSES.len()] }; METHODS.len()] }; ROUTE_COUNT];
 
-fn label_index(labels: &[&str], label: &str) -> usize {
-    labels
-        .iter()
-        .position(|l| *l == label)
-        .unwrap_or(labels.len() - 1)
-}
-
 /// Records a publish's duration in its kind's histogram (kept, as above).
 fn publish_duration(kind: Kind, took: Duration) {
     static DURATIONS: [OnceLock<Histogram>; meter::KINDS.len()] =
@@ -142,28 +132,40 @@ fn publish_duration(kind: Kind, took: Duration) {
     );
 }
 
-/// Methods outside the standard ones share one label.
-fn method_label(m: &Method) -> &'static str {
+/// A method's place in [`METHODS`]; methods outside the standard ones
+/// share the last, `other`.
+fn method_index(m: &Method) -> usize {
     match *m {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::PATCH => 3,
+        Method::DELETE => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
     }
 }
 
-fn status_class(status: u16) -> &'static str {
+/// A status's class, its place in [`STATUSES`].
+fn status_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     }
+}
+
+#[cfg(test)]
+fn method_label(m: &Method) -> &'static str {
+    METHODS[method_index(m)]
+}
+
+#[cfg(test)]
+fn status_class(status: u16) -> &'static str {
+    STATUSES[status_index(status)]
 }
 
 fn publish_kind(route: &str) -> Option<Kind> {
@@ -187,9 +189,11 @@ mod tests {
         assert_eq!(publish_kind("/v2/batch"), Some(Kind::Batch));
         assert_eq!(publish_kind("/v2/messages/{id}"), None);
         assert_eq!(Route::of(None).label(), "unmatched");
-        for (m, s) in [("GET", "2xx"), ("other", "5xx"), ("POST", "1xx")] {
-            assert_eq!(METHODS[label_index(&METHODS, m)], m);
-            assert_eq!(STATUSES[label_index(&STATUSES, s)], s);
+        for m in &METHODS[..7] {
+            assert_eq!(method_label(&Method::from_bytes(m.as_bytes()).unwrap()), *m);
         }
+        assert_eq!(status_class(101), "1xx");
+        assert_eq!(status_class(302), "3xx");
+        assert_eq!(status_class(404), "4xx");
     }
 }
