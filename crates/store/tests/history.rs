@@ -215,6 +215,11 @@ fn every_log_query_walks_an_index() {
             message_ids: vec!["a".into(), "b".into()],
             ..Default::default()
         },
+        LogFilter {
+            states: vec![LogState::Created, LogState::Failed],
+            from_date: Some(1),
+            ..Default::default()
+        },
     ];
     for f in filters {
         let cursor = Some(LogCursor { time: 9, seq: 3 });
@@ -444,8 +449,9 @@ async fn log_listing_stays_fast_on_a_large_log() {
     }
 }
 
-/// Purging the log walks the (user, time) index too: the per-user delete
-/// and the step to the next user never scan the table.
+/// Purging the log walks the (user, state, time) index too: the per-user
+/// and per-state delete and the steps to the next user and state never
+/// scan the table.
 #[test]
 fn purging_the_log_walks_an_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -453,7 +459,8 @@ fn purging_the_log_walks_an_index() {
     let conn = rusqlite::Connection::open(dir.path().join("qstash.db")).unwrap();
     for sql in [
         "SELECT MIN(user_id) FROM events WHERE user_id > 'u'",
-        "DELETE FROM events WHERE user_id = 'u' AND time < 5",
+        "SELECT MIN(state) FROM events WHERE user_id = 'u' AND state > 'A'",
+        "DELETE FROM events WHERE user_id = 'u' AND state = 'ACTIVE' AND time < 5",
     ] {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let plan: Vec<String> = stmt
@@ -515,4 +522,59 @@ async fn a_filter_no_index_answers_pages_through_a_large_log_in_bounded_steps() 
         .unwrap();
     assert_eq!(page.entries.len(), 1_000);
     assert_eq!(page.entries[0].message.id, format!("m{:05}", n - 1));
+}
+
+/// The purge drops every log entry before the cutoff, of every user and in
+/// every state, and nothing after it; a listing of several states merges
+/// them newest first.
+#[tokio::test]
+async fn purging_drops_log_entries_before_the_cutoff_of_every_user_and_state() {
+    let (_dir, store) = open().await;
+    // A CREATED entry is at the message's creation time.
+    let at = |id: &str, user: &str, created_at| {
+        let mut m = message(id, &format!("http://{id}/x"), &[]);
+        m.user_id = user.into();
+        m.created_at = created_at;
+        new(m)
+    };
+    store
+        .insert_messages(vec![at("a", "u", 10), at("c", "v", 10)], 10)
+        .await
+        .unwrap();
+    assert_eq!(store.claim_due(20, 10).await.unwrap().len(), 2);
+    store.insert_messages(vec![at("b", "u", 30)], 30).await.unwrap();
+    let list = |user: &'static str, states: Vec<LogState>| {
+        let store = store.clone();
+        async move {
+            let f = LogFilter {
+                states,
+                ..Default::default()
+            };
+            let page = store.list_logs(user, f, None, 100).await.unwrap();
+            page.entries
+                .into_iter()
+                .map(|e| (e.message.id, e.state, e.time))
+                .collect::<Vec<_>>()
+        }
+    };
+    let created_or_active = vec![LogState::Created, LogState::Active];
+    assert_eq!(
+        list("u", created_or_active.clone()).await,
+        vec![
+            ("b".to_string(), LogState::Created, 30),
+            ("a".to_string(), LogState::Active, 20),
+            ("a".to_string(), LogState::Created, 10),
+        ]
+    );
+    assert_eq!(list("u", vec![]).await.len(), 3);
+    assert_eq!(list("v", vec![]).await.len(), 2);
+
+    let purged = store.purge(100, 25).await.unwrap();
+    assert_eq!(purged.events, 4, "a's and c's CREATED and ACTIVE");
+    assert_eq!(
+        list("u", vec![]).await,
+        vec![("b".to_string(), LogState::Created, 30)]
+    );
+    assert_eq!(list("u", created_or_active).await.len(), 1);
+    assert!(list("v", vec![]).await.is_empty());
 }

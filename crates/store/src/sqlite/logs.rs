@@ -6,12 +6,14 @@
 //! filters: the message id index for `messageId(s)`, the `event_keys` table
 //! for a message attribute (URL, URL group, queue, schedule, label,
 //! flow-control key: one row per attribute value and event, written with
-//! the event), the state index for one `state`, else the user's time index.
+//! the event), else the (user, state, time) index, one walk per state
+//! asked for (every state when none is), merged.
 //! The other filters are checked on the rows the walk meets
 //! (`LogFilter::matches`), and a page examines at most `rows::SCAN_BUDGET`
 //! of them before it answers what it found with a cursor to go on from.
 
 use qstash_core::clock::Millis;
+use qstash_core::message::LogState;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::filters::Where;
@@ -37,6 +39,11 @@ pub fn index_event(
     Ok(())
 }
 
+/// The columns of a listed entry: the event's, then its message's.
+const ENTRY_COLUMNS: &str = "e.seq AS seq, e.time AS time, e.state, e.error, e.next_delivery_time,
+    e.response_status, e.response_header, e.response_body,
+    m.id, m.user_id, m.state, m.due_at, m.created_at, m.not_before, m.retried, m.spec, m.body";
+
 /// The SQL of one chunk of a listing's walk, with its arguments: the rows
 /// of the driving index strictly before `upper`, newest first, at most
 /// `limit`, each joined to its message. Only what the index holds is in the
@@ -60,14 +67,64 @@ pub fn page_sql(
             "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"
         ));
         ("event_keys k CROSS JOIN events e", "k")
-    } else if let [state] = f.states.as_slice() {
-        let state = w.arg(state.as_str().to_string());
-        w.push(format!("e.user_id = {user} AND e.state = {state}"));
-        ("events e INDEXED BY events_user_state", "e")
     } else {
-        w.push(format!("e.user_id = {user}"));
-        ("events e INDEXED BY events_user_time", "e")
+        return by_state_sql(w, &user, f, upper, limit);
     };
+    push_bounds(&mut w, driver, f, upper);
+    w.push("m.id = e.message_id".into());
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS}
+         FROM {from} CROSS JOIN messages m
+         WHERE {}
+         ORDER BY {driver}.time DESC, {driver}.seq DESC
+         LIMIT {}",
+        w.sql(),
+        limit
+    );
+    (sql, w.args)
+}
+
+/// A walk by state, for a listing with no message or attribute filter.
+/// The log has no (user, time) index, which every event would pay for
+/// (issue 17): the user's (user, state, time) index holds the same order
+/// per state, so each state asked for (or every state) is walked newest
+/// first and SQLite merges the walks (`MERGE (UNION ALL)`: no sort, and
+/// each walk reads only as far as the merge takes from it). Several
+/// `state` values are answered exactly this way too.
+fn by_state_sql(
+    mut w: Where,
+    user: &str,
+    f: &LogFilter,
+    upper: Option<LogCursor>,
+    limit: usize,
+) -> (String, Vec<rusqlite::types::Value>) {
+    w.push(format!("e.user_id = {user}"));
+    push_bounds(&mut w, "e", f, upper);
+    w.push("m.id = e.message_id".into());
+    let shared = w.sql();
+    let states = LogState::ALL
+        .into_iter()
+        .filter(|s| f.states.is_empty() || f.states.contains(s));
+    let arms: Vec<String> = states
+        .map(|s| {
+            let state = w.arg(s.as_str().to_string());
+            format!(
+                "SELECT {ENTRY_COLUMNS}
+                 FROM events e INDEXED BY events_user_state CROSS JOIN messages m
+                 WHERE e.state = {state} AND {shared}"
+            )
+        })
+        .collect();
+    let sql = format!(
+        "{}\nORDER BY time DESC, seq DESC\nLIMIT {limit}",
+        arms.join("\nUNION ALL\n")
+    );
+    (sql, w.args)
+}
+
+/// Strictly before the cursor `upper`, and from `fromDate` on, on the
+/// walked index's (time, seq).
+fn push_bounds(w: &mut Where, driver: &str, f: &LogFilter, upper: Option<LogCursor>) {
     if let Some(c) = upper {
         let (t, s) = (w.arg(c.time), w.arg(c.seq));
         w.push(format!(
@@ -78,19 +135,6 @@ pub fn page_sql(
         let from = w.arg(from);
         w.push(format!("{driver}.time >= {from}"));
     }
-    w.push("m.id = e.message_id".into());
-    let sql = format!(
-        "SELECT e.seq, e.time, e.state, e.error, e.next_delivery_time, e.response_status,
-                e.response_header, e.response_body,
-                m.id, m.user_id, m.state, m.due_at, m.created_at, m.not_before, m.retried, m.spec, m.body
-         FROM {from} CROSS JOIN messages m
-         WHERE {}
-         ORDER BY {driver}.time DESC, {driver}.seq DESC
-         LIMIT {}",
-        w.sql(),
-        limit
-    );
-    (sql, w.args)
 }
 
 /// A page of the log: the walk of `page_sql` in chunks, as `rows::Scan`

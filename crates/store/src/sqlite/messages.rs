@@ -402,16 +402,28 @@ pub fn purge(conn: &Connection, now: Millis, retain_before: Millis) -> Result<Pu
     })
 }
 
-/// Drops log entries older than `before`, one user at a time along the
-/// (user, time) index, which the listing needs anyway.
+/// Drops log entries older than `before`, one user and state at a time
+/// along the (user, state, time) index, which the listing needs anyway:
+/// the next user and the next state are each one seek (whatever states an
+/// older version wrote), and each delete walks only what it deletes.
 fn purge_events(conn: &Connection, before: Millis) -> Result<u64> {
     let mut next_user =
         conn.prepare_cached("SELECT MIN(user_id) FROM events WHERE user_id > ?1")?;
-    let mut delete = conn.prepare_cached("DELETE FROM events WHERE user_id = ?1 AND time < ?2")?;
+    let mut next_state =
+        conn.prepare_cached("SELECT MIN(state) FROM events WHERE user_id = ?1 AND state > ?2")?;
+    let mut delete = conn.prepare_cached(
+        "DELETE FROM events WHERE user_id = ?1 AND state = ?2 AND time < ?3",
+    )?;
     let mut user = String::new();
     let mut purged = 0;
     while let Some(u) = next_user.query_row([&user], |r| r.get::<_, Option<String>>(0))? {
-        purged += delete.execute(params![u, before])? as u64;
+        let mut state = String::new();
+        while let Some(s) =
+            next_state.query_row(params![u, state], |r| r.get::<_, Option<String>>(0))?
+        {
+            purged += delete.execute(params![u, s, before])? as u64;
+            state = s;
+        }
         user = u;
     }
     Ok(purged)
