@@ -542,7 +542,10 @@ async fn purging_drops_log_entries_before_the_cutoff_of_every_user_and_state() {
         .await
         .unwrap();
     assert_eq!(store.claim_due(20, 10).await.unwrap().len(), 2);
-    store.insert_messages(vec![at("b", "u", 30)], 30).await.unwrap();
+    store
+        .insert_messages(vec![at("b", "u", 30)], 30)
+        .await
+        .unwrap();
     let list = |user: &'static str, states: Vec<LogState>| {
         let store = store.clone();
         async move {

@@ -411,9 +411,8 @@ fn purge_events(conn: &Connection, before: Millis) -> Result<u64> {
         conn.prepare_cached("SELECT MIN(user_id) FROM events WHERE user_id > ?1")?;
     let mut next_state =
         conn.prepare_cached("SELECT MIN(state) FROM events WHERE user_id = ?1 AND state > ?2")?;
-    let mut delete = conn.prepare_cached(
-        "DELETE FROM events WHERE user_id = ?1 AND state = ?2 AND time < ?3",
-    )?;
+    let mut delete =
+        conn.prepare_cached("DELETE FROM events WHERE user_id = ?1 AND state = ?2 AND time < ?3")?;
     let mut user = String::new();
     let mut purged = 0;
     while let Some(u) = next_user.query_row([&user], |r| r.get::<_, Option<String>>(0))? {
