@@ -7,6 +7,7 @@
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;
 use qstash_core::log::{LogCursor, LogEntry, LogFilter, LogPage};
+use qstash_core::message::LogState;
 
 use super::messages::{message_at, COLUMNS};
 use super::sql::{self, Where};
@@ -40,10 +41,8 @@ pub fn page_sql(
     } else if let Some(key) = by_key.clone() {
         let key = w.arg(key);
         w.push(format!("k.user_id = {user} AND k.key = {key}"));
-    } else if let [state] = f.states.as_slice() {
-        let state = w.arg(state.as_str().to_string());
-        w.push(format!("e.user_id = {user} AND e.state = {state}"));
     } else {
+        // Walked once per state, below.
         w.push(format!("e.user_id = {user}"));
     }
     if let Some(c) = upper {
@@ -71,16 +70,41 @@ pub fn page_sql(
              ORDER BY k.time DESC, k.seq DESC LIMIT {limit}",
             prefixed("e", entry)
         )
+    } else if !f.message_ids.is_empty() {
+        by_event(&prefixed("e", entry), &message, &inner, &outer, limit)
     } else {
+        // No (user, time) index (migration 8): each state's walk of the
+        // (user, state, time) index, merged (`Merge Append`: no sort, and
+        // each walk read only as far as the merge takes from it).
+        let arms: Vec<String> = LogState::ALL
+            .into_iter()
+            .filter(|s| f.states.is_empty() || f.states.contains(s))
+            .map(|s| {
+                let state = w.arg(s.as_str().to_string());
+                let outer = format!("e.state = {state} AND {outer}");
+                format!(
+                    "({})",
+                    by_event(&prefixed("e", entry), &message, &inner, &outer, limit)
+                )
+            })
+            .collect();
         format!(
-            "SELECT {}, x.* FROM events e CROSS JOIN LATERAL (
-                SELECT {message} FROM messages m WHERE {inner} OFFSET 0) x
-             WHERE {outer}
-             ORDER BY e.time DESC, e.seq DESC LIMIT {limit}",
-            prefixed("e", entry)
+            "SELECT * FROM ({}) u ORDER BY u.time DESC, u.seq DESC LIMIT {limit}",
+            arms.join(" UNION ALL ")
         )
     };
     (sql, w)
+}
+
+/// A walk of an index of `events` (as `outer` selects), newest first, each
+/// entry joined to its message.
+fn by_event(entry: &str, message: &str, inner: &str, outer: &str, limit: usize) -> String {
+    format!(
+        "SELECT {entry}, x.* FROM events e CROSS JOIN LATERAL (
+            SELECT {message} FROM messages m WHERE {inner} OFFSET 0) x
+         WHERE {outer}
+         ORDER BY e.time DESC, e.seq DESC LIMIT {limit}"
+    )
 }
 
 /// `a, b` as `p.a, p.b`.
@@ -132,11 +156,8 @@ pub async fn list<C: GenericClient>(
 
 /// Drops attribute keys of log entries past retention, in batches.
 pub async fn purge_keys<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
-    super::messages::purge_batched(
-        c,
-        "DELETE FROM event_keys WHERE (user_id, key, time, seq) IN
-            (SELECT user_id, key, time, seq FROM event_keys WHERE time < $1 LIMIT $2)",
-        before,
-    )
-    .await
+    super::messages::purge_batched(c, PURGE_KEYS, before).await
 }
+
+/// Attribute keys past retention (see `messages::batch_delete`).
+pub const PURGE_KEYS: (&str, &str) = ("event_keys", "event_keys WHERE time < $1");

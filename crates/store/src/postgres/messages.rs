@@ -707,22 +707,9 @@ pub async fn purge<C: GenericClient>(
     now: Millis,
     retain_before: Millis,
 ) -> Result<PurgeCounts> {
-    let dedup = purge_batched(
-        c,
-        "DELETE FROM dedup WHERE (user_id, key) IN
-            (SELECT user_id, key FROM dedup WHERE expires_at <= $1 LIMIT $2)",
-        now,
-    )
-    .await?;
+    let dedup = purge_batched(c, PURGE_DEDUP, now).await?;
     let events = purge_events(c, retain_before).await?;
-    let messages = purge_batched(
-        c,
-        "DELETE FROM messages WHERE id IN
-            (SELECT id FROM messages WHERE state IN ('delivered', 'cancelled') AND updated_at < $1
-             LIMIT $2)",
-        retain_before,
-    )
-    .await?;
+    let messages = purge_batched(c, PURGE_FINISHED, retain_before).await?;
     Ok(PurgeCounts {
         messages,
         events,
@@ -730,10 +717,11 @@ pub async fn purge<C: GenericClient>(
     })
 }
 
-/// Drops log entries older than `before`, one user at a time along the
-/// (user, time) index that the listing needs anyway (an index on time
-/// alone would cost every event write). The users are found by skipping
-/// through the same index, one lookup per user.
+/// Drops log entries older than `before`, one user and state at a time
+/// along the (user, state, time) index that the listing needs anyway (an
+/// index on time alone would cost every event write). The users, and each
+/// user's states, are found by skipping through the same index, one lookup
+/// each.
 async fn purge_events<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
     let mut purged = 0;
     let mut user = String::new();
@@ -748,29 +736,62 @@ async fn purge_events<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
         let Some(next) = next else {
             return Ok(purged);
         };
+        let mut state = String::new();
         loop {
-            let n = sql::execute(
-                c,
-                "DELETE FROM events WHERE seq IN
-                    (SELECT seq FROM events WHERE user_id = $1 AND time < $2 LIMIT $3)",
-                &[&next, &before, &PURGE_BATCH],
-            )
-            .await?;
-            purged += n;
-            if n < PURGE_BATCH as u64 {
-                break;
+            let found: Option<String> = sql::query_one(c, NEXT_LOG_STATE, &[&next, &state])
+                .await?
+                .try_get(0)?;
+            let Some(found) = found else { break };
+            loop {
+                let n = sql::execute(c, PURGE_LOG_STATE, &[&next, &found, &before, &PURGE_BATCH])
+                    .await?;
+                purged += n;
+                if n < PURGE_BATCH as u64 {
+                    break;
+                }
             }
+            state = found;
         }
         user = next;
     }
 }
 
-/// Runs a `DELETE ... LIMIT $2` (cut-off in `$1`) until it deletes less
-/// than a batch; answers how many rows went.
-pub async fn purge_batched<C: GenericClient>(c: &C, sql: &str, before: Millis) -> Result<u64> {
+/// The purge's step to a user's next log state. Public for the plan test.
+pub const NEXT_LOG_STATE: &str = "SELECT MIN(state) FROM events WHERE user_id = $1 AND state > $2";
+
+/// One batch of the purge of a user's entries in one state (see
+/// [`batch_delete`]). Public for the plan test.
+pub const PURGE_LOG_STATE: &str = "DELETE FROM events WHERE ctid = ANY(ARRAY(
+    SELECT ctid FROM events WHERE user_id = $1 AND state = $2 AND time < $3 LIMIT $4))";
+
+/// Expired dedup keys (see [`batch_delete`]).
+pub const PURGE_DEDUP: (&str, &str) = ("dedup", "dedup WHERE expires_at <= $1");
+
+/// Finished messages past retention (see [`batch_delete`]).
+pub const PURGE_FINISHED: (&str, &str) = (
+    "messages",
+    "messages WHERE state IN ('delivered', 'cancelled') AND updated_at < $1",
+);
+
+/// A batch of a purge: up to `$2` rows of `table` that `from_where` selects
+/// (its cut-off in `$1`), deleted by their `ctid`, a TID scan. With `key IN
+/// (SELECT key ... LIMIT $2)` the planner may hash the batch and scan the
+/// whole table for it, once per batch (`postgres_plans.rs` checks).
+pub fn batch_delete((table, from_where): (&str, &str)) -> String {
+    format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {from_where} LIMIT $2))")
+}
+
+/// Runs a [`batch_delete`] until it deletes less than a batch; answers
+/// how many rows went.
+pub async fn purge_batched<C: GenericClient>(
+    c: &C,
+    purge: (&str, &str),
+    before: Millis,
+) -> Result<u64> {
+    let sql = batch_delete(purge);
     let mut total = 0;
     loop {
-        let n = sql::execute(c, sql, &[&before, &PURGE_BATCH]).await?;
+        let n = sql::execute(c, &sql, &[&before, &PURGE_BATCH]).await?;
         total += n;
         if n < PURGE_BATCH as u64 {
             return Ok(total);

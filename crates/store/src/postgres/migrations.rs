@@ -26,6 +26,13 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "no per-user index of all messages",
         "DROP INDEX IF EXISTS messages_user;",
     ),
+    // Issue 17, as SQLite's migration 7: listings merge the per-state walks
+    // of events_user_state, and the purge walks it per user and state.
+    (
+        8,
+        "no (user, time) index of the log",
+        "DROP INDEX IF EXISTS events_user_time;",
+    ),
 ];
 
 /// Issue 13, as SQLite's migration 3.
