@@ -176,8 +176,18 @@ pub fn driving_key(f: &LogFilter) -> Option<String> {
         .or_else(|| single("url", &f.url))
 }
 
-/// Whether the index a listing walks (see `driving_key`) already holds
-/// every filter, so that each row it meets is a match.
+/// The log states a listing walks when no message id or attribute key
+/// drives it: those asked for, else every state, in one order. Both
+/// backends walk their (user, state, time) index once per state and merge
+/// the walks (there is no (user, time) index: it cost every log write).
+pub fn walked_states(f: &LogFilter) -> impl Iterator<Item = LogState> + '_ {
+    LogState::ALL
+        .into_iter()
+        .filter(|s| f.states.is_empty() || f.states.contains(s))
+}
+
+/// Whether the index a listing walks (see `driving_key`, `walked_states`)
+/// already holds every filter, so that each row it meets is a match.
 pub fn walk_checks_everything(f: &LogFilter) -> bool {
     let mut rest = LogFilter {
         from_date: None,
@@ -196,7 +206,7 @@ pub fn walk_checks_everything(f: &LogFilter) -> bool {
             _ => &mut rest.url,
         };
         field.clear();
-    } else if rest.states.len() == 1 {
+    } else {
         rest.states.clear();
     }
     rest == LogFilter::default()
@@ -634,6 +644,30 @@ mod tests {
             from_date: Some(3),
             ..Default::default()
         }));
+        // Several states are walked one by one: exact too, unless another
+        // filter is left to check.
+        let states = vec![LogState::Created, LogState::Delivered];
+        assert!(walk_checks_everything(&LogFilter {
+            states: states.clone(),
+            ..Default::default()
+        }));
+        assert!(!walk_checks_everything(&LogFilter {
+            states,
+            host: vec!["h".into()],
+            ..Default::default()
+        }));
+    }
+
+    #[test]
+    fn a_listing_walks_the_states_asked_for_once_each_or_every_state() {
+        let all: Vec<_> = walked_states(&LogFilter::default()).collect();
+        assert_eq!(all, LogState::ALL);
+        let f = LogFilter {
+            states: vec![LogState::Failed, LogState::Created, LogState::Failed],
+            ..Default::default()
+        };
+        let some: Vec<_> = walked_states(&f).collect();
+        assert_eq!(some, vec![LogState::Created, LogState::Failed]);
     }
 
     fn head(state: MessageState) -> Head {

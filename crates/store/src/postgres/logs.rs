@@ -7,7 +7,6 @@
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;
 use qstash_core::log::{LogCursor, LogEntry, LogFilter, LogPage};
-use qstash_core::message::LogState;
 
 use super::messages::{message_at, COLUMNS};
 use super::sql::{self, Where};
@@ -76,9 +75,7 @@ pub fn page_sql(
         // No (user, time) index (migration 8): each state's walk of the
         // (user, state, time) index, merged (`Merge Append`: no sort, and
         // each walk read only as far as the merge takes from it).
-        let arms: Vec<String> = LogState::ALL
-            .into_iter()
-            .filter(|s| f.states.is_empty() || f.states.contains(s))
+        let arms: Vec<String> = rows::walked_states(f)
             .map(|s| {
                 let state = w.arg(s.as_str().to_string());
                 let outer = format!("e.state = {state} AND {outer}");

@@ -13,7 +13,6 @@
 //! of them before it answers what it found with a cursor to go on from.
 
 use qstash_core::clock::Millis;
-use qstash_core::message::LogState;
 use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::filters::Where;
@@ -102,10 +101,7 @@ fn by_state_sql(
     push_bounds(&mut w, "e", f, upper);
     w.push("m.id = e.message_id".into());
     let shared = w.sql();
-    let states = LogState::ALL
-        .into_iter()
-        .filter(|s| f.states.is_empty() || f.states.contains(s));
-    let arms: Vec<String> = states
+    let arms: Vec<String> = rows::walked_states(f)
         .map(|s| {
             let state = w.arg(s.as_str().to_string());
             format!(
