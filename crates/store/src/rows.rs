@@ -213,7 +213,7 @@ pub fn walk_checks_everything(f: &LogFilter) -> bool {
 }
 
 /// Rows of the log a listing examines at most per page. A filter its index
-/// cannot answer (a host, a path, several states...) is checked on the rows
+/// cannot answer (a host, a path, a caller IP...) is checked on the rows
 /// the walk meets; on a large log with few matches that walk would be the
 /// whole log, so it stops here and answers the page found so far with a
 /// cursor where it stopped (the SDKs page with `while (cursor)`).

@@ -236,6 +236,12 @@ async fn every_purge_batch_walks_an_index() {
         assert_no_scan(what, &p);
         assert!(p.contains("Tid Scan"), "{what}:\n{p}");
     }
+    // Dedup keys are few and checked again on the row deleted: an index
+    // walk or a TID scan, never a whole-table scan of a filled table.
+    let p = plan(&c, &messages::dedup_batch_delete(), &[&cut, &5_000i64]).await;
+    assert_no_scan("dedup", &p);
+    // Once to select the batch, once more on the rows deleted.
+    assert!(p.matches("expires_at <=").count() >= 2, "{p}");
 }
 
 #[tokio::test]

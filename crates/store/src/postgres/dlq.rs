@@ -164,19 +164,21 @@ pub async fn retry<C: GenericClient>(
 /// DLQ entries past their retention, and failed messages that are no
 /// longer in the DLQ and past the log retention, in batches.
 pub async fn purge<C: GenericClient>(c: &C, log_before: Millis, dlq_before: Millis) -> Result<u64> {
-    let entries = messages::purge_batched(c, PURGE_ENTRIES, dlq_before).await?;
-    let failed = messages::purge_batched(c, PURGE_FAILED, log_before).await?;
+    let entries =
+        messages::purge_batched(c, &messages::batch_delete(PURGE_ENTRIES), dlq_before).await?;
+    let failed =
+        messages::purge_batched(c, &messages::batch_delete(PURGE_FAILED), log_before).await?;
     Ok(entries + failed)
 }
 
 /// DLQ entries past their retention (see `messages::batch_delete`).
-pub const PURGE_ENTRIES: (&str, &str) = ("dlq", "dlq WHERE created_at < $1");
+pub const PURGE_ENTRIES: (&str, &str) = ("dlq", "t.created_at < $1");
 
 /// Failed messages no longer in the DLQ, past the log retention.
 pub const PURGE_FAILED: (&str, &str) = (
     "messages",
-    "messages m WHERE state = 'failed' AND updated_at < $1
-       AND NOT EXISTS (SELECT 1 FROM dlq WHERE dlq.message_id = m.id)",
+    "t.state = 'failed' AND t.updated_at < $1
+       AND NOT EXISTS (SELECT 1 FROM dlq WHERE dlq.message_id = t.id)",
 );
 
 /// The workflow filters of `client.dlq.list` (`@upstash/workflow`), read

@@ -1,8 +1,9 @@
 //! The log listing: newest first by (time, seq), each query walking one
-//! index from the cursor and stopping after `count` + 1 matches, as in
+//! index from the cursor (or, with no message or attribute filter, one
+//! walk per state, merged) and stopping after `count` + 1 matches, as in
 //! `sqlite/logs.rs`. PostgreSQL has no index hints: the plan test in
-//! `crates/store/tests/history.rs` checks with `EXPLAIN` that the planner
-//! walks the intended index and never sorts or scans the log.
+//! `crates/store/tests/postgres_plans.rs` checks with `EXPLAIN` that the
+//! planner walks the intended index and never sorts or scans the log.
 
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;
@@ -153,8 +154,9 @@ pub async fn list<C: GenericClient>(
 
 /// Drops attribute keys of log entries past retention, in batches.
 pub async fn purge_keys<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
-    super::messages::purge_batched(c, PURGE_KEYS, before).await
+    let sql = super::messages::batch_delete(PURGE_KEYS);
+    super::messages::purge_batched(c, &sql, before).await
 }
 
 /// Attribute keys past retention (see `messages::batch_delete`).
-pub const PURGE_KEYS: (&str, &str) = ("event_keys", "event_keys WHERE time < $1");
+pub const PURGE_KEYS: (&str, &str) = ("event_keys", "t.time < $1");

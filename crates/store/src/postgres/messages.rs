@@ -707,9 +707,9 @@ pub async fn purge<C: GenericClient>(
     now: Millis,
     retain_before: Millis,
 ) -> Result<PurgeCounts> {
-    let dedup = purge_batched(c, PURGE_DEDUP, now).await?;
+    let dedup = purge_batched(c, &dedup_batch_delete(), now).await?;
     let events = purge_events(c, retain_before).await?;
-    let messages = purge_batched(c, PURGE_FINISHED, retain_before).await?;
+    let messages = purge_batched(c, &batch_delete(PURGE_FINISHED), retain_before).await?;
     Ok(PurgeCounts {
         messages,
         events,
@@ -765,33 +765,42 @@ pub const PURGE_LOG_STATE: &str = "DELETE FROM events WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM events WHERE user_id = $1 AND state = $2 AND time < $3 LIMIT $4))";
 
 /// Expired dedup keys (see [`batch_delete`]).
-pub const PURGE_DEDUP: (&str, &str) = ("dedup", "dedup WHERE expires_at <= $1");
+pub const PURGE_DEDUP: (&str, &str) = ("dedup", "t.expires_at <= $1");
 
 /// Finished messages past retention (see [`batch_delete`]).
 pub const PURGE_FINISHED: (&str, &str) = (
     "messages",
-    "messages WHERE state IN ('delivered', 'cancelled') AND updated_at < $1",
+    "t.state IN ('delivered', 'cancelled') AND t.updated_at < $1",
 );
 
-/// A batch of a purge: up to `$2` rows of `table` that `from_where` selects
-/// (its cut-off in `$1`), deleted by their `ctid`, a TID scan. With `key IN
-/// (SELECT key ... LIMIT $2)` the planner may hash the batch and scan the
-/// whole table for it, once per batch (`postgres_plans.rs` checks).
-pub fn batch_delete((table, from_where): (&str, &str)) -> String {
-    format!("DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {from_where} LIMIT $2))")
+/// A batch of a purge: up to `$2` rows of `table` (as `t`) that
+/// `condition` selects (its cut-off in `$1`), deleted by their `ctid`, a
+/// TID scan. With `key IN (SELECT key ... LIMIT $2)` the planner may hash
+/// the batch and scan the whole table for it, once per batch
+/// (`postgres_plans.rs` checks). The rows of these tables are not updated
+/// once they match, so the row deleted is the row selected.
+pub fn batch_delete((table, condition): (&str, &str)) -> String {
+    format!(
+        "DELETE FROM {table} t WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM {table} t WHERE {condition} LIMIT $2))"
+    )
+}
+
+/// The batch of expired dedup keys, with the condition checked again on
+/// the row deleted: a publish may take over an expired key meanwhile
+/// (`ON CONFLICT DO UPDATE`), and PostgreSQL then deletes the new version
+/// of the row unless the condition says otherwise. Dedup keys are few
+/// (they expire), so the planner may walk their expiry index instead.
+pub fn dedup_batch_delete() -> String {
+    format!("{} AND {}", batch_delete(PURGE_DEDUP), PURGE_DEDUP.1)
 }
 
 /// Runs a [`batch_delete`] until it deletes less than a batch; answers
 /// how many rows went.
-pub async fn purge_batched<C: GenericClient>(
-    c: &C,
-    purge: (&str, &str),
-    before: Millis,
-) -> Result<u64> {
-    let sql = batch_delete(purge);
+pub async fn purge_batched<C: GenericClient>(c: &C, sql: &str, before: Millis) -> Result<u64> {
     let mut total = 0;
     loop {
-        let n = sql::execute(c, &sql, &[&before, &PURGE_BATCH]).await?;
+        let n = sql::execute(c, sql, &[&before, &PURGE_BATCH]).await?;
         total += n;
         if n < PURGE_BATCH as u64 {
             return Ok(total);
