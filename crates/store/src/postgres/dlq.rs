@@ -165,19 +165,19 @@ pub async fn retry<C: GenericClient>(
 /// longer in the DLQ and past the log retention, in batches.
 pub async fn purge<C: GenericClient>(c: &C, log_before: Millis, dlq_before: Millis) -> Result<u64> {
     let entries =
-        messages::purge_batched(c, &messages::batch_delete(PURGE_ENTRIES), dlq_before).await?;
+        messages::purge_batched(c, &messages::batch_delete(PURGE_ENTRIES), &[&dlq_before]).await?;
     let failed =
-        messages::purge_batched(c, &messages::batch_delete(PURGE_FAILED), log_before).await?;
+        messages::purge_batched(c, &messages::batch_delete(PURGE_FAILED), &[&log_before]).await?;
     Ok(entries + failed)
 }
 
 /// DLQ entries past their retention (see `messages::batch_delete`).
-pub const PURGE_ENTRIES: (&str, &str) = ("dlq", "t.created_at < $1");
+pub const PURGE_ENTRIES: (&str, &str) = ("dlq", "t.created_at < $2");
 
 /// Failed messages no longer in the DLQ, past the log retention.
 pub const PURGE_FAILED: (&str, &str) = (
     "messages",
-    "t.state = 'failed' AND t.updated_at < $1
+    "t.state = 'failed' AND t.updated_at < $2
        AND NOT EXISTS (SELECT 1 FROM dlq WHERE dlq.message_id = t.id)",
 );
 

@@ -76,14 +76,12 @@ pub fn page_sql(
         // No (user, time) index (migration 8): each state's walk of the
         // (user, state, time) index, merged (`Merge Append`: no sort, and
         // each walk read only as far as the merge takes from it).
+        let entry = prefixed("e", entry);
         let arms: Vec<String> = rows::walked_states(f)
             .map(|s| {
                 let state = w.arg(s.as_str().to_string());
                 let outer = format!("e.state = {state} AND {outer}");
-                format!(
-                    "({})",
-                    by_event(&prefixed("e", entry), &message, &inner, &outer, limit)
-                )
+                format!("({})", by_event(&entry, &message, &inner, &outer, limit))
             })
             .collect();
         format!(
@@ -155,8 +153,8 @@ pub async fn list<C: GenericClient>(
 /// Drops attribute keys of log entries past retention, in batches.
 pub async fn purge_keys<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
     let sql = super::messages::batch_delete(PURGE_KEYS);
-    super::messages::purge_batched(c, &sql, before).await
+    super::messages::purge_batched(c, &sql, &[&before]).await
 }
 
 /// Attribute keys past retention (see `messages::batch_delete`).
-pub const PURGE_KEYS: (&str, &str) = ("event_keys", "t.time < $1");
+pub const PURGE_KEYS: (&str, &str) = ("event_keys", "t.time < $2");

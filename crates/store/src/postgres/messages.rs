@@ -12,6 +12,7 @@ use qstash_core::message::{
 };
 use qstash_core::outcome::Outcome;
 use qstash_core::{Message, MessageState};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::events::Events;
@@ -707,9 +708,9 @@ pub async fn purge<C: GenericClient>(
     now: Millis,
     retain_before: Millis,
 ) -> Result<PurgeCounts> {
-    let dedup = purge_batched(c, &dedup_batch_delete(), now).await?;
+    let dedup = purge_batched(c, &dedup_batch_delete(), &[&now]).await?;
     let events = purge_events(c, retain_before).await?;
-    let messages = purge_batched(c, &batch_delete(PURGE_FINISHED), retain_before).await?;
+    let messages = purge_batched(c, &batch_delete(PURGE_FINISHED), &[&retain_before]).await?;
     Ok(PurgeCounts {
         messages,
         events,
@@ -725,6 +726,7 @@ pub async fn purge<C: GenericClient>(
 async fn purge_events<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
     let mut purged = 0;
     let mut user = String::new();
+    let delete = batch_delete(PURGE_LOG_STATE);
     loop {
         let next: Option<String> = sql::query_one(
             c,
@@ -742,14 +744,7 @@ async fn purge_events<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
                 .await?
                 .try_get(0)?;
             let Some(found) = found else { break };
-            loop {
-                let n = sql::execute(c, PURGE_LOG_STATE, &[&next, &found, &before, &PURGE_BATCH])
-                    .await?;
-                purged += n;
-                if n < PURGE_BATCH as u64 {
-                    break;
-                }
-            }
+            purged += purge_batched(c, &delete, &[&next, &found, &before]).await?;
             state = found;
         }
         user = next;
@@ -759,30 +754,29 @@ async fn purge_events<C: GenericClient>(c: &C, before: Millis) -> Result<u64> {
 /// The purge's step to a user's next log state. Public for the plan test.
 pub const NEXT_LOG_STATE: &str = "SELECT MIN(state) FROM events WHERE user_id = $1 AND state > $2";
 
-/// One batch of the purge of a user's entries in one state (see
-/// [`batch_delete`]). Public for the plan test.
-pub const PURGE_LOG_STATE: &str = "DELETE FROM events WHERE ctid = ANY(ARRAY(
-    SELECT ctid FROM events WHERE user_id = $1 AND state = $2 AND time < $3 LIMIT $4))";
+/// A user's entries in one state past retention (see [`batch_delete`]).
+pub const PURGE_LOG_STATE: (&str, &str) =
+    ("events", "t.user_id = $2 AND t.state = $3 AND t.time < $4");
 
 /// Expired dedup keys (see [`batch_delete`]).
-pub const PURGE_DEDUP: (&str, &str) = ("dedup", "t.expires_at <= $1");
+pub const PURGE_DEDUP: (&str, &str) = ("dedup", "t.expires_at <= $2");
 
 /// Finished messages past retention (see [`batch_delete`]).
 pub const PURGE_FINISHED: (&str, &str) = (
     "messages",
-    "t.state IN ('delivered', 'cancelled') AND t.updated_at < $1",
+    "t.state IN ('delivered', 'cancelled') AND t.updated_at < $2",
 );
 
-/// A batch of a purge: up to `$2` rows of `table` (as `t`) that
-/// `condition` selects (its cut-off in `$1`), deleted by their `ctid`, a
-/// TID scan. With `key IN (SELECT key ... LIMIT $2)` the planner may hash
+/// A batch of a purge: up to `$1` rows of `table` (as `t`) that
+/// `condition` selects (its arguments from `$2`), deleted by their `ctid`,
+/// a TID scan. With `key IN (SELECT key ... LIMIT n)` the planner may hash
 /// the batch and scan the whole table for it, once per batch
 /// (`postgres_plans.rs` checks). The rows of these tables are not updated
 /// once they match, so the row deleted is the row selected.
 pub fn batch_delete((table, condition): (&str, &str)) -> String {
     format!(
         "DELETE FROM {table} t WHERE ctid = ANY(ARRAY(
-            SELECT ctid FROM {table} t WHERE {condition} LIMIT $2))"
+            SELECT ctid FROM {table} t WHERE {condition} LIMIT $1))"
     )
 }
 
@@ -795,12 +789,19 @@ pub fn dedup_batch_delete() -> String {
     format!("{} AND {}", batch_delete(PURGE_DEDUP), PURGE_DEDUP.1)
 }
 
-/// Runs a [`batch_delete`] until it deletes less than a batch; answers
-/// how many rows went.
-pub async fn purge_batched<C: GenericClient>(c: &C, sql: &str, before: Millis) -> Result<u64> {
+/// Runs a [`batch_delete`] with the condition's `args` until it deletes
+/// less than a batch; answers how many rows went.
+pub async fn purge_batched<C: GenericClient>(
+    c: &C,
+    sql: &str,
+    args: &[&(dyn ToSql + Sync)],
+) -> Result<u64> {
+    let params: Vec<&(dyn ToSql + Sync)> = std::iter::once(&PURGE_BATCH as _)
+        .chain(args.iter().copied())
+        .collect();
     let mut total = 0;
     loop {
-        let n = sql::execute(c, sql, &[&before, &PURGE_BATCH]).await?;
+        let n = sql::execute(c, sql, &params).await?;
         total += n;
         if n < PURGE_BATCH as u64 {
             return Ok(total);
