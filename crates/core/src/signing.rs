@@ -38,24 +38,34 @@ pub fn body_hash(body: &[u8]) -> String {
     URL_SAFE.encode(Sha256::digest(body))
 }
 
-/// Signs a delivery of `body` to `url` with `key` at unix time `now_secs`.
-/// The key's UTF-8 bytes are the HMAC secret, exactly as the SDKs use them.
-pub fn sign(key: &str, url: &str, body: &[u8], now_secs: i64) -> Result<String, SigningError> {
-    let claims = Claims {
-        iss: "Upstash".into(),
-        sub: url.into(),
-        exp: now_secs + VALIDITY_SECS,
-        nbf: 0,
-        iat: now_secs,
-        jti: crate::ids::jwt_id(),
-        body: body_hash(body),
-    };
-    let token = jsonwebtoken::encode(
-        &Header::new(Algorithm::HS256),
-        &claims,
-        &EncodingKey::from_secret(key.as_bytes()),
-    )?;
-    Ok(token)
+/// A signing key made ready once: the HMAC secret is set up when the key
+/// is loaded or rotated, not again for every delivery.
+pub struct Signer(EncodingKey);
+
+impl Signer {
+    /// The key's UTF-8 bytes are the HMAC secret, exactly as the SDKs use
+    /// them.
+    pub fn new(key: &str) -> Self {
+        Self(EncodingKey::from_secret(key.as_bytes()))
+    }
+
+    /// Signs a delivery of `body` to `url` at unix time `now_secs`.
+    pub fn sign(&self, url: &str, body: &[u8], now_secs: i64) -> Result<String, SigningError> {
+        let claims = Claims {
+            iss: "Upstash".into(),
+            sub: url.into(),
+            exp: now_secs + VALIDITY_SECS,
+            nbf: 0,
+            iat: now_secs,
+            jti: crate::ids::jwt_id(),
+            body: body_hash(body),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &self.0,
+        )?)
+    }
 }
 
 #[cfg(test)]
@@ -65,13 +75,9 @@ mod tests {
 
     #[test]
     fn signature_verifies_with_the_key_and_carries_the_claims() {
-        let token = sign(
-            "sig_test",
-            "http://127.0.0.1:1/x?a=b",
-            b"hello",
-            1_700_000_000,
-        )
-        .unwrap();
+        let token = Signer::new("sig_test")
+            .sign("http://127.0.0.1:1/x?a=b", b"hello", 1_700_000_000)
+            .unwrap();
         let mut validation = Validation::new(Algorithm::HS256);
         validation.validate_exp = false;
         validation.set_issuer(&["Upstash"]);

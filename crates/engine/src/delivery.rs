@@ -1,16 +1,27 @@
 //! One delivery attempt over HTTP, and recording its outcome.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use qstash_core::headers::{canonical_name, HeaderMap};
 use qstash_core::ids;
 use qstash_core::outcome::{AttemptResponse, Outcome, OutcomeKind};
-use qstash_core::signing::sign;
 use qstash_core::Message;
 use reqwest::header::{HeaderName, HeaderValue};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::outcome::{decide, Attempt};
 use crate::{Engine, EngineConfig};
+
+// Built once: a header name that is not one of `http`'s standard ones is
+// copied into a fresh allocation each time it is made from a `&str`.
+const SIGNATURE: HeaderName = HeaderName::from_static("upstash-signature");
+const MESSAGE_ID: HeaderName = HeaderName::from_static("upstash-message-id");
+const RETRIED: HeaderName = HeaderName::from_static("upstash-retried");
+const CALLER_IP: HeaderName = HeaderName::from_static("upstash-caller-ip");
+const TOPIC_NAME: HeaderName = HeaderName::from_static("upstash-topic-name");
+const ENDPOINT_NAME: HeaderName = HeaderName::from_static("upstash-endpoint-name");
+const SCHEDULE_ID: HeaderName = HeaderName::from_static("upstash-schedule-id");
 
 /// One pooled client for every delivery: keep-alive connections are reused
 /// across messages to the same host.
@@ -34,6 +45,26 @@ pub fn client(config: &EngineConfig) -> reqwest::Result<reqwest::Client> {
 }
 
 impl Engine {
+    /// Delivers `message` on a task of its own, holding its delivery slot
+    /// (`permit`) until the attempt is over; `then` frees whatever else the
+    /// delivery held (its user's slot, its gate slots).
+    pub(crate) fn spawn_delivery(
+        self: &Arc<Self>,
+        message: Message,
+        permit: OwnedSemaphorePermit,
+        then: impl FnOnce(&Engine) + Send + 'static,
+    ) {
+        let engine = self.clone();
+        // Boxed: a delivery's future is about 5 KB, and a spawn moves the
+        // future by value several times (into the task's cell, through its
+        // stages); a box is moved once.
+        tokio::spawn(Box::pin(async move {
+            engine.deliver(message).await;
+            drop(permit);
+            then(&engine);
+        }));
+    }
+
     pub(crate) async fn deliver(&self, message: Message) {
         // A workflow message carries its run's log and ids (issue 14).
         let workflow = self.workflow_delivery(&message).await;
@@ -139,11 +170,12 @@ impl Engine {
         m: &Message,
         url: reqwest::Url,
     ) -> Result<reqwest::RequestBuilder, String> {
-        let keys = self
+        let signer = self
             .keys
-            .get(&m.user_id)
+            .signer(&m.user_id)
             .ok_or_else(|| format!("no signing keys for user {}", m.user_id))?;
-        let signature = sign(&keys.current, &m.spec.url, &m.body, self.now() / 1000)
+        let signature = signer
+            .sign(&m.spec.url, &m.body, self.now() / 1000)
             .map_err(|e| e.to_string())?;
         let method =
             reqwest::Method::from_bytes(m.spec.method.as_bytes()).map_err(|e| e.to_string())?;
@@ -154,25 +186,25 @@ impl Engine {
             .unwrap_or(self.config.default_timeout);
         let mut headers = reqwest::header::HeaderMap::new();
         forward(&mut headers, &m.spec.header);
-        let mut set = |name: &'static str, value: &str| {
+        let mut set = |name: &HeaderName, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
-                headers.insert(name, v);
+                headers.insert(name.clone(), v);
             }
         };
-        set("upstash-signature", &signature);
-        set("upstash-message-id", &m.id);
-        set("upstash-retried", &m.retried.to_string());
+        set(&SIGNATURE, &signature);
+        set(&MESSAGE_ID, &m.id);
+        set(&RETRIED, &m.retried.to_string());
         if let Some(ip) = &m.spec.caller_ip {
-            set("upstash-caller-ip", ip);
+            set(&CALLER_IP, ip);
         }
         if let Some(topic) = &m.spec.topic_name {
-            set("upstash-topic-name", topic);
+            set(&TOPIC_NAME, topic);
         }
         if let Some(endpoint) = &m.spec.endpoint_name {
-            set("upstash-endpoint-name", endpoint);
+            set(&ENDPOINT_NAME, endpoint);
         }
         if let Some(schedule) = &m.spec.schedule_id {
-            set("upstash-schedule-id", schedule);
+            set(&SCHEDULE_ID, schedule);
         }
         Ok(self
             .http

@@ -3,14 +3,27 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use qstash_core::signing::SigningKeys;
+use qstash_core::signing::{Signer, SigningKeys};
 use qstash_core::users::User;
 use qstash_store::{Store, StoreError};
 
 pub struct KeyRing {
     store: Arc<dyn Store>,
     initial: HashMap<String, SigningKeys>,
-    current: RwLock<HashMap<String, SigningKeys>>,
+    current: RwLock<HashMap<String, Arc<Ring>>>,
+}
+
+/// A user's keys, and a signer of the current one ready for deliveries.
+struct Ring {
+    keys: SigningKeys,
+    signer: Arc<Signer>,
+}
+
+impl Ring {
+    fn new(keys: SigningKeys) -> Arc<Self> {
+        let signer = Arc::new(Signer::new(&keys.current));
+        Arc::new(Self { keys, signer })
+    }
 }
 
 impl KeyRing {
@@ -20,10 +33,8 @@ impl KeyRing {
         let mut current = HashMap::new();
         let mut initial = HashMap::new();
         for u in users {
-            current.insert(
-                u.id.clone(),
-                store.signing_keys(&u.id, &u.initial_keys).await?,
-            );
+            let keys = store.signing_keys(&u.id, &u.initial_keys).await?;
+            current.insert(u.id.clone(), Ring::new(keys));
             initial.insert(u.id.clone(), u.initial_keys.clone());
         }
         Ok(Self {
@@ -41,11 +52,17 @@ impl KeyRing {
     }
 
     pub fn get(&self, user_id: &str) -> Option<SigningKeys> {
-        self.current
-            .read()
-            .expect("key ring lock")
-            .get(user_id)
-            .cloned()
+        self.ring(user_id).map(|r| r.keys.clone())
+    }
+
+    /// What signs a delivery of the user's: their current key.
+    pub fn signer(&self, user_id: &str) -> Option<Arc<Signer>> {
+        self.ring(user_id).map(|r| r.signer.clone())
+    }
+
+    fn ring(&self, user_id: &str) -> Option<Arc<Ring>> {
+        let rings = self.current.read().expect("key ring lock");
+        rings.get(user_id).cloned()
     }
 
     /// Reads a user's keys again from the store (another node rotated
@@ -67,7 +84,7 @@ impl KeyRing {
                         ring.current
                             .write()
                             .expect("key ring lock")
-                            .insert(user, keys);
+                            .insert(user, Ring::new(keys));
                     }
                     Err(e) => tracing::warn!(user, error = %e, "reloading signing keys failed"),
                 }
@@ -88,7 +105,7 @@ impl KeyRing {
         self.current
             .write()
             .expect("key ring lock")
-            .insert(user_id.to_string(), keys.clone());
+            .insert(user_id.to_string(), Ring::new(keys.clone()));
         Ok(Some(keys))
     }
 }

@@ -228,12 +228,7 @@ impl Engine {
                 .expect("one user slot per started message");
             // A deduplicated message was not stored: nothing to deliver.
             if let Inserted::New(_) = answer {
-                let engine = self.clone();
-                tokio::spawn(async move {
-                    engine.deliver(message).await;
-                    drop(permit);
-                    engine.plain_done(user_slot);
-                });
+                self.spawn_delivery(message, permit, |e| e.plain_done(user_slot));
             }
         }
         Ok(inserted)

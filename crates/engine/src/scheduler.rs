@@ -65,12 +65,7 @@ pub async fn run(engine: Arc<Engine>) {
                 .gate
                 .with_gated(|gated| engine.user_slots.try_take(user, gated(user)))
                 .unwrap_or_else(|| engine.user_slots.take_over(user));
-            let engine = engine.clone();
-            tokio::spawn(async move {
-                engine.deliver(message).await;
-                drop(permit);
-                engine.plain_done(user_slot);
-            });
+            engine.spawn_delivery(message, permit, |e| e.plain_done(user_slot));
         }
         // Never sleep on slots: publishes and retries need them.
         drop(slots);

@@ -210,11 +210,6 @@ fn deliver(
             continue;
         };
         let permit = permits.pop().expect("one permit per admitted message");
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            engine.deliver(message).await;
-            drop(permit);
-            engine.gate.release_in(term, &slots);
-        });
+        engine.spawn_delivery(message, permit, move |e| e.gate.release_in(term, &slots));
     }
 }

@@ -220,23 +220,26 @@ fn read_keys(r: &Row, at: usize) -> rusqlite::Result<Vec<String>> {
     ))
 }
 
-fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
+/// The message's head and its rowid: the update that follows finds the
+/// row by the rowid instead of searching the id index a second time.
+fn get_head(conn: &Connection, id: &str) -> Result<Option<(i64, Head)>> {
     let sql = format!(
-        "SELECT user_id, state, due_at, retried, {HEAD_COLUMNS} FROM messages WHERE id = ?1"
+        "SELECT rowid, user_id, state, due_at, retried, {HEAD_COLUMNS} FROM messages WHERE id = ?1"
     );
     Ok(conn
         .prepare_cached(&sql)?
         .query_row([id], |r| {
-            Ok(Head {
+            let head = Head {
                 id: id.to_string(),
-                user_id: r.get(0)?,
-                state: r.get(1)?,
-                due_at: r.get(2)?,
-                retried: r.get(3)?,
-                queue: r.get(6)?,
-                flow_control_key: r.get(8)?,
-                keys: read_keys(r, 4)?,
-            })
+                user_id: r.get(1)?,
+                state: r.get(2)?,
+                due_at: r.get(3)?,
+                retried: r.get(4)?,
+                queue: r.get(7)?,
+                flow_control_key: r.get(9)?,
+                keys: read_keys(r, 5)?,
+            };
+            Ok((r.get(0)?, head))
         })
         .optional()?)
 }
@@ -246,14 +249,15 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<Head>> {
 /// message: decoding whole messages here cost the writer thread dearly.
 pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded>]) -> Result<()> {
     for (o, encoded) in outcomes.iter().zip(callbacks) {
-        let Some(m) = get_head(conn, &o.message_id)? else {
+        let Some((rowid, m)) = get_head(conn, &o.message_id)? else {
             continue;
         };
         // A message cancelled while in flight keeps its cancellation.
         let Some(t) = rows::transition(&m, o) else {
             continue;
         };
-        set_state(conn, &m.id, t.state, t.due_at, t.retried, o.at)?;
+        let row = MessageRow::Rowid(rowid);
+        set_state(conn, row, t.state, t.due_at, t.retried, o.at)?;
         for (state, detail) in &t.events {
             log_keyed(conn, &m.user_id, &m.id, &m.keys, o.at, *state, detail)?;
         }
@@ -300,18 +304,34 @@ fn insert_dlq(conn: &Connection, user_id: &str, id: &str, at: Millis, d: &DlqRow
     Ok(())
 }
 
+/// Which message row an update is for.
+#[derive(Clone, Copy)]
+enum MessageRow<'a> {
+    Id(&'a str),
+    /// Found by a read in the same transaction (the writer's only).
+    Rowid(i64),
+}
+
 fn set_state(
     conn: &Connection,
-    id: &str,
+    row: MessageRow,
     state: MessageState,
     due_at: Millis,
     retried: u32,
     now: Millis,
 ) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE messages SET state = ?2, due_at = ?3, retried = ?4, updated_at = ?5 WHERE id = ?1",
-    )?
-    .execute(params![id, state.as_str(), due_at, retried, now])?;
+    let (sql, key): (_, &dyn rusqlite::ToSql) = match &row {
+        MessageRow::Id(id) => (
+            "UPDATE messages SET state = ?2, due_at = ?3, retried = ?4, updated_at = ?5 WHERE id = ?1",
+            id,
+        ),
+        MessageRow::Rowid(rowid) => (
+            "UPDATE messages SET state = ?2, due_at = ?3, retried = ?4, updated_at = ?5 WHERE rowid = ?1",
+            rowid,
+        ),
+    };
+    conn.prepare_cached(sql)?
+        .execute(params![key, state.as_str(), due_at, retried, now])?;
     Ok(())
 }
 
@@ -342,7 +362,7 @@ pub fn cancel(
         }
         set_state(
             conn,
-            &m.id,
+            MessageRow::Id(&m.id),
             MessageState::Cancelled,
             m.due_at,
             m.retried,
