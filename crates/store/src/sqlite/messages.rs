@@ -1,6 +1,8 @@
 //! Message rows and their log entries. Every function runs inside a writer
 //! job or a read, on a plain connection.
 
+use std::sync::LazyLock;
+
 use qstash_core::clock::Millis;
 use qstash_core::dedup::WINDOW_MS;
 use qstash_core::message::{Arrival, LogState};
@@ -222,12 +224,16 @@ fn read_keys(r: &Row, at: usize) -> rusqlite::Result<Vec<String>> {
 
 /// The message's head and its rowid: the update that follows finds the
 /// row by the rowid instead of searching the id index a second time.
+/// Its SQL is built once: it runs for every delivered message, on the
+/// writer thread.
 fn get_head(conn: &Connection, id: &str) -> Result<Option<(i64, Head)>> {
-    let sql = format!(
-        "SELECT rowid, user_id, state, due_at, retried, {HEAD_COLUMNS} FROM messages WHERE id = ?1"
-    );
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT rowid, user_id, state, due_at, retried, {HEAD_COLUMNS} FROM messages WHERE id = ?1"
+        )
+    });
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&SQL)?
         .query_row([id], |r| {
             let head = Head {
                 id: id.to_string(),
