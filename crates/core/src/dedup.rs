@@ -1,6 +1,6 @@
 //! Deduplication keys: one message per key within the dedup window.
 
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest::{Context, SHA256};
 
 use crate::headers::HeaderMap;
 
@@ -16,20 +16,20 @@ pub fn id_key(dedup_id: &str, url: &str) -> String {
 /// Key for content-based deduplication: destination, body and the headers
 /// that reach the destination (Content-Type and forwarded ones).
 pub fn content_key(url: &str, body: &[u8], header: &HeaderMap) -> String {
-    let mut h = Sha256::new();
+    let mut h = Context::new(&SHA256);
     h.update(url.as_bytes());
-    h.update([0]);
-    h.update((body.len() as u64).to_be_bytes());
+    h.update(&[0]);
+    h.update(&(body.len() as u64).to_be_bytes());
     h.update(body);
     for (name, values) in header {
         h.update(name.as_bytes());
         for v in values {
-            h.update([0]);
+            h.update(&[0]);
             h.update(v.as_bytes());
         }
-        h.update([1]);
+        h.update(&[1]);
     }
-    format!("content:{}", hex(&h.finalize()))
+    format!("content:{}", hex(h.finish().as_ref()))
 }
 
 /// Lower-case hex of `bytes`.

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest::{digest, SHA256};
 
 use crate::dedup::hex;
 use crate::headers::{canonical_name, HeaderMap};
@@ -79,7 +79,7 @@ impl Redaction {
 /// `REDACTED:<sha256 hex>`: shows that a value was there, and lets a user
 /// who knows the value check it, without revealing it.
 pub fn redacted(value: &[u8]) -> String {
-    format!("REDACTED:{}", hex(&Sha256::digest(value)))
+    format!("REDACTED:{}", hex(digest(&SHA256, value).as_ref()))
 }
 
 #[cfg(test)]

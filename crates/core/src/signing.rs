@@ -1,11 +1,11 @@
 //! `Upstash-Signature`: an HS256 JWT over the destination and the body hash,
 //! verified by the official SDKs' `Receiver`.
 
+use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// How long a signature stays valid after it is made.
 const VALIDITY_SECS: i64 = 300;
@@ -35,7 +35,7 @@ pub struct SigningError(#[from] jsonwebtoken::errors::Error);
 
 /// Base64url (padded, as QStash sends it) of the body's SHA-256.
 pub fn body_hash(body: &[u8]) -> String {
-    URL_SAFE.encode(Sha256::digest(body))
+    URL_SAFE.encode(digest(&SHA256, body))
 }
 
 /// A signing key made ready once: the HMAC secret is set up when the key
