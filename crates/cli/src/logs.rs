@@ -6,18 +6,36 @@
 //! delivery lines the destination's host (never its path, query, headers
 //! or body); database URLs are logged with their password masked.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal};
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::config::LogFormat;
 
-pub fn init(format: Option<LogFormat>) {
+/// Room for the lines one write(2) carries.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// Installs the subscriber. Lines are formatted where they are logged and
+/// written to stdout by a thread of their own, which writes every line
+/// waiting in one write(2) and then flushes: at `info` there is a line per
+/// request and per delivery attempt, and a write of its own for each was
+/// 5.7% of a publish's CPU (perf, issue 17). A full queue makes the logging
+/// thread wait rather than drop lines. Keep the guard until the server has
+/// stopped: dropping it writes what is still queued.
+pub fn init(format: Option<LogFormat>) -> WorkerGuard {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let format = format.unwrap_or(match std::io::stdout().is_terminal() {
         true => LogFormat::Text,
         false => LogFormat::Json,
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("qstash-log")
+        .finish(BufWriter::with_capacity(BATCH_BYTES, std::io::stdout()));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
@@ -26,4 +44,5 @@ pub fn init(format: Option<LogFormat>) {
             .with_current_span(false)
             .init(),
     }
+    guard
 }

@@ -27,7 +27,8 @@ fn main() {
 #[tokio::main]
 async fn start() -> Result<()> {
     let cli = Cli::parse_from(config::go_style_flags(std::env::args()));
-    logs::init(cli.common().log_format);
+    // Held until the server has stopped, so its last lines are written.
+    let _log = logs::init(cli.common().log_format);
     let plan = config::plan(cli)?;
     server::run(plan).await
 }
