@@ -227,10 +227,7 @@ pub fn validate_schedule_id(id: &str) -> Result<(), String> {
 
 /// A fresh schedule id: `scd_` + base58 of a UUIDv7.
 pub fn schedule_id() -> String {
-    format!(
-        "scd_{}",
-        bs58::encode(uuid::Uuid::now_v7().as_bytes()).into_string()
-    )
+    crate::ids::prefixed("scd_", uuid::Uuid::now_v7())
 }
 
 /// A cron schedule: what to publish, where, and when it fires.
