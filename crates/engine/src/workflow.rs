@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use qstash_core::dlq::DlqEntry;
 use qstash_core::headers::insert;
-use qstash_core::message::{CancelRequest, Inserted, NewMessage};
+use qstash_core::message::{Inserted, NewMessage};
 use qstash_core::outcome::OutcomeKind;
 use qstash_core::workflow::{
     logged, patch_failure_callback, steps_json, InvokeRequest, Invoker, Run, RunFilter, RunState,
@@ -287,17 +287,12 @@ impl Engine {
         else {
             return Ok(None);
         };
-        // A finished run has nothing left to deliver; a cancelled or failed
-        // one may (sleeps, parallel branches): they are dropped. A run left
-        // running (no note to take) keeps them.
-        let now_state = if ended.changed { state } else { ended.was };
-        let ended_badly = !matches!(now_state, RunState::Success | RunState::Running);
-        if ended_badly && !ended.message_ids.is_empty() {
-            let request = CancelRequest {
-                message_ids: ended.message_ids,
-                ..Default::default()
-            };
-            self.cancel(user_id, request).await?;
+        // A cancelled or failed run's live messages (sleeps, parallel
+        // branches) were cancelled in the same commit; one of them may have
+        // held a queue's head.
+        if ended.cancelled > 0 {
+            crate::meter::deliveries("cancelled", user_id, ended.cancelled);
+            self.gate.user_changed(user_id);
         }
         Ok(Some(ended.was))
     }

@@ -58,8 +58,17 @@ pub struct Ended {
     /// This call moved the run from running to the asked state (false:
     /// it had ended already, or `EndIf::Noted` found no note).
     pub changed: bool,
-    /// The ids of every message logged for the run, to cancel live ones.
-    pub message_ids: Vec<String>,
+    /// Live messages of the run (sleeps, parallel branches) cancelled in
+    /// this same commit, because the run is now neither running nor
+    /// successful ([`cancels_leftovers`]).
+    pub cancelled: u64,
+}
+
+/// Whether a run in `state` has its live messages cancelled: a finished
+/// run has nothing left to deliver, a cancelled or failed one may (sleeps,
+/// parallel branches), and a run left running keeps them.
+pub fn cancels_leftovers(state: RunState) -> bool {
+    !matches!(state, RunState::Success | RunState::Running)
 }
 
 #[async_trait]
@@ -90,7 +99,9 @@ pub trait Workflows: Send + Sync {
     /// resuming the run that invoked it) is appended to that run in the
     /// same commit, when that run is still running: a crash can neither
     /// end the child without resuming its parent nor resume the parent
-    /// twice.
+    /// twice. A run that is (now or already) cancelled or failed has its
+    /// live messages cancelled in the same commit too, so no crash leaves
+    /// them live for an ended run.
     #[allow(clippy::too_many_arguments)]
     async fn end_run(
         &self,

@@ -79,6 +79,47 @@ fn waiter(run: &str, event: &str, deadline: i64) -> Waiter {
     }
 }
 
+/// A cancelled or failed run's live messages (its sleeps, its parallel
+/// branches) are cancelled in the commit that ends it, so a crash right
+/// after it cannot leave them live for an ended run.
+#[tokio::test]
+async fn ending_a_run_badly_cancels_its_live_messages_in_the_same_commit() {
+    let (_dir, store) = open().await;
+    let w = store.workflows();
+    w.start_run(run("wfr_c"), step("m0", "wfr_c", true, "{}"), T)
+        .await
+        .unwrap();
+    w.append_to_run(
+        "u",
+        "wfr_c",
+        vec![
+            step("m1", "wfr_c", false, "s1"),
+            step("m2", "wfr_c", false, "s2"),
+        ],
+        T,
+    )
+    .await
+    .unwrap();
+    let end = |state| w.end_run("u", "wfr_c", EndIf::Running, state, None, None, None, T + 1);
+    let ended = end(RunState::Canceled).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.was, ended.changed, ended.cancelled),
+        (RunState::Running, true, 3)
+    );
+    for id in ["m0", "m1", "m2"] {
+        assert!(
+            store.get_message("u", id).await.unwrap().is_none(),
+            "{id} is no longer live"
+        );
+    }
+    // Ending it again finds nothing left to cancel.
+    let again = end(RunState::Failed).await.unwrap().unwrap();
+    assert_eq!(
+        (again.was, again.changed, again.cancelled),
+        (RunState::Canceled, false, 0)
+    );
+}
+
 #[tokio::test]
 async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
     let (_dir, store) = open().await;
@@ -151,7 +192,11 @@ async fn a_run_keeps_its_log_in_order_and_refuses_steps_after_its_end() {
         .unwrap()
         .unwrap();
     assert_eq!(ended.was, RunState::Running);
-    assert_eq!(ended.message_ids, vec!["m0", "m1", "m2"]);
+    assert_eq!(
+        ended.cancelled, 0,
+        "a finished run's messages are left alone"
+    );
+    assert!(store.get_message("u", "m2").await.unwrap().is_some());
     let late = w
         .append_to_run("u", "wfr_a", vec![step("m3", "wfr_a", false, "s3")], T)
         .await
@@ -837,8 +882,9 @@ async fn a_failing_note_is_taken_once_and_a_resumed_run_is_not_failed_again() {
 }
 
 /// Review of wf2, must-fix 2: both parallel branches of a run fail (the
-/// second before the first's end cancelled it, and a crash before the
-/// second's `workflow_outcome`), so one resume page holds two entries of
+/// second's outcome committed before the first's end, whose commit cancels
+/// what is still live, and a crash before the second's
+/// `workflow_outcome`), so one resume page holds two entries of
 /// the run. The first resumes it (taking the second's note); the second
 /// finds it running with no note: it neither fails it (which would cancel
 /// the resumed step) nor resumes it twice, and its entry stays.
@@ -860,6 +906,10 @@ async fn a_second_dlq_entry_of_a_resumed_run_changes_nothing() {
         .record_outcomes(vec![step_failed("p1", "wfr_p", "dlq_p1", now)])
         .await
         .unwrap();
+    store
+        .record_outcomes(vec![step_failed("p2", "wfr_p", "dlq_p2", now + 1)])
+        .await
+        .unwrap();
     // The first branch's `workflow_outcome` fails the run.
     let first = w
         .end_run(
@@ -876,10 +926,6 @@ async fn a_second_dlq_entry_of_a_resumed_run_changes_nothing() {
         .unwrap()
         .unwrap();
     assert!(first.changed);
-    store
-        .record_outcomes(vec![step_failed("p2", "wfr_p", "dlq_p2", now + 1)])
-        .await
-        .unwrap();
     // resume({all: true}): the first entry.
     assert_eq!(
         dlq_resume(&store, "wfr_p", "p1", "dlq_p1", "p1b", now + 2)

@@ -5,15 +5,17 @@
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use qstash_core::clock::Millis;
-use qstash_core::message::{Inserted, NewMessage};
+use qstash_core::cluster::Signal;
+use qstash_core::message::{CancelRequest, Inserted, NewMessage};
 use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry, Waiter};
 use tokio_postgres::Row;
 
 use super::batch::Noted;
 use super::{messages, sql, PgStore};
 use crate::workflow::{
-    by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage, RunWalk,
+    by_id_page, call_type, cancels_leftovers, decode_config, decode_json, decode_state,
+    encode_config, encode_json, resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage,
+    RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -364,14 +366,25 @@ impl Workflows for PgStore {
                         }
                     }
                 }
-                let ids = sql::query(
-                    tx,
-                    "SELECT message_id FROM workflow_steps WHERE user_id = $1 AND run_id = $2 ORDER BY seq",
-                    &[&user_id, &run_id],
-                )
-                .await?;
-                let message_ids = ids.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
-                Ok(Some(Ended { was, changed, message_ids }))
+                // The run's row is locked before its messages, as when
+                // steps are appended to it.
+                let now_state = if changed { state } else { was };
+                let mut cancelled = 0;
+                if cancels_leftovers(now_state) {
+                    let ids = sql::query(
+                        tx,
+                        "SELECT message_id FROM workflow_steps WHERE user_id = $1 AND run_id = $2 ORDER BY seq",
+                        &[&user_id, &run_id],
+                    )
+                    .await?;
+                    let message_ids = ids.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+                    let request = CancelRequest { message_ids, ..Default::default() };
+                    cancelled = messages::cancel(tx, user_id, &request, now, &mut noted.events).await?.cancelled;
+                    if cancelled > 0 {
+                        noted.signals.push(Signal::Cancelled { user_id: user_id.to_string() });
+                    }
+                }
+                Ok(Some(Ended { was, changed, cancelled }))
             })
             .await
     }

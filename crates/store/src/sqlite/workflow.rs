@@ -2,14 +2,15 @@
 
 use async_trait::async_trait;
 use qstash_core::clock::Millis;
-use qstash_core::message::{Inserted, NewMessage};
+use qstash_core::message::{CancelRequest, Inserted, NewMessage};
 use qstash_core::workflow::{Run, RunFilter, RunState, StepEntry, Waiter};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{messages, SqliteStore, Tx};
 use crate::workflow::{
-    by_id_page, call_type, decode_config, decode_json, decode_state, encode_config, encode_json,
-    resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage, RunWalk,
+    by_id_page, call_type, cancels_leftovers, decode_config, decode_json, decode_state,
+    encode_config, encode_json, resume_message, Appended, EndIf, Ended, Failing, Resume, RunPage,
+    RunWalk,
 };
 use crate::{Result, Workflows};
 
@@ -244,16 +245,25 @@ fn end(
             resume_invoker(conn, user_id, resume, now)?;
         }
     }
-    let message_ids = conn
-        .prepare_cached(
-            "SELECT message_id FROM workflow_steps WHERE user_id = ?1 AND run_id = ?2 ORDER BY seq",
-        )?
-        .query_map(params![user_id, run_id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<String>>>()?;
+    let now_state = if changed { state } else { was };
+    let mut cancelled = 0;
+    if cancels_leftovers(now_state) {
+        let message_ids = conn
+            .prepare_cached(
+                "SELECT message_id FROM workflow_steps WHERE user_id = ?1 AND run_id = ?2 ORDER BY seq",
+            )?
+            .query_map(params![user_id, run_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        let request = CancelRequest {
+            message_ids,
+            ..Default::default()
+        };
+        cancelled = messages::cancel(conn, user_id, &request, now)?.cancelled;
+    }
     Ok(Some(Ended {
         was,
         changed,
-        message_ids,
+        cancelled,
     }))
 }
 
