@@ -12,16 +12,20 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 
 use crate::config::LogFormat;
 
-/// Room for the lines one write(2) carries.
+/// The most bytes one write(2) carries.
 const BATCH_BYTES: usize = 64 * 1024;
 
+/// Lines queued for the writing thread (a few MB) before a caller waits.
+const QUEUED_LINES: usize = 8192;
+
 /// Installs the subscriber. Lines are formatted where they are logged and
-/// written to stdout by a thread of their own, which writes every line
-/// waiting in one write(2) and then flushes: at `info` there is a line per
-/// request and per delivery attempt, and a write of its own for each was
-/// 5.7% of a publish's CPU (perf, issue 17). A full queue makes the logging
-/// thread wait rather than drop lines. Keep the guard until the server has
-/// stopped: dropping it writes what is still queued.
+/// written to stdout by a thread of their own, which writes the lines
+/// waiting, up to 64 KB per write(2), and flushes when none is left: at
+/// `info` there is a line per request and per delivery attempt, and a
+/// write of its own for each was 5.7% of a publish's CPU (perf, issue 17).
+/// A full queue makes the caller wait rather than drop lines (as a slow
+/// stdout did before). Keep the guard until the server has stopped:
+/// dropping it waits up to about a second for the queue to be written.
 pub fn init(format: Option<LogFormat>) -> WorkerGuard {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
@@ -31,6 +35,7 @@ pub fn init(format: Option<LogFormat>) -> WorkerGuard {
     });
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
         .thread_name("qstash-log")
         .finish(BufWriter::with_capacity(BATCH_BYTES, std::io::stdout()));
     let builder = tracing_subscriber::fmt()

@@ -51,4 +51,19 @@ mod tests {
         assert_ne!(base, content_key("http://a/x", b"body2", &h));
         assert_ne!(base, content_key("http://a/x", b"body", &HeaderMap::new()));
     }
+
+    /// Keys are stored: an upgrade must derive the same key for the same
+    /// publish, or deduplication breaks across it inside the window. The
+    /// hex is SHA-256 of the same bytes computed elsewhere (Python's
+    /// hashlib).
+    #[test]
+    fn content_key_is_stable_across_versions() {
+        let mut h = HeaderMap::new();
+        h.insert("Content-Type".into(), vec!["text/plain".into()]);
+        h.insert("X-A".into(), vec!["1".into(), "2".into()]);
+        assert_eq!(
+            content_key("http://a/x", b"body", &h),
+            "content:f1f0f396eb3e5fa8f4509c78441d39f5c3935a7d3104745471bba9f71ef22e6f"
+        );
+    }
 }

@@ -243,10 +243,9 @@ impl Engine {
     /// leaves either both or neither; a retried `DELETE` after "neither"
     /// does both, after "both" finds the run ended and resumes nothing.
     /// Store errors propagate (the route answers 5xx, the SDK retries).
-    /// Cancelling the leftover messages is a second step: it is repeated
-    /// on every call for a run that ended other than successfully, so a
-    /// crash before it is repaired by the next call (a leftover delivered
-    /// meanwhile gets an empty body, which the SDK reads as "stop").
+    /// The leftover messages of a run ended other than successfully are
+    /// cancelled in that same commit (and again by every later call, which
+    /// finds none); here they are only counted and the gate woken.
     /// `when` is `EndIf::Noted` for a failure: see `fail_noted_run`.
     pub async fn end_run(
         &self,

@@ -346,28 +346,22 @@ impl Workflows for PgStore {
                         )
                         .await?;
                     }
-                    // The invoking run resumes in this same commit, if it
-                    // is still running (with its trigger settings).
-                    if let Some(resume) = &resume {
-                        let parent = sql::query_opt(
-                            tx,
-                            "SELECT config, next_seq FROM workflow_runs WHERE user_id = $1 AND run_id = $2 AND state = $3 FOR UPDATE",
-                            &[&user_id, &resume.run_id, &RunState::Running.as_str()],
-                        )
-                        .await?;
-                        if let Some(row) = parent {
-                            let mut message = resume.message.clone();
-                            decode_config(row.try_get(0)?)?.apply(&mut message.message.spec);
-                            let seq: i64 = row.try_get(1)?;
-                            let batch = [message];
-                            let items = [(&batch[0], now)];
-                            let inserted = messages::insert(tx, &items, self.node(), &mut noted.events, &mut noted.arrivals).await?;
-                            log(tx, user_id, &resume.run_id, seq, &batch, &inserted, now).await?;
-                        }
-                    }
                 }
-                // The run's row is locked before its messages, as when
-                // steps are appended to it.
+                // Lock order: this run, the invoking run, the messages
+                // (the leftovers' cancel), then what inserting locks
+                // (flow-control keys). An outcome batch locks messages
+                // before keys, and a run's own cancel its row before its
+                // messages, so neither can wait on this in a cycle.
+                let parent = match (&resume, changed) {
+                    (Some(resume), true) => sql::query_opt(
+                        tx,
+                        "SELECT config, next_seq FROM workflow_runs WHERE user_id = $1 AND run_id = $2 AND state = $3 FOR UPDATE",
+                        &[&user_id, &resume.run_id, &RunState::Running.as_str()],
+                    )
+                    .await?
+                    .map(|row| (resume, row)),
+                    _ => None,
+                };
                 let now_state = if changed { state } else { was };
                 let mut cancelled = 0;
                 if cancels_leftovers(now_state) {
@@ -383,6 +377,17 @@ impl Workflows for PgStore {
                     if cancelled > 0 {
                         noted.signals.push(Signal::Cancelled { user_id: user_id.to_string() });
                     }
+                }
+                // The invoking run resumes in this same commit, if it is
+                // still running (with its trigger settings).
+                if let Some((resume, row)) = parent {
+                    let mut message = resume.message.clone();
+                    decode_config(row.try_get(0)?)?.apply(&mut message.message.spec);
+                    let seq: i64 = row.try_get(1)?;
+                    let batch = [message];
+                    let items = [(&batch[0], now)];
+                    let inserted = messages::insert(tx, &items, self.node(), &mut noted.events, &mut noted.arrivals).await?;
+                    log(tx, user_id, &resume.run_id, seq, &batch, &inserted, now).await?;
                 }
                 Ok(Some(Ended { was, changed, cancelled }))
             })
