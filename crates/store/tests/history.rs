@@ -650,3 +650,112 @@ async fn paging_through_several_states_sees_each_entry_once_in_order() {
     }
     assert_eq!(seen.len(), 18);
 }
+
+/// The message ids of a page, in order.
+fn page_ids(p: LogPage) -> Vec<String> {
+    p.entries.into_iter().map(|e| e.message.id).collect()
+}
+
+/// SQLite finds a key's entries by a 64-bit hash of user and key, which
+/// can collide: forged rows under the hashes of one URL and one label,
+/// pointing at another message's entries and another user's, list none
+/// of them.
+#[tokio::test]
+async fn a_colliding_key_hash_lists_no_other_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let a = message("a", "http://a/x", &["red"]);
+    let b = message("b", "http://b/x", &["green"]);
+    let mut c = message("c", "http://a/x", &["red"]);
+    c.user_id = "v".into();
+    store
+        .insert_messages(vec![new(a), new(b), new(c)], 0)
+        .await
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("qstash.db")).unwrap();
+    for key in ["url:http://a/x", "label:red"] {
+        let forged = conn
+            .execute(
+                "INSERT OR IGNORE INTO event_key_hashes (hash, time, seq)
+                 SELECT ?1, time, seq FROM events WHERE message_id IN ('b', 'c')",
+                [logs::key_hash("u", key)],
+            )
+            .unwrap();
+        assert_eq!(forged, 2);
+    }
+    drop(conn);
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    for f in [
+        LogFilter {
+            url: vec!["http://a/x".into()],
+            ..Default::default()
+        },
+        LogFilter {
+            label: vec!["red".into()],
+            ..Default::default()
+        },
+    ] {
+        let page = store.list_logs("u", f.clone(), None, 10).await.unwrap();
+        assert_eq!(page_ids(page), ["a"], "{f:?}");
+    }
+}
+
+/// Migration 8 hashes the keys a database stored as text: a database
+/// put back into the older layout lists the same entries by URL and
+/// label after it is opened again.
+#[tokio::test]
+async fn keys_stored_as_text_are_hashed_by_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let batch = (0..5)
+        .map(|i| {
+            let url = if i % 2 == 0 {
+                "http://a/x"
+            } else {
+                "http://b/x"
+            };
+            let mut m = message(&format!("m{i}"), url, &["red"]);
+            m.created_at = i;
+            new(m)
+        })
+        .collect();
+    store.insert_messages(batch, 0).await.unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("qstash.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE event_keys (user_id TEXT NOT NULL, key TEXT NOT NULL, time INTEGER NOT NULL,
+             seq INTEGER NOT NULL, PRIMARY KEY (user_id, key, time, seq)) WITHOUT ROWID;
+         CREATE INDEX event_keys_time ON event_keys(time);
+         INSERT INTO event_keys SELECT e.user_id, 'url:' || m.url, e.time, e.seq
+             FROM events e JOIN messages m ON m.id = e.message_id;
+         INSERT INTO event_keys SELECT e.user_id, 'label:red', e.time, e.seq FROM events e;
+         DROP TABLE event_key_hashes;
+         PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let by_url = LogFilter {
+        url: vec!["http://a/x".into()],
+        ..Default::default()
+    };
+    let page = store.list_logs("u", by_url, None, 10).await.unwrap();
+    assert_eq!(page_ids(page), ["m4", "m2", "m0"]);
+    let by_label = LogFilter {
+        label: vec!["red".into()],
+        ..Default::default()
+    };
+    let page = store.list_logs("u", by_label, None, 10).await.unwrap();
+    assert_eq!(page_ids(page), ["m4", "m3", "m2", "m1", "m0"]);
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("qstash.db")).unwrap();
+    let old: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'event_keys%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(old, 0, "the text keys and their index are gone");
+}

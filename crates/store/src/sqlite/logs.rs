@@ -3,11 +3,12 @@
 //!
 //! Every listing walks one index backwards from the cursor and stops after
 //! `count` matches; nothing scans the whole log. Which index depends on the
-//! filters: the message id index for `messageId(s)`, the `event_keys` table
-//! for a message attribute (URL, URL group, queue, schedule, label,
+//! filters: the message id index for `messageId(s)`, the `event_key_hashes`
+//! table for a message attribute (URL, URL group, queue, schedule, label,
 //! flow-control key: one row per attribute value and event, written with
-//! the event), else the (user, state, time) index, one walk per state
-//! asked for (every state when none is), merged.
+//! the event, holding a 64-bit hash of user and key instead of the key's
+//! text), else the (user, state, time) index, one walk per state asked for
+//! (every state when none is), merged.
 //! The other filters are checked on the rows the walk meets
 //! (`LogFilter::matches`), and a page examines at most `rows::SCAN_BUDGET`
 //! of them before it answers what it found with a cursor to go on from.
@@ -30,12 +31,60 @@ pub fn index_event(
     seq: i64,
 ) -> Result<()> {
     let mut stmt = conn.prepare_cached(
-        "INSERT OR IGNORE INTO event_keys (user_id, key, time, seq) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO event_key_hashes (hash, time, seq) VALUES (?1, ?2, ?3)",
     )?;
     for key in keys {
-        stmt.execute(params![user_id, key, time, seq])?;
+        stmt.execute(params![key_hash(user_id, key), time, seq])?;
     }
     Ok(())
+}
+
+/// The stored form of an attribute key of `user_id`'s log (issue 17): a
+/// 64-bit SipHash-1-3 of the user and the key. As text, the user and key
+/// (a whole URL) were stored twice per log entry, in the key row and in its
+/// time index, and compared as strings at every B-tree step. A hash can
+/// collide, so a listing also checks the attribute on the joined message
+/// and the user on the event (`key_check`). The value is stored: never
+/// change it.
+pub fn key_hash(user_id: &str, key: &str) -> i64 {
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(KEY_HASH_SEED.0, KEY_HASH_SEED.1);
+    h.write(user_id.as_bytes());
+    // A user id has no NUL (refused at admission), so the pair is unambiguous.
+    h.write(&[0]);
+    h.write(key.as_bytes());
+    h.finish() as i64
+}
+
+/// SipHash's keys for [`key_hash`]: fixed, since the hashes are stored.
+const KEY_HASH_SEED: (u64, u64) = (0x7173_7461_7368_2d6c, 0x6f67_2d6b_6579_7300);
+
+/// `qstash_key_hash(user_id, key)`: [`key_hash`] in SQL, for the migration
+/// that hashed the keys already stored.
+pub fn register_key_hash(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
+    conn.create_scalar_function("qstash_key_hash", 2, flags, |ctx| {
+        Ok(key_hash(&ctx.get::<String>(0)?, &ctx.get::<String>(1)?))
+    })
+}
+
+/// The SQL that confirms a key row found by its hash: the message joined as
+/// `m` has the attribute `key` (`<kind>:<value>`, as `rows::keys_of` builds
+/// it), so a colliding hash never lists another message's entry.
+fn key_check(w: &mut Where, key: &str) -> String {
+    let (kind, value) = key.split_once(':').unwrap_or(("url", key));
+    if kind == "label" {
+        return format!("instr(m.labels, {}) > 0", w.arg(format!(",{value},")));
+    }
+    let column = match kind {
+        "topic" => "m.topic_name",
+        "queue" => "m.queue_name",
+        "schedule" => "m.schedule_id",
+        "flow" => "m.flow_control_key",
+        _ => "m.url",
+    };
+    format!("{column} = {}", w.arg(value.to_string()))
 }
 
 /// The columns of a listed entry: the event's, then its message's.
@@ -61,11 +110,13 @@ pub fn page_sql(
         w.push(format!("e.user_id = {user}"));
         ("events e INDEXED BY events_message", "e")
     } else if let Some(key) = rows::driving_key(f) {
-        let key = w.arg(key);
+        let hash = w.arg(key_hash(user_id, &key));
         w.push(format!(
-            "k.user_id = {user} AND k.key = {key} AND e.seq = k.seq"
+            "k.hash = {hash} AND e.seq = k.seq AND e.user_id = {user}"
         ));
-        ("event_keys k CROSS JOIN events e", "k")
+        let check = key_check(&mut w, &key);
+        w.push(check);
+        ("event_key_hashes k CROSS JOIN events e", "k")
     } else {
         return by_state_sql(w, &user, f, upper, limit);
     };
@@ -225,7 +276,7 @@ impl RawEntry {
 /// Drops attribute keys of events past retention (the events themselves
 /// are purged with the messages).
 pub fn purge_keys(conn: &Connection, before: Millis) -> Result<u64> {
-    Ok(conn.execute("DELETE FROM event_keys WHERE time < ?1", [before])? as u64)
+    Ok(conn.execute("DELETE FROM event_key_hashes WHERE time < ?1", [before])? as u64)
 }
 
 /// SQL functions the log filters use: `url_host(url)` and `url_path(url)`,
@@ -244,4 +295,59 @@ pub fn register_url_functions(conn: &Connection) -> rusqlite::Result<()> {
         let url = ctx.get::<String>(0)?;
         Ok(url::Url::parse(&url).ok().map(|u| u.path().to_string()))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hashes are stored, so they must never change: pinned against a
+    /// SipHash-1-3 written separately (a few lines of Python, from the
+    /// paper's definition).
+    #[test]
+    fn key_hashes_are_pinned() {
+        assert_eq!(key_hash("u", "url:http://a/x"), 7343168639093290295);
+        assert_eq!(
+            key_hash("defaultUser", "label:billing"),
+            2522105128424157251
+        );
+    }
+
+    #[test]
+    fn key_hashes_tell_users_and_keys_apart() {
+        let h = key_hash("u", "url:http://a/x");
+        assert_ne!(h, key_hash("v", "url:http://a/x"));
+        assert_ne!(h, key_hash("u", "url:http://a/y"));
+        // The separator: ("ab", "c") is not ("a", "bc").
+        assert_ne!(key_hash("ab", "c"), key_hash("a", "bc"));
+    }
+
+    #[test]
+    fn the_sql_function_is_the_same_hash() {
+        let conn = Connection::open_in_memory().unwrap();
+        register_key_hash(&conn).unwrap();
+        let h: i64 = conn
+            .query_row("SELECT qstash_key_hash('u', 'url:http://a/x')", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(h, key_hash("u", "url:http://a/x"));
+    }
+
+    #[test]
+    fn a_key_is_confirmed_on_the_message_by_its_attribute() {
+        let mut w = Where::default();
+        assert_eq!(key_check(&mut w, "url:http://a/x?y=1"), "m.url = ?1");
+        assert_eq!(key_check(&mut w, "label:red"), "instr(m.labels, ?2) > 0");
+        assert_eq!(key_check(&mut w, "flow:k:1"), "m.flow_control_key = ?3");
+        let args: Vec<_> = w.args.iter().map(|v| format!("{v:?}")).collect();
+        assert_eq!(
+            args,
+            [
+                "Text(\"http://a/x?y=1\")",
+                "Text(\",red,\")",
+                "Text(\"k:1\")"
+            ]
+        );
+    }
 }
