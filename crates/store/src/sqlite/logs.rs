@@ -18,25 +18,28 @@ use rusqlite::{params, params_from_iter, Connection, Row};
 
 use super::filters::Where;
 use super::messages::{decode, RawRow};
+use super::statements::Prepare;
 use crate::rows;
 use crate::{LogCursor, LogEntry, LogFilter, LogPage, Result};
 
 /// Indexes the event `seq` of `user_id` by the message's attribute keys.
 /// Runs in the transaction that writes the event.
 pub fn index_event(
-    conn: &Connection,
+    conn: &impl Prepare,
     user_id: &str,
     keys: &[String],
     time: Millis,
     seq: i64,
 ) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
+    conn.with_statement(
         "INSERT OR IGNORE INTO event_key_hashes (hash, time, seq) VALUES (?1, ?2, ?3)",
-    )?;
-    for key in keys {
-        stmt.execute(params![key_hash(user_id, key), time, seq])?;
-    }
-    Ok(())
+        |s| {
+            for key in keys {
+                s.execute(params![key_hash(user_id, key), time, seq])?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// The stored form of an attribute key of `user_id`'s log (issue 17): a

@@ -9,6 +9,7 @@ use qstash_core::message::{Arrival, LogState};
 use qstash_core::{Message, MessageState};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
+use super::statements::Prepare;
 use super::Tx;
 use crate::rows::{self, encode, DlqRow, Encoded, EventDetail, Head};
 use crate::{
@@ -32,11 +33,6 @@ pub fn insert_encoded(
     now: Millis,
 ) -> Result<Vec<Inserted>> {
     let mut out = Vec::with_capacity(messages.len());
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO messages (id, user_id, state, due_at, created_at, not_before, retried, updated_at, url,
-            topic_name, queue_name, schedule_id, flow_control_key, caller_ip, labels, spec, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?;
     for (new, enc) in messages.iter().zip(encoded) {
         let m = &new.message;
         if let Some(key) = &new.dedup_key {
@@ -44,30 +40,37 @@ pub fn insert_encoded(
                 out.push(Inserted::Duplicate(existing));
                 continue;
             }
-            conn.prepare_cached(
+            conn.with_statement(
                 "INSERT OR REPLACE INTO dedup (user_id, key, message_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![m.user_id, key, m.id, now + WINDOW_MS])?;
+                |d| Ok(d.execute(params![m.user_id, key, m.id, now + WINDOW_MS])?),
+            )?;
         }
         let s = &m.spec;
-        insert.execute(params![
-            m.id,
-            m.user_id,
-            m.state.as_str(),
-            m.due_at,
-            m.created_at,
-            m.not_before,
-            m.retried,
-            s.url,
-            s.topic_name,
-            s.queue_name,
-            s.schedule_id,
-            s.flow_control.as_ref().map(|f| &f.key),
-            s.caller_ip,
-            enc.labels,
-            enc.spec,
-            m.body,
-        ])?;
+        conn.with_statement(
+            "INSERT INTO messages (id, user_id, state, due_at, created_at, not_before, retried, updated_at, url,
+                topic_name, queue_name, schedule_id, flow_control_key, caller_ip, labels, spec, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?5, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            |insert| {
+                Ok(insert.execute(params![
+                    m.id,
+                    m.user_id,
+                    m.state.as_str(),
+                    m.due_at,
+                    m.created_at,
+                    m.not_before,
+                    m.retried,
+                    s.url,
+                    s.topic_name,
+                    s.queue_name,
+                    s.schedule_id,
+                    s.flow_control.as_ref().map(|f| &f.key),
+                    s.caller_ip,
+                    enc.labels,
+                    enc.spec,
+                    m.body,
+                ])?)
+            },
+        )?;
         let none = EventDetail::default();
         let (user, id, keys) = (&m.user_id, &m.id, &enc.keys);
         log_keyed(conn, user, id, keys, m.created_at, LogState::Created, &none)?;
@@ -84,13 +87,14 @@ pub fn insert_encoded(
     Ok(out)
 }
 
-fn dedup_hit(conn: &Connection, user_id: &str, key: &str, now: Millis) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT message_id FROM dedup WHERE user_id = ?1 AND key = ?2 AND expires_at > ?3",
-        )?
-        .query_row(params![user_id, key, now], |r| r.get(0))
-        .optional()?)
+fn dedup_hit(conn: &Tx, user_id: &str, key: &str, now: Millis) -> Result<Option<String>> {
+    conn.with_statement(
+        "SELECT message_id FROM dedup WHERE user_id = ?1 AND key = ?2 AND expires_at > ?3",
+        |s| {
+            Ok(s.query_row(params![user_id, key, now], |r| r.get(0))
+                .optional()?)
+        },
+    )
 }
 
 pub fn get(conn: &Connection, id: &str) -> Result<Option<Message>> {
@@ -226,15 +230,15 @@ fn read_keys(r: &Row, at: usize) -> rusqlite::Result<Vec<String>> {
 /// row by the rowid instead of searching the id index a second time.
 /// Its SQL is built once: it runs for every delivered message, on the
 /// writer thread.
-fn get_head(conn: &Connection, id: &str) -> Result<Option<(i64, Head)>> {
+fn get_head(conn: &Tx, id: &str) -> Result<Option<(i64, Head)>> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT rowid, user_id, state, due_at, retried, {HEAD_COLUMNS} FROM messages WHERE id = ?1"
         )
     });
-    Ok(conn
-        .prepare_cached(&SQL)?
-        .query_row([id], |r| {
+    let sql: &'static str = &SQL;
+    conn.with_statement(sql, |s| {
+        Ok(s.query_row([id], |r| {
             let head = Head {
                 id: id.to_string(),
                 user_id: r.get(1)?,
@@ -248,6 +252,7 @@ fn get_head(conn: &Connection, id: &str) -> Result<Option<(i64, Head)>> {
             Ok((r.get(0)?, head))
         })
         .optional()?)
+    })
 }
 
 /// Records outcomes; `callbacks[i]` holds the encoded columns of
@@ -286,27 +291,27 @@ pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded
 /// Notes that `run_id` fails with its step `id` (cleared when the run is
 /// ended; see `Workflows::failing_runs`).
 fn note_failing(
-    conn: &Connection,
+    conn: &Tx,
     user_id: &str,
     run_id: &str,
     id: &str,
     error: &str,
     at: Millis,
 ) -> Result<()> {
-    conn.prepare_cached(
+    conn.with_statement(
         "INSERT OR IGNORE INTO workflow_failing (user_id, run_id, message_id, error, at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![user_id, run_id, id, error, at])?;
+        |s| Ok(s.execute(params![user_id, run_id, id, error, at])?),
+    )?;
     Ok(())
 }
 
-fn insert_dlq(conn: &Connection, user_id: &str, id: &str, at: Millis, d: &DlqRow) -> Result<()> {
-    conn.prepare_cached(
+fn insert_dlq(conn: &Tx, user_id: &str, id: &str, at: Millis, d: &DlqRow) -> Result<()> {
+    conn.with_statement(
         "INSERT INTO dlq (dlq_id, user_id, message_id, created_at, response_status, response_header, response_body, error)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-    )?
-    .execute(params![d.dlq_id, user_id, id, at, d.status, d.header, d.body, d.error])?;
+        |s| Ok(s.execute(params![d.dlq_id, user_id, id, at, d.status, d.header, d.body, d.error])?),
+    )?;
     Ok(())
 }
 
@@ -319,7 +324,7 @@ enum MessageRow<'a> {
 }
 
 fn set_state(
-    conn: &Connection,
+    conn: &impl Prepare,
     row: MessageRow,
     state: MessageState,
     due_at: Millis,
@@ -336,8 +341,9 @@ fn set_state(
             rowid,
         ),
     };
-    conn.prepare_cached(sql)?
-        .execute(params![key, state.as_str(), due_at, retried, now])?;
+    conn.with_statement(sql, |s| {
+        Ok(s.execute(params![key, state.as_str(), due_at, retried, now])?)
+    })?;
     Ok(())
 }
 
@@ -455,18 +461,24 @@ fn purge_events(conn: &Connection, before: Millis) -> Result<u64> {
 }
 
 /// A log entry with no details beyond the message (such as ACTIVE).
-pub fn log_state(conn: &Connection, m: &Message, at: Millis, state: LogState) -> Result<()> {
+pub fn log_state(conn: &impl Prepare, m: &Message, at: Millis, state: LogState) -> Result<()> {
     log(conn, m, at, state, &EventDetail::default())
 }
 
-fn log(conn: &Connection, m: &Message, at: Millis, state: LogState, d: &EventDetail) -> Result<()> {
+fn log(
+    conn: &impl Prepare,
+    m: &Message,
+    at: Millis,
+    state: LogState,
+    d: &EventDetail,
+) -> Result<()> {
     let keys = rows::keys(m);
     log_keyed(conn, &m.user_id, &m.id, &keys, at, state, d)
 }
 
 /// Writes one log entry of message `id`, indexed by its attribute `keys`.
 fn log_keyed(
-    conn: &Connection,
+    conn: &impl Prepare,
     user_id: &str,
     id: &str,
     keys: &[String],
@@ -474,22 +486,24 @@ fn log_keyed(
     state: LogState,
     d: &EventDetail,
 ) -> Result<()> {
-    conn.prepare_cached(
+    let seq = conn.with_statement(
         "INSERT INTO events (user_id, message_id, time, state, error, next_delivery_time, response_status,
             response_header, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?
-    .execute(params![
-        user_id,
-        id,
-        at,
-        state.as_str(),
-        d.error,
-        d.next_delivery_time,
-        d.response_status,
-        d.response_header,
-        d.response_body
-    ])?;
-    super::logs::index_event(conn, user_id, keys, at, conn.last_insert_rowid())
+        |s| {
+            Ok(s.insert(params![
+                user_id,
+                id,
+                at,
+                state.as_str(),
+                d.error,
+                d.next_delivery_time,
+                d.response_status,
+                d.response_header,
+                d.response_body
+            ])?)
+        },
+    )?;
+    super::logs::index_event(conn, user_id, keys, at, seq)
 }
 
 pub(super) type RawRow = (String, String, String, i64, i64, i64, u32, String, Vec<u8>);

@@ -9,6 +9,7 @@ pub mod logs;
 mod messages;
 mod migrations;
 mod schedules;
+mod statements;
 mod url_group_headers;
 mod workflow;
 mod writer;

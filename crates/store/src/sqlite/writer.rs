@@ -21,6 +21,7 @@ use qstash_core::message::Arrival;
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
+use super::statements::{Prepare, Statements};
 use crate::{Announcer, Result, StoreError};
 
 /// Most jobs in one transaction; bounds the latency of the first one.
@@ -31,12 +32,13 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 /// A write job's view of the open transaction: the connection, plus the
 /// arrivals its inserts noted, announced only once the transaction has
 /// committed (and dropped if the job's work is rolled back).
-pub struct Tx<'c> {
-    conn: &'c Connection,
+pub struct Tx<'t, 'c> {
+    conn: &'t Connection,
+    statements: &'t Statements<'c>,
     arrivals: RefCell<Vec<Arrival>>,
 }
 
-impl Deref for Tx<'_> {
+impl Deref for Tx<'_, '_> {
     type Target = Connection;
 
     fn deref(&self) -> &Connection {
@@ -44,10 +46,22 @@ impl Deref for Tx<'_> {
     }
 }
 
-impl<'c> Tx<'c> {
-    pub fn new(conn: &'c Connection) -> Self {
+/// A job prepares from the writer's own statements (`statements.rs`).
+impl Prepare for Tx<'_, '_> {
+    fn with_statement<T>(
+        &self,
+        sql: &'static str,
+        f: impl FnOnce(&mut rusqlite::Statement<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.statements.with_statement(sql, f)
+    }
+}
+
+impl<'t, 'c> Tx<'t, 'c> {
+    pub fn new(conn: &'t Connection, statements: &'t Statements<'c>) -> Self {
         Self {
             conn,
+            statements,
             arrivals: RefCell::new(Vec::new()),
         }
     }
@@ -67,7 +81,7 @@ impl<'c> Tx<'c> {
 trait Job: Send {
     /// Runs the work, keeping its result and arrivals; answers whether it
     /// succeeded.
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &Connection, statements: &Statements) -> bool;
     /// The arrivals of its last successful run.
     fn take_arrivals(&mut self) -> Vec<Arrival>;
     /// Answers the caller with the result, or the commit's error.
@@ -93,8 +107,8 @@ where
     T: Send,
     F: Fn(&Tx) -> Result<T> + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
-        let tx = Tx::new(conn);
+    fn run(&mut self, conn: &Connection, statements: &Statements) -> bool {
+        let tx = Tx::new(conn, statements);
         let result = (self.work)(&tx);
         let ok = result.is_ok();
         self.arrivals = if ok { tx.into_arrivals() } else { Vec::new() };
@@ -162,6 +176,7 @@ impl Writer {
 }
 
 fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, announcer: &Announcer) {
+    let statements = Statements::new(&conn);
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         jobs.push(first);
@@ -172,7 +187,7 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, announcer: &Annou
             }
         }
         let started = std::time::Instant::now();
-        let committed = run_batch(&conn, &mut jobs);
+        let committed = run_batch(&conn, &statements, &mut jobs);
         crate::meter::group_commit(jobs.len(), started.elapsed());
         if committed.is_ok() {
             let arrivals: Vec<Arrival> = jobs.iter_mut().flat_map(|j| j.take_arrivals()).collect();
@@ -190,22 +205,22 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Box<dyn Job>>, announcer: &Annou
 }
 
 /// Runs `jobs` in one transaction and commits it.
-fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
-    run_cached(conn, "BEGIN IMMEDIATE").inspect_err(|e| {
+fn run_batch(conn: &Connection, statements: &Statements, jobs: &mut [Box<dyn Job>]) -> Result<()> {
+    run_cached(statements, "BEGIN IMMEDIATE").inspect_err(|e| {
         tracing::error!(error = %e, "store: cannot begin a transaction");
     })?;
-    let all_ok = jobs.iter_mut().all(|job| job.run(conn));
+    let all_ok = jobs.iter_mut().all(|job| job.run(conn, statements));
     if !all_ok {
         lost_transaction(conn, jobs.iter().any(|j| j.failed_full()))?;
         // Undo the bare run, then isolate each job in a savepoint so the
         // failed one rolls back alone.
-        run_cached(conn, "ROLLBACK")?;
-        run_cached(conn, "BEGIN IMMEDIATE")?;
+        run_cached(statements, "ROLLBACK")?;
+        run_cached(statements, "BEGIN IMMEDIATE")?;
         for job in jobs.iter_mut() {
-            in_savepoint(conn, job.as_mut())?;
+            in_savepoint(conn, statements, job.as_mut())?;
         }
     }
-    run_cached(conn, "COMMIT").map_err(|e| {
+    run_cached(statements, "COMMIT").map_err(|e| {
         tracing::error!(error = %e, "store: commit failed");
         let _ = conn.execute_batch("ROLLBACK");
         match e {
@@ -215,13 +230,13 @@ fn run_batch(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Result<()> {
     })
 }
 
-fn in_savepoint(conn: &Connection, job: &mut dyn Job) -> Result<()> {
-    run_cached(conn, "SAVEPOINT job")?;
-    if !job.run(conn) {
+fn in_savepoint(conn: &Connection, statements: &Statements, job: &mut dyn Job) -> Result<()> {
+    run_cached(statements, "SAVEPOINT job")?;
+    if !job.run(conn, statements) {
         lost_transaction(conn, job.failed_full())?;
-        run_cached(conn, "ROLLBACK TO job")?;
+        run_cached(statements, "ROLLBACK TO job")?;
     }
-    run_cached(conn, "RELEASE job")
+    run_cached(statements, "RELEASE job")
 }
 
 /// On a full disk (or an I/O error) SQLite rolls back the whole
@@ -239,8 +254,8 @@ fn lost_transaction(conn: &Connection, full: bool) -> Result<()> {
     ))
 }
 
-fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
-    conn.prepare_cached(sql)?.execute([])?;
+fn run_cached(statements: &Statements, sql: &'static str) -> Result<()> {
+    statements.with_statement(sql, |s| Ok(s.execute([])?))?;
     Ok(())
 }
 
