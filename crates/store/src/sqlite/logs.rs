@@ -98,7 +98,9 @@ const ENTRY_COLUMNS: &str = "e.seq AS seq, e.time AS time, e.state, e.error, e.n
 /// The SQL of one chunk of a listing's walk, with its arguments: the rows
 /// of the driving index strictly before `upper`, newest first, at most
 /// `limit`, each joined to its message. Only what the index holds is in the
-/// SQL; `rows::Scan` checks the other filters. Exposed for the plan test.
+/// SQL (and, for a key found by its hash, the check that the message has
+/// the attribute); `rows::Scan` checks the other filters. Exposed for the
+/// plan test.
 pub fn page_sql(
     user_id: &str,
     f: &LogFilter,

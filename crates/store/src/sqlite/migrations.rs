@@ -28,9 +28,10 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
 /// time index, 2x per entry, and compared as strings at each B-tree step.
 /// They are 64-bit hashes now (`logs::key_hash`; a listing confirms the
 /// attribute on the message, so a collision lists nothing wrong). The keys
-/// stored so far are hashed here, in the migration's one transaction; the
-/// time index is built after the copy, which is faster than keeping it up
-/// row by row.
+/// stored so far are hashed here, in the migration's one transaction,
+/// copied in key order (appends, not random inserts into a large B-tree),
+/// and the time index is built after the copy. `migrate` sorts in temporary
+/// files, not in memory, so a large log does not have to fit in RAM.
 const HASHED_KEYS: &str = r#"
 CREATE TABLE IF NOT EXISTS event_key_hashes (
     -- logs::key_hash(user_id, "<attribute>:<value>")
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS event_key_hashes (
     PRIMARY KEY (hash, time, seq)
 ) WITHOUT ROWID;
 INSERT OR IGNORE INTO event_key_hashes (hash, time, seq)
-    SELECT qstash_key_hash(user_id, key), time, seq FROM event_keys;
+    SELECT qstash_key_hash(user_id, key), time, seq FROM event_keys ORDER BY 1, 2, 3;
 DROP TABLE IF EXISTS event_keys;
 CREATE INDEX IF NOT EXISTS event_key_hashes_time ON event_key_hashes(time);
 "#;
@@ -78,7 +79,7 @@ CREATE INDEX IF NOT EXISTS messages_due_plain_user ON messages(user_id, due_at)
 /// throughout, so a database made before versions were kept (user_version
 /// 0, tables present) takes it as a no-op.
 pub fn migrate(conn: &Connection) -> Result<u32> {
-    let mut version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let version: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if let Some(newer) = (version as usize)
         .checked_sub(MIGRATIONS.len())
         .filter(|n| *n > 0)
@@ -87,9 +88,23 @@ pub fn migrate(conn: &Connection) -> Result<u32> {
             "the database is at schema version {version}, {newer} newer than this qstash knows; use a newer qstash"
         )));
     }
-    let from = version;
-    // Migration 8 hashes the stored log keys with the server's own function.
+    if version as usize == MIGRATIONS.len() {
+        return Ok(version);
+    }
+    // Migration 8 hashes the stored log keys with the server's own function,
+    // and sorts them: with temp_store = MEMORY SQLite's sorter never spills
+    // to disk, so a large log would have to fit in memory.
     super::logs::register_key_hash(conn)?;
+    let temp_store: i64 = conn.query_row("PRAGMA temp_store", [], |r| r.get(0))?;
+    conn.execute_batch("PRAGMA temp_store = FILE")?;
+    let applied = apply(conn, version);
+    conn.execute_batch(&format!("PRAGMA temp_store = {temp_store}"))?;
+    applied
+}
+
+/// Applies the migrations after `from`, each in its own transaction.
+fn apply(conn: &Connection, from: u32) -> Result<u32> {
+    let mut version = from;
     for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
         tracing::info!(version = v, name, "store: applying migration");
         conn.execute_batch(&format!(
@@ -296,5 +311,18 @@ mod tests {
         conn.execute_batch(&format!("PRAGMA user_version = {}", last + 1))
             .unwrap();
         assert!(migrate(&conn).unwrap_err().to_string().contains("newer"));
+    }
+
+    /// Migrations sort in files (a large log need not fit in memory), and
+    /// the connection gets its own setting back afterwards.
+    #[test]
+    fn the_connections_temp_store_is_kept() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("PRAGMA temp_store = MEMORY").unwrap();
+        migrate(&conn).unwrap();
+        let temp_store: i64 = conn
+            .query_row("PRAGMA temp_store", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(temp_store, 2, "MEMORY");
     }
 }

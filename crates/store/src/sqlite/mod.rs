@@ -103,12 +103,16 @@ impl SqliteStore {
         // The writer runs a few dozen distinct statements; with the default
         // cache of 16 they evicted each other and were parsed again per job.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Migrated before the cap is set: a migration that rebuilds a table
+        // needs room for both copies until it commits, and a database near
+        // its cap must still start (its writes then fail as full until
+        // the purge frees pages).
+        migrations::migrate(&conn)?;
         if let Some(max) = max_bytes {
             let page: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
             let page = page.max(1) as u64;
             conn.execute_batch(&format!("PRAGMA max_page_count = {}", (max / page).max(1)))?;
         }
-        migrations::migrate(&conn)?;
         // Bulk cancel filters by host and path on the writer (`live.rs`).
         logs::register_url_functions(&conn)?;
         let announcer = Arc::new(Announcer::default());
