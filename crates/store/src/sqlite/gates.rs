@@ -5,12 +5,13 @@
 
 use qstash_core::clock::Millis;
 use qstash_core::gate::KeyLimits;
-use qstash_core::message::LogState;
 use qstash_core::url_group::{remove_endpoints, upsert_endpoints, Endpoint, EndpointRef};
 use qstash_core::{Message, MessageState};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::messages;
+use super::messages::{self, RawRow};
+use super::statements::Prepare;
+use super::Tx;
 use crate::{
     CancelRequest, Candidate, FlowKey, FlowKeyChange, GateClaim, GateConfig, GateLook, GateRef,
     GateSnapshot, GateView, MessageFilter, QueueInfo, Result, StoreError, UrlGroup,
@@ -490,32 +491,26 @@ fn gate_view(conn: &Connection, look: &GateLook) -> Result<GateView> {
     }
 }
 
-pub fn claim_gated(conn: &Connection, claims: &[GateClaim], now: Millis) -> Result<Vec<Message>> {
+/// Claims the messages the gates let through; answers their rows
+/// undecoded, so their JSON is parsed off the writer thread
+/// (`messages::decode`).
+pub fn claim_gated(conn: &Tx, claims: &[GateClaim], now: Millis) -> Result<Vec<RawRow>> {
     let mut out = Vec::with_capacity(claims.len());
     for c in claims {
-        let changed = conn
-            .prepare_cached(
-                "UPDATE messages SET state = 'active', updated_at = ?2 WHERE id = ?1 AND state = 'pending'",
-            )?
-            .execute(params![c.message_id, now])?;
-        if changed == 0 {
-            continue;
-        }
-        let Some(m) = messages::get(conn, &c.message_id)? else {
+        let Some(raw) = messages::claim_one(conn, &c.message_id, now)? else {
             continue;
         };
-        messages::log_state(conn, &m, now, LogState::Active)?;
         if let Some((user_id, key, forget_before)) = &c.rate_start {
-            conn.prepare_cached(
+            conn.with_statement(
                 "INSERT INTO flow_control_starts (user_id, key, at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![user_id, key, now])?;
-            conn.prepare_cached(
+                |s| Ok(s.execute(params![user_id, key, now])?),
+            )?;
+            conn.with_statement(
                 "DELETE FROM flow_control_starts WHERE user_id = ?1 AND key = ?2 AND at <= ?3",
-            )?
-            .execute(params![user_id, key, forget_before])?;
+                |s| Ok(s.execute(params![user_id, key, forget_before])?),
+            )?;
         }
-        out.push(m);
+        out.push(raw);
     }
     Ok(out)
 }

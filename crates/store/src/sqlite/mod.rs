@@ -519,9 +519,11 @@ impl Store for SqliteStore {
     }
 
     async fn claim_gated(&self, claims: Vec<GateClaim>, now: Millis) -> Result<Vec<Message>> {
-        self.writer
+        let rows = self
+            .writer
             .write(move |c| gates::claim_gated(c, &claims, now))
-            .await
+            .await?;
+        rows.into_iter().map(messages::decode).collect()
     }
 
     async fn delete_dlq(&self, user_id: &str, query: DlqQuery) -> Result<DlqDeleted> {
