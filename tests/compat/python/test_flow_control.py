@@ -63,6 +63,9 @@ def test_pause_resume(client, sink):
 def test_pin_unpin_and_reset_rate(client, sink):
     key, path = f"pin-{uid()}", f"/fc-pin/{uid()}"
     client.message.publish(url=sink.url(path), body="a", flow_control={"key": key, "parallelism": 5})
+    # "a" starts before the pin, so it is not counted against the pinned
+    # rate: on a busy machine the pin could otherwise land before its start.
+    sink.wait_for(path, 1)
     client.flow_control.pin(key, {"parallelism": 3, "rate": 20, "period": 120})
     info = client.flow_control.get(key)
     assert (info.parallelism_max, info.rate_max, info.rate_period) == (3, 20, 120)
