@@ -139,7 +139,7 @@ pub fn claim_one(conn: &Tx, id: &str, now: Millis) -> Result<Option<RawRow>> {
 /// The due plain messages, earliest first (the `messages_due_plain` index).
 static DUE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT rowid, {COLUMNS}, {HEAD_COLUMNS} FROM messages
+        "SELECT {COLUMNS}, {HEAD_COLUMNS}, rowid FROM messages
          WHERE state = 'pending' AND queue_name IS NULL AND flow_control_key IS NULL
              AND due_at <= ?1
          ORDER BY due_at LIMIT ?2"
@@ -149,25 +149,16 @@ static DUE: LazyLock<String> = LazyLock::new(|| {
 /// One message, if it is pending.
 static PENDING: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT rowid, {COLUMNS}, {HEAD_COLUMNS} FROM messages WHERE id = ?1 AND state = 'pending'"
+        "SELECT {COLUMNS}, {HEAD_COLUMNS}, rowid FROM messages WHERE id = ?1 AND state = 'pending'"
     )
 });
 
-/// A pending row read for a claim: its rowid, its columns (`COLUMNS`) and
-/// its log keys (`HEAD_COLUMNS`).
+/// A pending row read for a claim (`COLUMNS`, `HEAD_COLUMNS`, then the
+/// rowid): its rowid, its columns and its log keys.
 fn read_claimable(r: &Row) -> rusqlite::Result<(i64, RawRow, Vec<String>)> {
-    let raw = (
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-        r.get(9)?,
-    );
-    Ok((r.get(0)?, raw, read_keys(r, 10)?))
+    // After the nine of COLUMNS and the six of HEAD_COLUMNS.
+    const ROWID: usize = 15;
+    Ok((r.get(ROWID)?, read_row(r)?, read_keys(r, 9)?))
 }
 
 /// Makes a pending row read by a claim active, with its ACTIVE log entry;
