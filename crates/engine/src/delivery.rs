@@ -154,7 +154,7 @@ impl Engine {
             Ok(r) => r,
             Err(e) => return Attempt::NoAnswer(e),
         };
-        match crate::guard::with_port(port, request.send()).await {
+        match crate::guard::with_port(port, self.http.execute(request)).await {
             Ok(resp) => Attempt::Answered(self.read_response(resp).await),
             Err(e) if e.is_timeout() => {
                 Attempt::NoAnswer("timeout: the destination did not answer in time".into())
@@ -165,11 +165,9 @@ impl Engine {
         }
     }
 
-    fn build_request(
-        &self,
-        m: &Message,
-        url: reqwest::Url,
-    ) -> Result<reqwest::RequestBuilder, String> {
+    /// The attempt's request, built whole: a `RequestBuilder` would copy
+    /// every header again into the request's own map.
+    fn build_request(&self, m: &Message, url: reqwest::Url) -> Result<reqwest::Request, String> {
         let signer = self
             .keys
             .signer(&m.user_id)
@@ -184,8 +182,11 @@ impl Engine {
             .timeout_ms
             .map(Duration::from_millis)
             .unwrap_or(self.config.default_timeout);
-        let mut headers = reqwest::header::HeaderMap::new();
-        forward(&mut headers, &m.spec.header);
+        let mut request = reqwest::Request::new(method, url);
+        *request.timeout_mut() = Some(timeout);
+        *request.body_mut() = Some(m.body.clone().into());
+        let headers = request.headers_mut();
+        forward(headers, &m.spec.header);
         let mut set = |name: &HeaderName, value: &str| {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(name.clone(), v);
@@ -206,12 +207,7 @@ impl Engine {
         if let Some(schedule) = &m.spec.schedule_id {
             set(&SCHEDULE_ID, schedule);
         }
-        Ok(self
-            .http
-            .request(method, url)
-            .headers(headers)
-            .body(m.body.clone())
-            .timeout(timeout))
+        Ok(request)
     }
 
     /// Reads status, headers and up to `max_response_body` bytes of body.
