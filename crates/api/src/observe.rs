@@ -3,6 +3,7 @@
 //! by their template (`/v2/messages/{id}`), never by the raw path, so
 //! labels stay bounded and ids, destinations and tokens stay out of both.
 
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,18 +27,31 @@ impl RequestUser {
     }
 }
 
-/// Wraps every route of `app` (call it last, on the whole app).
+/// Wraps every route of `app`: for the routers other than the API's (the
+/// console's, `/metrics`), whose admission step observes its requests
+/// itself (`routes::admit`; each axum layer boxes the request's future
+/// and clones the service below it, per request).
 pub fn layer(app: Router) -> Router {
     app.layer(axum::middleware::from_fn(observe))
 }
 
-async fn observe(mut request: Request, next: Next) -> Response {
+async fn observe(request: Request, next: Next) -> Response {
+    around(request, |request| next.run(request)).await
+}
+
+/// Runs `inner` on `request`, then counts it, times it (a publish) and
+/// writes its log line.
+pub async fn around<F, Fut>(mut request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let method = method_index(request.method());
     let route = Route::of(request.extensions().get::<MatchedPath>());
     let user = RequestUser::default();
     request.extensions_mut().insert(user.clone());
-    let response = next.run(request).await;
+    let response = inner(request).await;
     let took = started.elapsed();
     let status = response.status().as_u16();
     route.count(method, status_index(status));

@@ -102,7 +102,8 @@ pub async fn run(plan: Plan) -> Result<()> {
     );
     let mut app = qstash_api::router(state);
     if c.console {
-        app = app.merge(qstash_console::router(console_config(&plan)));
+        let console = qstash_console::router(console_config(&plan));
+        app = app.merge(qstash_api::observe::layer(console));
     }
     let metrics = match c.metrics {
         true => Some(crate::metrics::install(engine.clone(), c.metrics_per_user)?),
@@ -110,13 +111,11 @@ pub async fn run(plan: Plan) -> Result<()> {
     };
     let metrics_app = match (metrics, &metrics_listener) {
         (Some(m), None) => {
-            app = app.merge(m);
+            app = app.merge(qstash_api::observe::layer(m));
             None
         }
         (m, _) => m.map(qstash_api::observe::layer),
     };
-    // Last, so it sees every route (the console's and /metrics too).
-    let app = qstash_api::observe::layer(app);
     announce(&plan, addr, &keys, tls.is_some());
 
     let limits = listener::Limits {

@@ -116,12 +116,14 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Every API request, in one layer: its size and NULs checked, then its
-/// caller admitted and its whole body read, and any error answered as
-/// JSON (`json_errors`, `whole_body`).
+/// Every API request, in one layer: counted and logged (`observe`), its
+/// size and NULs checked, then its caller admitted and its whole body
+/// read, and any error answered as JSON (`json_errors`, `whole_body`).
 async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    json_errors::around(request, |request| async move {
-        whole_body::read_whole_body(&state, request, next).await
+    crate::observe::around(request, move |request| {
+        json_errors::around(request, move |request| async move {
+            whole_body::read_whole_body(&state, request, next).await
+        })
     })
     .await
 }
