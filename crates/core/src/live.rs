@@ -97,7 +97,7 @@ mod tests {
             id: "msg_1".into(),
             user_id: "u".into(),
             spec: Default::default(),
-            body: Vec::new(),
+            body: bytes::Bytes::new(),
             created_at: 0,
             not_before: 0,
             due_at,

@@ -141,7 +141,7 @@ mod tests {
                 caller_ip: Some("10.0.0.1".into()),
                 ..Default::default()
             },
-            body: vec![],
+            body: bytes::Bytes::new(),
             created_at: 0,
             not_before: 0,
             due_at: 0,

@@ -1,5 +1,6 @@
 //! The message: what a publish asked for, and where it stands.
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
@@ -105,7 +106,9 @@ pub struct Message {
     pub id: String,
     pub user_id: String,
     pub spec: MessageSpec,
-    pub body: Vec<u8>,
+    /// Shared, not copied, between the request that published it, its
+    /// stored row, the engine and the delivery's request (issue 17).
+    pub body: Bytes,
     pub created_at: Millis,
     /// When the first attempt was due (`notBefore` in the API).
     pub not_before: Millis,

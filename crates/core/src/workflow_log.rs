@@ -336,7 +336,7 @@ mod tests {
                     max_retries: 2,
                     ..Default::default()
                 },
-                body: vec![],
+                body: bytes::Bytes::new(),
                 created_at: 0,
                 not_before: 0,
                 due_at: 0,

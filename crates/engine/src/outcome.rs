@@ -89,7 +89,7 @@ mod tests {
                 retry_delay: expr.map(String::from),
                 ..Default::default()
             },
-            body: vec![],
+            body: bytes::Bytes::new(),
             created_at: 0,
             not_before: 0,
             due_at: 0,

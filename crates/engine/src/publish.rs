@@ -21,7 +21,7 @@ pub struct PublishRequest {
     /// `Upstash-Queue-Name`); None for a plain publish.
     pub queue: Option<String>,
     pub options: PublishOptions,
-    pub body: Vec<u8>,
+    pub body: bytes::Bytes,
     pub now: Millis,
     /// A URL already parsed, with the text it was parsed from (a publish
     /// parses its destination to validate it: `ParsedDestination::url`),

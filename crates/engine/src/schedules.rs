@@ -273,7 +273,7 @@ pub fn fire_request(s: &Schedule, now: Millis) -> PublishRequest {
         destination: destination_of(&s.destination),
         queue: s.queue_name.clone(),
         options,
-        body: s.body.clone(),
+        body: s.body.clone().into(),
         now,
         parsed_url: None,
     }

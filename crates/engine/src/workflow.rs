@@ -146,7 +146,7 @@ impl Engine {
         let mut invoker = None;
         if tag(&m.message).is_some_and(|t| t.invoke) {
             let request = InvokeRequest::parse(&m.message.body).map_err(WorkflowError::Invalid)?;
-            m.message.body = request.body.unwrap_or_default().into_bytes();
+            m.message.body = request.body.unwrap_or_default().into_bytes().into();
             invoker = Some(request.invoker);
         }
         let spec = &m.message.spec;
@@ -159,7 +159,7 @@ impl Engine {
             state: RunState::Running,
             created_at: now,
             updated_at: now,
-            initial_body: m.message.body.clone(),
+            initial_body: m.message.body.to_vec(),
             config: TriggerConfig {
                 invoker,
                 ..TriggerConfig::of_trigger(spec, t)
@@ -329,12 +329,15 @@ impl Engine {
                 Some(run) if run.state == RunState::Running => {
                     let steps = w.run_steps(&m.user_id, &t.run_id).await.unwrap_or_default();
                     if logged(&steps, &m.id) {
-                        steps_json(&steps, Some(&m.id)).to_string().into_bytes()
+                        steps_json(&steps, Some(&m.id))
+                            .to_string()
+                            .into_bytes()
+                            .into()
                     } else {
-                        Vec::new()
+                        bytes::Bytes::new()
                     }
                 }
-                _ => Vec::new(),
+                _ => bytes::Bytes::new(),
             };
         }
         Delivery {
@@ -365,7 +368,7 @@ impl Engine {
         }
         for c in callbacks.iter_mut() {
             if let Some(body) = patch_failure_callback(&c.message.body, run) {
-                c.message.body = body;
+                c.message.body = body.into();
             }
         }
     }
@@ -676,7 +679,7 @@ impl Engine {
                 ))
             })?;
         if let Some(body) = patch_failure_callback(&message.body, &run) {
-            message.body = body;
+            message.body = body.into();
         }
         self.submit(vec![NewMessage {
             message,
@@ -726,7 +729,7 @@ impl Engine {
                     destination: qstash_core::destination::Destination::Url(run.url.clone()),
                     queue: None,
                     options,
-                    body: run.initial_body.clone(),
+                    body: run.initial_body.clone().into(),
                     now,
                     parsed_url: None,
                 },
@@ -883,7 +886,7 @@ mod tests {
                 callback_of: callback_of.map(String::from),
                 ..Default::default()
             },
-            body: vec![],
+            body: bytes::Bytes::new(),
             created_at: 0,
             not_before: 0,
             due_at: 0,

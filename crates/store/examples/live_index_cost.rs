@@ -21,7 +21,7 @@ fn message(i: usize) -> NewMessage {
                 max_retries: 3,
                 ..Default::default()
             },
-            body: vec![b'x'; 1024],
+            body: vec![b'x'; 1024].into(),
             created_at: 0,
             not_before: 0,
             due_at: 0,

@@ -18,7 +18,7 @@ fn message(id: &str, user: &str, due_at: i64) -> Message {
             max_retries: 3,
             ..Default::default()
         },
-        body: b"hi".to_vec(),
+        body: b"hi".to_vec().into(),
         created_at: 0,
         not_before: due_at,
         due_at,

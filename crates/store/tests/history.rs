@@ -24,7 +24,7 @@ fn message(id: &str, url: &str, labels: &[&str]) -> Message {
             labels: labels.iter().map(|l| l.to_string()).collect(),
             ..Default::default()
         },
-        body: b"hi".to_vec(),
+        body: b"hi".to_vec().into(),
         created_at: 0,
         not_before: 0,
         due_at: 0,

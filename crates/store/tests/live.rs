@@ -20,7 +20,7 @@ fn message(id: &str, user: &str, due_at: i64) -> NewMessage {
                 labels: vec![format!("l-{id}")],
                 ..Default::default()
             },
-            body: b"hi".to_vec(),
+            body: b"hi".to_vec().into(),
             created_at: 0,
             not_before: due_at,
             due_at,

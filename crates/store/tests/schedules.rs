@@ -49,7 +49,7 @@ fn message(id: &str, schedule: &str, due_at: i64) -> NewMessage {
                 schedule_id: Some(schedule.into()),
                 ..Default::default()
             },
-            body: b"tick".to_vec(),
+            body: b"tick".to_vec().into(),
             created_at: due_at,
             not_before: due_at,
             due_at,

@@ -31,7 +31,7 @@ fn step(id: &str, run: &str, init: bool, body: &str) -> NewMessage {
                 }),
                 ..Default::default()
             },
-            body: body.as_bytes().to_vec(),
+            body: body.as_bytes().to_vec().into(),
             created_at: T,
             not_before: T + 3_600_000,
             due_at: T + 3_600_000,
@@ -1060,5 +1060,5 @@ async fn a_dlq_resume_puts_revived_messages_in_their_places() {
         .collect();
     assert_eq!(ids, ["v0", "v1b", "v2b"]);
     let revived = store.get_message("u", "v2b").await.unwrap().unwrap();
-    assert_eq!(revived.body, b"{\"sibling\":1}");
+    assert_eq!(&revived.body[..], b"{\"sibling\":1}");
 }

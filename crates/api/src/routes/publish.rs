@@ -98,7 +98,7 @@ pub(crate) async fn accept(
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), std::str::from_utf8(v.as_bytes()).ok()?))),
     );
-    let body = read_body(body, state.config.max_body_bytes).await?;
+    let body = read_bytes(body, state.config.max_body_bytes).await?;
     let group = matches!(parsed.destination, Destination::UrlGroup(_));
     let request = PublishRequest {
         user_id,
@@ -219,7 +219,7 @@ pub async fn batch(
             destination: parsed.destination,
             queue,
             options,
-            body,
+            body: body.into(),
             now,
             parsed_url: parsed.url,
         };

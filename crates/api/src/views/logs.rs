@@ -177,7 +177,7 @@ mod tests {
             id: "msg_1".into(),
             user_id: "u".into(),
             spec,
-            body: b"hi".to_vec(),
+            body: b"hi".to_vec().into(),
             created_at: 1000,
             not_before: 2000,
             due_at: 3000,

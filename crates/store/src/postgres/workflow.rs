@@ -121,7 +121,7 @@ async fn log<C: GenericClient>(
                 c,
                 "INSERT INTO workflow_steps (user_id, run_id, seq, message_id, call_type, body, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&user_id, &run_id, &next, id, &call_type(m), &m.message.body, &now],
+                &[&user_id, &run_id, &next, id, &call_type(m), &&m.message.body[..], &now],
             )
             .await?;
             next += 1;

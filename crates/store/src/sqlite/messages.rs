@@ -67,7 +67,7 @@ pub fn insert_encoded(
                     s.caller_ip,
                     enc.labels,
                     enc.spec,
-                    m.body,
+                    &m.body[..],
                 ])?)
             },
         )?;

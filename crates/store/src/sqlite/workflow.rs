@@ -136,7 +136,7 @@ fn log(
                 next,
                 id,
                 call_type(m),
-                m.message.body,
+                &m.message.body[..],
                 now
             ])?;
             next += 1;
