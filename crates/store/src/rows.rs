@@ -380,14 +380,31 @@ pub struct Transition {
     pub arrival: Option<Arrival>,
 }
 
+/// What recording an outcome writes that needs no database: its
+/// callbacks' columns and its response's log detail (the headers as
+/// JSON). Made before the writer's job, so that they are encoded off the
+/// SQLite writer thread.
+#[derive(Debug)]
+pub struct Prepared {
+    pub callbacks: Vec<Encoded>,
+    pub response: EventDetail,
+}
+
+pub fn prepare(o: &Outcome) -> Result<Prepared> {
+    Ok(Prepared {
+        callbacks: encode(&o.callbacks)?,
+        response: EventDetail::response(&o.response),
+    })
+}
+
 /// The transition `o` makes of the message `head`; None when the message is
 /// no longer in flight (cancelled meanwhile, or recorded already), in which
-/// case the outcome and its callbacks are dropped.
-pub fn transition(head: &Head, o: &Outcome) -> Option<Transition> {
+/// case the outcome and its callbacks are dropped. `response` is
+/// `EventDetail::response(&o.response)`.
+pub fn transition(head: &Head, o: &Outcome, response: &EventDetail) -> Option<Transition> {
     if head.state != MessageState::Active.as_str() {
         return None;
     }
-    let response = EventDetail::response(&o.response);
     let failed = |error: &str| EventDetail {
         error: Some(error.to_string()),
         ..response.clone()
@@ -434,7 +451,7 @@ pub fn transition(head: &Head, o: &Outcome) -> Option<Transition> {
             dlq: Some(DlqRow {
                 dlq_id: o.dlq_id.clone().unwrap_or_else(|| ids::dlq_id(o.at)),
                 status: o.response.status,
-                header: header_json(&o.response.header),
+                header: response.response_header.clone().unwrap_or_default(),
                 body: o.response.body.clone(),
                 error: error.clone(),
             }),
@@ -690,7 +707,7 @@ mod tests {
             kind,
             response: AttemptResponse {
                 status: 500,
-                header: HeaderMap::new(),
+                header: HeaderMap::from([("Retry-After".to_string(), vec!["5".to_string()])]),
                 body: b"no".to_vec(),
             },
             dlq_id: Some("100-7".into()),
@@ -699,11 +716,16 @@ mod tests {
         }
     }
 
+    /// The transition of `o` for a message in `state`.
+    fn recorded(state: MessageState, o: &Outcome) -> Option<Transition> {
+        transition(&head(state), o, &prepare(o).unwrap().response)
+    }
+
     #[test]
     fn a_message_no_longer_in_flight_ignores_its_outcome() {
         let o = outcome(OutcomeKind::Delivered);
-        assert!(transition(&head(MessageState::Cancelled), &o).is_none());
-        assert!(transition(&head(MessageState::Pending), &o).is_none());
+        assert!(recorded(MessageState::Cancelled, &o).is_none());
+        assert!(recorded(MessageState::Pending, &o).is_none());
     }
 
     #[test]
@@ -712,7 +734,7 @@ mod tests {
             next_due: 500,
             error: "boom".into(),
         });
-        let t = transition(&head(MessageState::Active), &o).unwrap();
+        let t = recorded(MessageState::Active, &o).unwrap();
         assert_eq!(
             (t.state, t.due_at, t.retried),
             (MessageState::Pending, 500, 3)
@@ -731,10 +753,11 @@ mod tests {
         let o = outcome(OutcomeKind::Failed {
             error: "gone".into(),
         });
-        let t = transition(&head(MessageState::Active), &o).unwrap();
+        let t = recorded(MessageState::Active, &o).unwrap();
         assert_eq!(t.state, MessageState::Failed);
         let dlq = t.dlq.unwrap();
         assert_eq!((dlq.dlq_id.as_str(), dlq.status), ("100-7", 500));
+        assert_eq!(dlq.header, header_json(&o.response.header));
         assert!(t.arrival.is_none());
     }
 

@@ -314,7 +314,7 @@ pub async fn record<'o, C: GenericClient>(
         };
         // Not in flight any more (cancelled, or recorded earlier in this
         // batch): the outcome and its callbacks are dropped.
-        let Some(t) = rows::transition(head, o) else {
+        let Some(t) = rows::transition(head, o, &EventDetail::response(&o.response)) else {
             continue;
         };
         head.state = t.state.as_str().to_string();

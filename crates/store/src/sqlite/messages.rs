@@ -11,7 +11,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 
 use super::statements::Prepare;
 use super::Tx;
-use crate::rows::{self, encode, DlqRow, Encoded, EventDetail, Head};
+use crate::rows::{self, encode, DlqRow, Encoded, EventDetail, Head, Prepared};
 use crate::{
     CancelRequest, CancelResult, Inserted, MessageFilter, NewMessage, Outcome, PurgeCounts, Result,
 };
@@ -281,16 +281,16 @@ fn get_head(conn: &Tx, id: &str) -> Result<Option<(i64, Head)>> {
     })
 }
 
-/// Records outcomes; `callbacks[i]` holds the encoded columns of
-/// `outcomes[i].callbacks`. Reads only the columns it needs of each
+/// Records outcomes; `prepared[i]` is `rows::prepare(&outcomes[i])`.
+/// Reads only the columns it needs of each
 /// message: decoding whole messages here cost the writer thread dearly.
-pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded>]) -> Result<()> {
-    for (o, encoded) in outcomes.iter().zip(callbacks) {
+pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], prepared: &[Prepared]) -> Result<()> {
+    for (o, prepared) in outcomes.iter().zip(prepared) {
         let Some((rowid, m)) = get_head(conn, &o.message_id)? else {
             continue;
         };
         // A message cancelled while in flight keeps its cancellation.
-        let Some(t) = rows::transition(&m, o) else {
+        let Some(t) = rows::transition(&m, o, &prepared.response) else {
             continue;
         };
         let row = MessageRow::Rowid(rowid);
@@ -308,7 +308,7 @@ pub fn record_outcomes(conn: &Tx, outcomes: &[Outcome], callbacks: &[Vec<Encoded
             conn.arrived(arrival);
         }
         if !o.callbacks.is_empty() {
-            insert_encoded(conn, &o.callbacks, encoded, o.at)?;
+            insert_encoded(conn, &o.callbacks, &prepared.callbacks, o.at)?;
         }
     }
     Ok(())

@@ -330,12 +330,12 @@ impl Store for SqliteStore {
     }
 
     async fn record_outcomes(&self, outcomes: Vec<Outcome>) -> Result<()> {
-        let callbacks = outcomes
+        let prepared = outcomes
             .iter()
-            .map(|o| crate::rows::encode(&o.callbacks))
+            .map(crate::rows::prepare)
             .collect::<Result<Vec<_>>>()?;
         self.writer
-            .write(move |conn| messages::record_outcomes(conn, &outcomes, &callbacks))
+            .write(move |conn| messages::record_outcomes(conn, &outcomes, &prepared))
             .await
     }
 
