@@ -130,7 +130,12 @@ describe('console (qstash dev)', () => {
     await open('logs', 'Logs');
     await page.getByLabel('Label', { exact: true }).fill('console-label');
     await page.getByRole('button', { name: 'Apply filters' }).click();
-    await page.locator('tbody tr', { hasText: 'DELIVERED' }).first().waitFor();
+    // The page keeps the unfiltered table until the filtered one arrives,
+    // so wait for the new table (a wrong filter never produces it).
+    await page.waitForFunction((labelled) => {
+      const ids = [...document.querySelectorAll('tbody tr a.mono')].map((a) => a.textContent);
+      return ids.length > 0 && ids.every((x) => x === labelled);
+    }, id);
     const others = await page.locator('tbody tr a.mono').evaluateAll((as) => as.map((a) => a.textContent));
     assert.ok(others.length > 0 && others.every((x) => x === id), others.join(','));
   });
