@@ -4,11 +4,27 @@
 //! address, and every redirect hop.
 
 use std::cell::Cell;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use hyper_util::client::legacy::connect::dns::Name;
 use qstash_core::policy::DestinationPolicy;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tower_http::follow_redirect::policy::{Action, Attempt, Policy};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a delivery's exchange ended without an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Client(#[from] hyper_util::client::legacy::Error),
+    /// A redirect the policy does not follow.
+    #[error("{0}")]
+    Redirect(String),
+}
 
 tokio::task_local! {
     /// The port of the hop being connected. A resolver sees only a host
@@ -30,12 +46,24 @@ fn hop_port() -> Option<u16> {
 
 /// Resolves with the system resolver, then keeps only the addresses the
 /// policy allows; none left fails the connection with the rule's reason.
+#[derive(Clone)]
 pub struct PolicyResolver {
     pub policy: Arc<DestinationPolicy>,
 }
 
-impl Resolve for PolicyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
+type Resolving =
+    Pin<Box<dyn Future<Output = Result<std::vec::IntoIter<SocketAddr>, BoxError>> + Send>>;
+
+impl tower::Service<Name> for PolicyResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = BoxError;
+    type Future = Resolving;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Resolving {
         let policy = self.policy.clone();
         let port = hop_port();
         let host = name.as_str().to_string();
@@ -56,23 +84,75 @@ impl Resolve for PolicyResolver {
                 .collect();
             match (allowed.is_empty(), refusal) {
                 (true, Some(e)) => Err(e.into()),
-                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+                _ => Ok(allowed.into_iter()),
             }
         })
     }
 }
 
-/// Follows up to 10 redirects, each checked like a destination.
-pub fn redirect_policy(policy: Arc<DestinationPolicy>) -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() >= 10 {
-            return attempt.error("too many redirects");
+/// The redirect policy of one delivery: follows up to 10 redirects, each
+/// hop checked like a destination, and drops credentials when a hop
+/// leaves the first request's scheme, host and port (as browsers and
+/// reqwest do).
+#[derive(Clone)]
+pub struct Hops {
+    policy: Arc<DestinationPolicy>,
+    followed: u8,
+    origin: Option<(Option<http::uri::Scheme>, Option<http::uri::Authority>)>,
+}
+
+impl Hops {
+    pub fn new(policy: Arc<DestinationPolicy>) -> Self {
+        Hops {
+            policy,
+            followed: 0,
+            origin: None,
         }
-        let url = attempt.url().clone();
-        if let Err(e) = policy.check_url(url.as_str()) {
-            return attempt.error(format!("redirect refused: {e}"));
+    }
+}
+
+const SENSITIVE: [http::HeaderName; 4] = [
+    http::header::AUTHORIZATION,
+    http::header::COOKIE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::WWW_AUTHENTICATE,
+];
+
+impl<B: Clone> Policy<B, SendError> for Hops {
+    fn redirect(&mut self, attempt: &Attempt<'_>) -> Result<Action, SendError> {
+        if self.followed >= 10 {
+            return Err(SendError::Redirect("too many redirects".into()));
         }
-        let _ = HOP_PORT.try_with(|p| p.set(url.port_or_known_default()));
-        attempt.follow()
-    })
+        let location = attempt.location().to_string();
+        if let Err(e) = self.policy.check_url(&location) {
+            return Err(SendError::Redirect(format!("redirect refused: {e}")));
+        }
+        let port = url::Url::parse(&location)
+            .ok()
+            .and_then(|u| u.port_or_known_default());
+        let _ = HOP_PORT.try_with(|p| p.set(port));
+        self.followed += 1;
+        Ok(Action::Follow)
+    }
+
+    fn on_request(&mut self, request: &mut http::Request<B>) {
+        let here = (
+            request.uri().scheme().cloned(),
+            request.uri().authority().cloned(),
+        );
+        match &self.origin {
+            None => self.origin = Some(here),
+            Some(origin) if *origin != here => {
+                let headers = request.headers_mut();
+                for name in &SENSITIVE {
+                    headers.remove(name);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    fn clone_body(&self, body: &B) -> Option<B> {
+        Some(body.clone())
+    }
 }

@@ -108,7 +108,7 @@ pub struct Engine {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     keys: Arc<KeyRing>,
-    http: reqwest::Client,
+    http: delivery::Destinations,
     config: EngineConfig,
     /// Wakes the scheduler when a message is due before it planned to wake.
     wake: Notify,
@@ -137,7 +137,7 @@ impl Engine {
         keys: Arc<KeyRing>,
         config: EngineConfig,
     ) -> Result<Arc<Self>, EngineError> {
-        let http = delivery::client(&config).map_err(|e| EngineError::Client(e.to_string()))?;
+        let http = delivery::client(&config).map_err(EngineError::Client)?;
         let started_at = clock.now_ms();
         let user_slots = Arc::new(user_slots::UserSlots::new(
             config.max_in_flight_per_user,

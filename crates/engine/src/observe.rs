@@ -14,7 +14,7 @@ pub fn attempt(message: &Message, attempt: &Attempt, kind: &OutcomeKind, took: D
     if !tracing::enabled!(target: "qstash::delivery", Level::INFO) {
         return;
     }
-    let host = reqwest::Url::parse(&message.spec.url)
+    let host = url::Url::parse(&message.spec.url)
         .ok()
         .and_then(|u| u.host_str().map(str::to_string))
         .unwrap_or_default();
@@ -51,7 +51,7 @@ fn mask_urls(text: &str) -> String {
             .map_or(rest.len(), |i| at + i);
         let url = &rest[scheme_start..end];
         out.push_str(&rest[..scheme_start]);
-        match reqwest::Url::parse(url)
+        match url::Url::parse(url)
             .ok()
             .and_then(|u| u.host_str().map(|h| format!("{}://{h}", u.scheme())))
         {

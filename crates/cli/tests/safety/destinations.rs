@@ -211,3 +211,64 @@ async fn every_redirect_hop_is_checked() {
         "the redirect to a denied address was followed"
     );
 }
+
+#[tokio::test]
+async fn credentials_stay_with_their_host_when_a_redirect_leaves_it() {
+    let sink = Sink::start().await;
+    let other = Sink::start().await;
+    sink.script(
+        "/away",
+        vec![Reply::status(307).header("Location", &other.at("/elsewhere"))],
+    );
+    sink.script(
+        "/near",
+        vec![Reply::status(308).header("Location", &sink.at("/landed"))],
+    );
+    sink.script(
+        "/loop",
+        vec![Reply::status(302).header("Location", &sink.at("/loop"))],
+    );
+    let s = Server::start(bin(), &[]);
+    let secret = [
+        ("Upstash-Forward-Authorization", "Bearer secret"),
+        ("Upstash-Forward-Cookie", "session=1"),
+        ("Upstash-Forward-X-Kept", "yes"),
+    ];
+    publish_ok(&s, &sink.at("/away"), &secret, "across").await;
+    publish_ok(&s, &sink.at("/near"), &secret, "within").await;
+    // A 307 and a 308 keep the method and the body; only a hop to another
+    // host loses the credentials.
+    let across = &other.wait_for("/elsewhere", 1, WAIT).await[0];
+    assert_eq!(&across.body[..], b"across");
+    assert_eq!(across.header("x-kept"), Some("yes"));
+    assert_eq!(across.header("authorization"), None);
+    assert_eq!(across.header("cookie"), None);
+    let within = &sink.wait_for("/landed", 1, WAIT).await[0];
+    assert_eq!(&within.body[..], b"within");
+    assert_eq!(within.header("authorization"), Some("Bearer secret"));
+    assert_eq!(within.header("cookie"), Some("session=1"));
+
+    // A redirect loop ends after 10 hops, as a failed attempt.
+    let id = publish_ok(&s, &sink.at("/loop"), &[("Upstash-Retries", "0")], "l").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let error = loop {
+        let v: Value = s
+            .get(&format!("/v2/events?messageId={id}&state=FAILED"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(e) = v["events"][0]["error"].as_str() {
+            break e.to_string();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no FAILED event: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(error.contains("too many redirects"), "{error}");
+    assert_eq!(sink.received_at("/loop").len(), 11);
+}

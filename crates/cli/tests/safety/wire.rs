@@ -240,6 +240,69 @@ async fn serve_speaks_tls_with_the_given_certificate() {
     assert!(s.http.get(format!("{plain}/v2/keys")).send().await.is_err());
 }
 
+/// A delivery to an `https://` destination verifies its certificate
+/// against the system's roots (`SSL_CERT_FILE` and `SSL_CERT_DIR` here):
+/// trusted, the destination's answer is recorded; untrusted, the attempt
+/// fails without one. The destination is a second server speaking TLS,
+/// whose API answers 401 to the unsigned request.
+#[tokio::test]
+async fn https_deliveries_verify_the_destination_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let cert_path = write("cert.pem", &cert.cert.pem());
+    let key_path = write("key.pem", &cert.signing_key.serialize_pem());
+    let other_path = write("other.pem", &other.cert.pem());
+    let empty = dir.path().join("no-roots");
+    std::fs::create_dir(&empty).unwrap();
+    let empty = empty.to_str().unwrap();
+    let destination = Server::serve(
+        bin(),
+        &["--tls-cert", &cert_path, "--tls-key", &key_path],
+        &user_env(),
+    );
+    let url = format!("{}/v2/keys", destination.url);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    for (roots, trusted) in [(&cert_path, true), (&other_path, false)] {
+        let data = tempfile::tempdir().unwrap();
+        let env = [("SSL_CERT_FILE", roots.as_str()), ("SSL_CERT_DIR", empty)];
+        let s = Server::launch(bin(), "dev", data.path(), &[], &env);
+        let id = publish_ok(&s, &url, &[("Upstash-Retries", "0")], "x").await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let event = loop {
+            let v: Value = s
+                .get(&format!("/v2/events?messageId={id}&state=FAILED"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if v["events"][0].is_object() {
+                break v["events"][0].clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no FAILED event: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        if trusted {
+            assert_eq!(event["responseStatus"], 401, "{event}");
+        } else {
+            let error = event["error"].as_str().unwrap_or_default();
+            assert_eq!(event["responseStatus"], 0, "{event}");
+            assert!(error.to_lowercase().contains("certificate"), "{event}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn api_llm_is_delivered_to_the_configured_provider() {
     let provider = Sink::start().await;
