@@ -769,3 +769,53 @@ async fn keys_stored_as_text_are_hashed_by_the_migration() {
         .unwrap();
     assert_eq!(old, 0, "the text keys and their index are gone");
 }
+
+/// A new data directory's log has no `AUTOINCREMENT` (migration 9), so
+/// a seq is used again once the whole log is purged. A key row that
+/// outlived its entry (keys are purged in a step of their own) then names
+/// nothing: listings join key rows on the time as well as the seq, and the
+/// new entry is younger than the purged one.
+#[tokio::test]
+async fn a_key_row_that_outlived_its_entry_names_no_new_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let mut old = message("old", "http://a/x", &[]);
+    old.created_at = 1;
+    store.insert_messages(vec![new(old)], 1).await.unwrap();
+    drop(store);
+    let conn = raw(dir.path());
+    let schema: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!schema.contains("AUTOINCREMENT"), "{schema}");
+    conn.execute("DELETE FROM events", []).unwrap();
+    drop(conn);
+    let store = SqliteStore::open(dir.path(), Durability::Normal).unwrap();
+    let mut young = message("young", "http://a/x", &[]);
+    young.created_at = 5;
+    store.insert_messages(vec![new(young)], 5).await.unwrap();
+    let by_url = LogFilter {
+        url: vec!["http://a/x".into()],
+        ..Default::default()
+    };
+    let page = store.list_logs("u", by_url, None, 10).await.unwrap();
+    assert_eq!(page_ids(page), ["young"]);
+    drop(store);
+    let conn = raw(dir.path());
+    let (keys, seqs): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COUNT(DISTINCT seq) FROM event_key_hashes",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (keys, seqs),
+        (2, 1),
+        "the young entry took the old one's seq"
+    );
+}

@@ -117,7 +117,7 @@ pub fn page_sql(
     } else if let Some(key) = rows::driving_key(f) {
         let hash = w.arg(key_hash(user_id, &key));
         w.push(format!(
-            "k.hash = {hash} AND e.seq = k.seq AND e.user_id = {user}"
+            "k.hash = {hash} AND e.seq = k.seq AND e.time = k.time AND e.user_id = {user}"
         ));
         let check = key_check(&mut w, &key);
         w.push(check);

@@ -11,17 +11,85 @@ use rusqlite::Connection;
 
 use crate::Result;
 
-/// (version, what it does, SQL). Versions are 1, 2, 3, ... in order.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[
-    (1, "initial schema", INITIAL),
-    (2, "live-message index (console)", super::live::LIVE_INDEX),
-    (3, "URL group default headers, per-user due index", SAFETY),
-    (4, "workflow runs and step logs", super::workflow::SCHEMA),
-    (5, "workflow runs failing", super::workflow::FAILING),
-    (6, "no per-user index of all messages", LEANER),
-    (7, "no (user, time) index of the log", LEANER_LOG),
-    (8, "log keys stored as hashes", HASHED_KEYS),
+/// One migration's change, run inside its transaction.
+pub enum Change {
+    Sql(&'static str),
+    /// For a change SQL alone cannot make conditional.
+    Code(fn(&Connection) -> Result<()>),
+}
+
+use Change::{Code, Sql};
+
+/// (version, what it does, change). Versions are 1, 2, 3, ... in order.
+pub const MIGRATIONS: &[(u32, &str, Change)] = &[
+    (1, "initial schema", Sql(INITIAL)),
+    (
+        2,
+        "live-message index (console)",
+        Sql(super::live::LIVE_INDEX),
+    ),
+    (
+        3,
+        "URL group default headers, per-user due index",
+        Sql(SAFETY),
+    ),
+    (
+        4,
+        "workflow runs and step logs",
+        Sql(super::workflow::SCHEMA),
+    ),
+    (5, "workflow runs failing", Sql(super::workflow::FAILING)),
+    (6, "no per-user index of all messages", Sql(LEANER)),
+    (7, "no (user, time) index of the log", Sql(LEANER_LOG)),
+    (8, "log keys stored as hashes", Sql(HASHED_KEYS)),
+    (
+        9,
+        "an empty log's seq without AUTOINCREMENT",
+        Code(plain_log_seq),
+    ),
 ];
+
+/// Issue 17: with `AUTOINCREMENT`, every log entry reads and rewrites
+/// the log's row in `sqlite_sequence`: about 3,000 of the writer's
+/// instructions per entry, and a delivered message has three entries
+/// (`scripts/instructions`, publish and `--e2e`). SQLite cannot drop it in place, and copying a large log before
+/// the server listens is too slow (5.3 s per million entries, in one
+/// transaction that needs room for a second copy), so only an empty log
+/// is rebuilt: every new data directory's. A data directory that already
+/// has a log keeps `AUTOINCREMENT`, which behaves the same, at the old
+/// cost.
+///
+/// Without it, a seq is reused only after the newest entry is deleted
+/// (the whole log purged). A key row that outlived its entry then cannot
+/// name a new one: listings join key rows on the time as well as the seq
+/// (`logs::page_sql`), and a new entry is never as old as a purged one.
+fn plain_log_seq(conn: &Connection) -> Result<()> {
+    let empty: bool =
+        conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?;
+    if empty {
+        conn.execute_batch(PLAIN_LOG_SEQ)?;
+    }
+    Ok(())
+}
+
+/// The log table as migrations 1 and 7 left it, but for `AUTOINCREMENT`.
+const PLAIN_LOG_SEQ: &str = r#"
+DROP TABLE events;
+CREATE TABLE events (
+    seq                INTEGER PRIMARY KEY,
+    user_id            TEXT NOT NULL,
+    message_id         TEXT NOT NULL,
+    time               INTEGER NOT NULL,
+    state              TEXT NOT NULL,
+    error              TEXT,
+    next_delivery_time INTEGER,
+    response_status    INTEGER,
+    response_header    TEXT,
+    response_body      BLOB
+);
+CREATE INDEX events_message ON events(message_id);
+CREATE INDEX events_user_state ON events(user_id, state, time, seq);
+"#;
 
 /// Issue 17: a log entry's attribute keys were stored as text, the user
 /// and the whole key (`url:http://...`) in the key row and again in its
@@ -105,11 +173,14 @@ pub fn migrate(conn: &Connection) -> Result<u32> {
 /// Applies the migrations after `from`, each in its own transaction.
 fn apply(conn: &Connection, from: u32) -> Result<u32> {
     let mut version = from;
-    for (v, name, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
+    for (v, name, change) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
         tracing::info!(version = v, name, "store: applying migration");
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {v};\nCOMMIT;"
-        ))
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        match change {
+            Sql(sql) => conn.execute_batch(sql).map_err(Into::into),
+            Code(change) => change(conn),
+        }
+        .and_then(|()| Ok(conn.execute_batch(&format!("PRAGMA user_version = {v}; COMMIT;"))?))
         .inspect_err(|_| {
             let _ = conn.execute_batch("ROLLBACK");
         })?;
@@ -300,6 +371,59 @@ mod tests {
         for (i, (v, _, _)) in MIGRATIONS.iter().enumerate() {
             assert_eq!(*v as usize, i + 1);
         }
+    }
+
+    fn log_schema(conn: &Connection) -> String {
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// Migration 9 rebuilds an empty log without `AUTOINCREMENT`, and
+    /// leaves a log with entries as it is.
+    #[test]
+    fn only_an_empty_log_loses_autoincrement() {
+        let fresh = Connection::open_in_memory().unwrap();
+        migrate(&fresh).unwrap();
+        assert!(!log_schema(&fresh).contains("AUTOINCREMENT"));
+        let indexes: i64 = fresh
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE tbl_name = 'events' AND type = 'index'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(indexes, 2, "events_message and events_user_state");
+
+        let kept = Connection::open_in_memory().unwrap();
+        super::super::logs::register_key_hash(&kept).unwrap();
+        assert_eq!(apply_until(&kept, 8), 8);
+        kept.execute_batch(
+            "INSERT INTO events (user_id, message_id, time, state) VALUES ('u', 'm', 1, 'CREATED')",
+        )
+        .unwrap();
+        assert_eq!(migrate(&kept).unwrap(), 9);
+        assert!(log_schema(&kept).contains("AUTOINCREMENT"));
+        let entries: i64 = kept
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(entries, 1);
+    }
+
+    /// The migrations up to `last`, as an older qstash applied them.
+    fn apply_until(conn: &Connection, last: u32) -> u32 {
+        for (v, _, change) in MIGRATIONS.iter().filter(|(v, _, _)| *v <= last) {
+            match change {
+                Sql(sql) => conn.execute_batch(sql).unwrap(),
+                Code(change) => change(conn).unwrap(),
+            }
+            conn.execute_batch(&format!("PRAGMA user_version = {v}"))
+                .unwrap();
+        }
+        last
     }
 
     #[test]
