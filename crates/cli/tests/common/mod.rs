@@ -88,3 +88,27 @@ pub async fn wait_message_status(s: &Server, id: &str, status: u16, within: Dura
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Polls `GET /v2/events?messageId={id}&state={state}` until it lists an
+/// entry; answers the newest.
+pub async fn wait_log_entry(s: &Server, id: &str, state: &str, within: Duration) -> Value {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let v: Value = s
+            .get(&format!("/v2/events?messageId={id}&state={state}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["events"][0].is_object() {
+            return v["events"][0].clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {state} entry for {id}: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -159,25 +159,8 @@ async fn a_name_resolving_to_a_denied_address_fails_at_delivery() {
         "x",
     )
     .await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let error = loop {
-        let v: Value = s
-            .get(&format!("/v2/events?messageId={id}&state=FAILED"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(e) = v["events"][0]["error"].as_str() {
-            break e.to_string();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no FAILED event: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let failed = wait_log_entry(&s, &id, "FAILED", WAIT).await;
+    let error = failed["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("127.0.0.0/8") || error.contains("::1/128"),
         "{error}"
@@ -250,25 +233,8 @@ async fn credentials_stay_with_their_host_when_a_redirect_leaves_it() {
 
     // A redirect loop ends after 10 hops, as a failed attempt.
     let id = publish_ok(&s, &sink.at("/loop"), &[("Upstash-Retries", "0")], "l").await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let error = loop {
-        let v: Value = s
-            .get(&format!("/v2/events?messageId={id}&state=FAILED"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(e) = v["events"][0]["error"].as_str() {
-            break e.to_string();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no FAILED event: {v}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let failed = wait_log_entry(&s, &id, "FAILED", WAIT).await;
+    let error = failed["error"].as_str().unwrap_or_default();
     assert!(error.contains("too many redirects"), "{error}");
     assert_eq!(sink.received_at("/loop").len(), 11);
 }

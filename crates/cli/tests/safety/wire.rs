@@ -274,25 +274,7 @@ async fn https_deliveries_verify_the_destination_certificate() {
         let env = [("SSL_CERT_FILE", roots.as_str()), ("SSL_CERT_DIR", empty)];
         let s = Server::launch(bin(), "dev", data.path(), &[], &env);
         let id = publish_ok(&s, &url, &[("Upstash-Retries", "0")], "x").await;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        let event = loop {
-            let v: Value = s
-                .get(&format!("/v2/events?messageId={id}&state=FAILED"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if v["events"][0].is_object() {
-                break v["events"][0].clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no FAILED event: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let event = wait_log_entry(&s, &id, "FAILED", Duration::from_secs(15)).await;
         if trusted {
             assert_eq!(event["responseStatus"], 401, "{event}");
         } else {
