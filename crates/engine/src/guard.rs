@@ -123,14 +123,16 @@ impl<B: Clone> Policy<B, SendError> for Hops {
         if self.followed >= 10 {
             return Err(SendError::Redirect("too many redirects".into()));
         }
-        let location = attempt.location().to_string();
-        if let Err(e) = self.policy.check_url(&location) {
-            return Err(SendError::Redirect(format!("redirect refused: {e}")));
-        }
-        let port = url::Url::parse(&location)
-            .ok()
-            .and_then(|u| u.port_or_known_default());
-        let _ = HOP_PORT.try_with(|p| p.set(port));
+        // Checked as the URL parser normalises it; a host the connector
+        // reads differently (`0x7f000001`) is a name to it, and the
+        // resolver checks what it resolves to.
+        let refused =
+            |e: &dyn std::fmt::Display| SendError::Redirect(format!("redirect refused: {e}"));
+        let location = url::Url::parse(&attempt.location().to_string()).map_err(|e| refused(&e))?;
+        self.policy
+            .check_parsed(&location)
+            .map_err(|e| refused(&e))?;
+        let _ = HOP_PORT.try_with(|p| p.set(location.port_or_known_default()));
         self.followed += 1;
         Ok(Action::Follow)
     }
