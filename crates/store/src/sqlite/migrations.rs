@@ -14,8 +14,18 @@ use crate::Result;
 /// One migration's change, run inside its transaction.
 pub enum Change {
     Sql(&'static str),
-    /// For a change SQL alone cannot make conditional.
+    /// A change that depends on what the database holds, which SQL's
+    /// schema statements cannot test.
     Code(fn(&Connection) -> Result<()>),
+}
+
+impl Change {
+    fn run(&self, conn: &Connection) -> Result<()> {
+        match self {
+            Sql(sql) => Ok(conn.execute_batch(sql)?),
+            Code(change) => change(conn),
+        }
+    }
 }
 
 use Change::{Code, Sql};
@@ -52,8 +62,9 @@ pub const MIGRATIONS: &[(u32, &str, Change)] = &[
 /// Issue 17: with `AUTOINCREMENT`, every log entry reads and rewrites
 /// the log's row in `sqlite_sequence`: about 3,000 of the writer's
 /// instructions per entry, and a delivered message has three entries
-/// (`scripts/instructions`, publish and `--e2e`). SQLite cannot drop it in place, and copying a large log before
-/// the server listens is too slow (5.3 s per million entries, in one
+/// (`scripts/instructions`, publish and `--e2e`). SQLite cannot drop it
+/// in place, and copying a large log before the server listens is too
+/// slow (5.3 s per million entries, in one
 /// transaction that needs room for a second copy), so only an empty log
 /// is rebuilt: every new data directory's. A data directory that already
 /// has a log keeps `AUTOINCREMENT`, which behaves the same, at the old
@@ -176,14 +187,12 @@ fn apply(conn: &Connection, from: u32) -> Result<u32> {
     for (v, name, change) in MIGRATIONS.iter().filter(|(v, _, _)| *v > from) {
         tracing::info!(version = v, name, "store: applying migration");
         conn.execute_batch("BEGIN IMMEDIATE")?;
-        match change {
-            Sql(sql) => conn.execute_batch(sql).map_err(Into::into),
-            Code(change) => change(conn),
-        }
-        .and_then(|()| Ok(conn.execute_batch(&format!("PRAGMA user_version = {v}; COMMIT;"))?))
-        .inspect_err(|_| {
-            let _ = conn.execute_batch("ROLLBACK");
-        })?;
+        change
+            .run(conn)
+            .and_then(|()| Ok(conn.execute_batch(&format!("PRAGMA user_version = {v}; COMMIT;"))?))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
         version = *v;
     }
     Ok(version)
@@ -416,10 +425,7 @@ mod tests {
     /// The migrations up to `last`, as an older qstash applied them.
     fn apply_until(conn: &Connection, last: u32) -> u32 {
         for (v, _, change) in MIGRATIONS.iter().filter(|(v, _, _)| *v <= last) {
-            match change {
-                Sql(sql) => conn.execute_batch(sql).unwrap(),
-                Code(change) => change(conn).unwrap(),
-            }
+            change.run(conn).unwrap();
             conn.execute_batch(&format!("PRAGMA user_version = {v}"))
                 .unwrap();
         }
