@@ -11,6 +11,7 @@ mod migrations;
 mod schedules;
 mod statements;
 mod url_group_headers;
+mod wal_writes;
 mod workflow;
 mod writer;
 
@@ -91,7 +92,7 @@ impl SqliteStore {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Corrupt(format!("{}: {e}", dir.display())))?;
         let path = dir.join("qstash.db");
-        let conn = Connection::open(&path)?;
+        let conn = open_writer(&path, durability)?;
         let sync = match durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
@@ -141,6 +142,19 @@ impl SqliteStore {
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// The writer's connection. At `Full` its WAL writes are gathered into one
+/// per commit (`wal_writes`); at `Normal` they cannot be.
+fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
+    match (durability, wal_writes::vfs()) {
+        (Durability::Full, Some(vfs)) => Ok(Connection::open_with_flags_and_vfs(
+            path,
+            OpenFlags::default(),
+            vfs,
+        )?),
+        _ => Ok(Connection::open(path)?),
     }
 }
 

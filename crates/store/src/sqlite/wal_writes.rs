@@ -1,0 +1,497 @@
+//! A commit reaches the WAL in a few large writes, not two per page
+//! (issue 17).
+//!
+//! SQLite writes every WAL frame as two system calls: its 24-byte header,
+//! then the page. A commit of a busy writer carries about 36 frames, so
+//! 72 `pwrite`s: 6 of the 13 system calls of a delivered message
+//! (`strace -c`). This VFS is SQLite's own (unix) one, except that the WAL
+//! file's writes are gathered in memory while they follow each other and
+//! handed to the file in writes of up to 124 KiB before anything can
+//! depend on them: before the WAL is synced, read, truncated, sized,
+//! closed or controlled, and before a write elsewhere in the file.
+//!
+//! Why that is enough: with `synchronous = FULL`, SQLite syncs the WAL at
+//! every commit *before* it publishes the new frames in the wal-index
+//! (`walFrames` in sqlite3.c), so no reader can look for a frame that is
+//! still in this buffer; the writer's own connection reads frames back with
+//! `xRead`, which flushes first. A crash loses the buffered frames of a
+//! commit that was not yet synced, so not acknowledged: the same as a
+//! crash between two of SQLite's own writes. The store uses this VFS only
+//! for the writer's connection at `Durability::Full`: at `NORMAL`, frames
+//! become visible without a sync. A WAL on a device without
+//! `SQLITE_IOCAP_POWERSAFE_OVERWRITE` (SQLite's default has it; the `psow=0`
+//! URI parameter takes it away from the database and its WAL alike) is not
+//! buffered at all, because SQLite then pads the commit and writes part of
+//! its last frame after the sync.
+
+use std::cell::Cell;
+use std::ffi::{c_int, c_void, CString};
+use std::sync::OnceLock;
+
+use rusqlite::ffi;
+
+/// The name the VFS is registered under.
+const NAME: &str = "qstash-wal-writes";
+
+/// Past this many bytes gathered, they are written at once.
+const MAX_PENDING: usize = 4 << 20;
+
+/// The most one write hands the unix VFS: its `seekAndWrite` keeps only
+/// the low 17 bits of a length (`nBuf &= 0x1ffff`), so a write must stay
+/// below 128 KiB. A busy commit (about 36 frames, 148 KB) is two writes.
+/// A file descriptor of our own would allow one, but the unix VFS keeps
+/// its descriptors and locks to itself.
+const MAX_WRITE: usize = 124 << 10;
+
+thread_local! {
+    /// `write`s this thread handed to the WAL files it buffers (a test
+    /// counts a commit's).
+    static WRITES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The VFS's name, registering it on first use; `None` if SQLite has no
+/// default VFS to wrap (then the store opens with SQLite's default).
+pub fn vfs() -> Option<&'static str> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    REGISTERED.get_or_init(register).then_some(NAME)
+}
+
+/// How many writes this thread's buffered WAL files have made.
+#[cfg(test)]
+pub fn writes_on_this_thread() -> u64 {
+    WRITES.with(Cell::get)
+}
+
+/// The default VFS that this one wraps, found once at registration.
+static BASE: OnceLock<Base> = OnceLock::new();
+
+struct Base(*mut ffi::sqlite3_vfs);
+
+// SAFETY: SQLite's VFS objects are immutable once registered and are
+// shared by every thread by design.
+unsafe impl Send for Base {}
+unsafe impl Sync for Base {}
+
+fn register() -> bool {
+    // SAFETY: a null name asks for the default VFS; SQLite initialises
+    // itself on this call. The new VFS is leaked: a registered VFS must
+    // outlive every connection.
+    unsafe {
+        let base = ffi::sqlite3_vfs_find(std::ptr::null());
+        if base.is_null() {
+            return false;
+        }
+        let _ = BASE.set(Base(base));
+        let name = CString::new(NAME).expect("no NUL in the name");
+        let mut vfs = std::ptr::read(base);
+        vfs.szOsFile = (*base).szOsFile + INNER_AT as c_int;
+        vfs.zName = name.into_raw();
+        vfs.pNext = std::ptr::null_mut();
+        vfs.xOpen = Some(open);
+        let vfs = Box::into_raw(Box::new(vfs));
+        ffi::sqlite3_vfs_register(vfs, 0) == ffi::SQLITE_OK
+    }
+}
+
+/// A buffered WAL file: SQLite's view of it (`file`, whose methods are
+/// [`METHODS`]), then the real file at [`INNER_AT`] in the same allocation.
+#[repr(C)]
+struct WalFile {
+    file: ffi::sqlite3_file,
+    inner: *mut ffi::sqlite3_file,
+    /// Bytes written by SQLite and not yet by the file, from `at`.
+    pending: Vec<u8>,
+    at: i64,
+}
+
+/// Where the real file starts in the allocation SQLite makes for ours.
+const INNER_AT: usize = std::mem::size_of::<WalFile>().next_multiple_of(16);
+
+unsafe extern "C" fn open(
+    _vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let base = BASE.get().expect("registered before use").0;
+    let base_open = (*base).xOpen.expect("a VFS opens files");
+    if flags & ffi::SQLITE_OPEN_WAL == 0 {
+        // Everything but the WAL is the base VFS's file, unwrapped.
+        return base_open(base, name, file, flags, out_flags);
+    }
+    let inner = file.cast::<u8>().add(INNER_AT).cast::<ffi::sqlite3_file>();
+    (*file).pMethods = std::ptr::null();
+    let rc = base_open(base, name, inner, flags, out_flags);
+    if rc != ffi::SQLITE_OK {
+        return rc;
+    }
+    let real = &*(*inner).pMethods;
+    let characteristics = real.xDeviceCharacteristics.map_or(0, |f| f(inner));
+    // Not buffered without it: see the module's comment.
+    let methods = if characteristics & ffi::SQLITE_IOCAP_POWERSAFE_OVERWRITE == 0 {
+        &PASS_THROUGH
+    } else {
+        &METHODS
+    };
+    std::ptr::write(
+        file.cast::<WalFile>(),
+        WalFile {
+            file: ffi::sqlite3_file { pMethods: methods },
+            inner,
+            pending: Vec::new(),
+            at: 0,
+        },
+    );
+    rc
+}
+
+/// The file behind SQLite's handle, and the real file's methods.
+unsafe fn parts<'a>(
+    file: *mut ffi::sqlite3_file,
+) -> (
+    &'a mut WalFile,
+    *mut ffi::sqlite3_file,
+    &'a ffi::sqlite3_io_methods,
+) {
+    let wal = &mut *file.cast::<WalFile>();
+    let inner = wal.inner;
+    (wal, inner, &*(*inner).pMethods)
+}
+
+/// Writes what is gathered, in as few writes as the real file takes. The
+/// buffer is emptied even when a write fails: SQLite then fails the
+/// transaction and writes those frames again in the next one.
+unsafe fn flush(wal: &mut WalFile, inner: *mut ffi::sqlite3_file) -> c_int {
+    let write = (*(*inner).pMethods).xWrite.expect("a file writes");
+    let mut rc = ffi::SQLITE_OK;
+    let mut at = wal.at;
+    for chunk in wal.pending.chunks(MAX_WRITE) {
+        rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, at);
+        WRITES.with(|w| w.set(w.get() + 1));
+        if rc != ffi::SQLITE_OK {
+            break;
+        }
+        at += chunk.len() as i64;
+    }
+    wal.pending.clear();
+    rc
+}
+
+/// Runs `then` on the real file once what is gathered is written.
+macro_rules! after_flush {
+    ($file:expr, |$inner:ident, $m:ident| $then:expr) => {{
+        let (wal, $inner, $m) = parts($file);
+        let rc = flush(wal, $inner);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        $then
+    }};
+}
+
+unsafe extern "C" fn write(
+    file: *mut ffi::sqlite3_file,
+    data: *const c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    let (wal, inner, _) = parts(file);
+    let amount = amount as usize;
+    let follows = offset == wal.at + wal.pending.len() as i64;
+    if !wal.pending.is_empty() && (!follows || wal.pending.len() + amount > MAX_PENDING) {
+        let rc = flush(wal, inner);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+    }
+    if wal.pending.is_empty() {
+        wal.at = offset;
+    }
+    wal.pending
+        .extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), amount));
+    ffi::SQLITE_OK
+}
+
+unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
+    let (wal, inner, m) = parts(file);
+    let flushed = flush(wal, inner);
+    let closed = m.xClose.map_or(ffi::SQLITE_OK, |f| f(inner));
+    std::ptr::drop_in_place(file.cast::<WalFile>());
+    if flushed != ffi::SQLITE_OK {
+        flushed
+    } else {
+        closed
+    }
+}
+
+unsafe extern "C" fn read(
+    file: *mut ffi::sqlite3_file,
+    data: *mut c_void,
+    amount: c_int,
+    offset: i64,
+) -> c_int {
+    after_flush!(file, |inner, m| m.xRead.expect("a file reads")(
+        inner, data, amount, offset
+    ))
+}
+
+unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
+    after_flush!(file, |inner, m| m.xTruncate.expect("a file truncates")(
+        inner, size
+    ))
+}
+
+unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
+    after_flush!(file, |inner, m| m.xSync.expect("a file syncs")(
+        inner, flags
+    ))
+}
+
+unsafe extern "C" fn file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
+    after_flush!(file, |inner, m| m.xFileSize.expect("a file has a size")(
+        inner, size
+    ))
+}
+
+unsafe extern "C" fn file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    after_flush!(file, |inner, m| m
+        .xFileControl
+        .map_or(ffi::SQLITE_NOTFOUND, |f| f(inner, op, arg)))
+}
+
+unsafe extern "C" fn fetch(
+    file: *mut ffi::sqlite3_file,
+    offset: i64,
+    amount: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    after_flush!(file, |inner, m| match m.xFetch {
+        Some(f) => f(inner, offset, amount, out),
+        None => {
+            *out = std::ptr::null_mut();
+            ffi::SQLITE_OK
+        }
+    })
+}
+
+/// The methods that only pass the call on to the real file.
+mod forward {
+    use super::*;
+
+    pub unsafe extern "C" fn write(
+        file: *mut ffi::sqlite3_file,
+        data: *const c_void,
+        amount: c_int,
+        offset: i64,
+    ) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xWrite.expect("a file writes")(inner, data, amount, offset)
+    }
+
+    pub unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xLock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+    }
+
+    pub unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xUnlock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+    }
+
+    pub unsafe extern "C" fn check_reserved_lock(
+        file: *mut ffi::sqlite3_file,
+        out: *mut c_int,
+    ) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xCheckReservedLock
+            .map_or(ffi::SQLITE_OK, |f| f(inner, out))
+    }
+
+    pub unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xSectorSize.map_or(4096, |f| f(inner))
+    }
+
+    pub unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xDeviceCharacteristics.map_or(0, |f| f(inner))
+    }
+
+    pub unsafe extern "C" fn shm_map(
+        file: *mut ffi::sqlite3_file,
+        page: c_int,
+        size: c_int,
+        extend: c_int,
+        out: *mut *mut c_void,
+    ) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xShmMap
+            .map_or(ffi::SQLITE_IOERR, |f| f(inner, page, size, extend, out))
+    }
+
+    pub unsafe extern "C" fn shm_lock(
+        file: *mut ffi::sqlite3_file,
+        offset: c_int,
+        n: c_int,
+        flags: c_int,
+    ) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xShmLock
+            .map_or(ffi::SQLITE_IOERR, |f| f(inner, offset, n, flags))
+    }
+
+    pub unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
+        let (_, inner, m) = parts(file);
+        if let Some(f) = m.xShmBarrier {
+            f(inner)
+        }
+    }
+
+    pub unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xShmUnmap.map_or(ffi::SQLITE_OK, |f| f(inner, delete))
+    }
+
+    pub unsafe extern "C" fn unfetch(
+        file: *mut ffi::sqlite3_file,
+        offset: i64,
+        page: *mut c_void,
+    ) -> c_int {
+        let (_, inner, m) = parts(file);
+        m.xUnfetch
+            .map_or(ffi::SQLITE_OK, |f| f(inner, offset, page))
+    }
+}
+
+/// A buffered WAL file's methods.
+static METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xClose: Some(close),
+    xRead: Some(read),
+    xWrite: Some(write),
+    xTruncate: Some(truncate),
+    xSync: Some(sync),
+    xFileSize: Some(file_size),
+    xLock: Some(forward::lock),
+    xUnlock: Some(forward::unlock),
+    xCheckReservedLock: Some(forward::check_reserved_lock),
+    xFileControl: Some(file_control),
+    xSectorSize: Some(forward::sector_size),
+    xDeviceCharacteristics: Some(forward::device_characteristics),
+    xShmMap: Some(forward::shm_map),
+    xShmLock: Some(forward::shm_lock),
+    xShmBarrier: Some(forward::shm_barrier),
+    xShmUnmap: Some(forward::shm_unmap),
+    xFetch: Some(fetch),
+    xUnfetch: Some(forward::unfetch),
+};
+
+/// An unbuffered WAL file's methods: its writes go straight through (and
+/// so nothing is ever gathered for the others to flush).
+static PASS_THROUGH: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    xWrite: Some(forward::write),
+    ..METHODS
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::{params, Connection, OpenFlags};
+
+    fn writer(path: &std::path::Path, cache_pages: i64) -> Connection {
+        let conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs().unwrap())
+            .unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = {cache_pages};
+             CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+        ))
+        .unwrap();
+        conn
+    }
+
+    fn insert(conn: &Connection, from: i64, count: i64) {
+        let tx = conn.unchecked_transaction().unwrap();
+        for n in from..from + count {
+            tx.execute(
+                "INSERT INTO t VALUES (?1, ?2)",
+                params![n, vec![n as u8; 1024]],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    /// What another connection, on SQLite's default VFS, reads.
+    fn seen_by_a_reader(path: &std::path::Path) -> (i64, i64) {
+        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        reader
+            .query_row("SELECT count(*), sum(length(body)) FROM t", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_commit_reaches_the_wal_as_one_write_and_readers_see_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = writer(&path, -65536);
+        insert(&conn, 0, 10);
+        let wal = |path: &std::path::Path| {
+            let mut name = path.as_os_str().to_owned();
+            name.push("-wal");
+            std::fs::metadata(name).unwrap().len() as usize
+        };
+        let (before, wal_before) = (writes_on_this_thread(), wal(&path));
+        // About 70 pages: 140 writes on SQLite's own VFS.
+        insert(&conn, 10, 200);
+        let grown = wal(&path) - wal_before;
+        assert!(grown > 60 * 4096, "{grown}");
+        let writes = writes_on_this_thread() - before;
+        assert_eq!(writes, grown.div_ceil(MAX_WRITE) as u64, "{grown} bytes");
+        assert_eq!(seen_by_a_reader(&path), (210, 210 * 1024));
+        drop(conn);
+        let again = writer(&path, -65536);
+        let check: String = again
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok");
+        assert_eq!(seen_by_a_reader(&path), (210, 210 * 1024));
+    }
+
+    #[test]
+    fn a_transaction_larger_than_the_cache_reads_back_what_it_spilled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        // Ten pages of cache: the transaction spills frames to the WAL and
+        // reads them back before it commits.
+        let conn = writer(&path, 10);
+        let tx = conn.unchecked_transaction().unwrap();
+        for n in 0..2_000i64 {
+            tx.execute(
+                "INSERT INTO t VALUES (?1, ?2)",
+                params![n, vec![n as u8; 1024]],
+            )
+            .unwrap();
+        }
+        let mismatched: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM t WHERE hex(substr(body, 1024, 1)) != printf('%02X', n % 256)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        tx.commit().unwrap();
+        assert_eq!(mismatched, 0);
+        assert_eq!(seen_by_a_reader(&path), (2_000, 2_000 * 1024));
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
+            .unwrap();
+        insert(&conn, 2_000, 5);
+        assert_eq!(seen_by_a_reader(&path), (2_005, 2_005 * 1024));
+    }
+}
