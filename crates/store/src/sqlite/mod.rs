@@ -145,8 +145,8 @@ impl SqliteStore {
     }
 }
 
-/// The writer's connection. At `Full` its WAL writes are gathered into one
-/// per commit (`wal_writes`); at `Normal` they cannot be.
+/// The writer's connection. At `Full` a commit's WAL writes are gathered
+/// into a few (`wal_writes`); at `Normal` they cannot be.
 fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
     match (durability, wal_writes::vfs()) {
         (Durability::Full, Some(vfs)) => Ok(Connection::open_with_flags_and_vfs(

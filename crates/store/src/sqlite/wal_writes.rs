@@ -147,6 +147,10 @@ unsafe extern "C" fn open(
 }
 
 /// The file behind SQLite's handle, and the real file's methods.
+///
+/// SAFETY (for every method below): SQLite calls them only with a handle
+/// that [`open`] set up (their table is installed nowhere else), from one
+/// thread at a time per connection, and never after `xClose`.
 unsafe fn parts<'a>(
     file: *mut ffi::sqlite3_file,
 ) -> (
