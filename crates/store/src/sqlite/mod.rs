@@ -4,6 +4,7 @@
 mod dlq;
 mod filters;
 mod gates;
+mod gathered_writes;
 pub mod live;
 pub mod logs;
 mod messages;
@@ -11,7 +12,6 @@ mod migrations;
 mod schedules;
 mod statements;
 mod url_group_headers;
-mod wal_writes;
 mod workflow;
 mod writer;
 
@@ -146,9 +146,9 @@ impl SqliteStore {
 }
 
 /// The writer's connection. At `Full` a commit's WAL writes are gathered
-/// into a few (`wal_writes`); at `Normal` they cannot be.
+/// into a few (`gathered_writes`); at `Normal` they cannot be.
 fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
-    match (durability, wal_writes::vfs()) {
+    match (durability, gathered_writes::vfs()) {
         (Durability::Full, Some(vfs)) => Ok(Connection::open_with_flags_and_vfs(
             path,
             OpenFlags::default(),
