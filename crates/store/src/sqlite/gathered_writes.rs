@@ -145,11 +145,14 @@ impl Copy {
             self.known = offset;
             return;
         }
-        if end > self.bytes.len() {
-            self.bytes.resize(end, 0);
-        }
-        self.bytes[offset..end].copy_from_slice(data);
-        self.known = self.known.max(end);
+        // Past `known` the bytes are stale, from before the WAL last
+        // started over: the write replaces them, and no zeroes are written
+        // first (`resize`) that the copy would then overwrite.
+        self.bytes.truncate(self.known);
+        let overlap = end.min(self.bytes.len());
+        self.bytes[offset..overlap].copy_from_slice(&data[..overlap - offset]);
+        self.bytes.extend_from_slice(&data[overlap - offset..]);
+        self.known = self.bytes.len();
     }
 
     fn read(&self, offset: usize, amount: usize) -> Option<&[u8]> {
@@ -539,6 +542,32 @@ mod tests {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .unwrap()
+    }
+
+    #[test]
+    fn the_copy_holds_a_prefix_of_the_file_as_written() {
+        let mut copy = Copy {
+            bytes: Vec::new(),
+            known: 0,
+        };
+        copy.write(b"header", 0);
+        copy.write(b"frame1", 6);
+        assert_eq!(copy.read(0, 12), Some(&b"headerframe1"[..]));
+        assert_eq!(copy.read(6, 7), None, "past what was written");
+        copy.write(b"gap", 20);
+        assert_eq!(copy.known, 12, "a write past the end is not a prefix");
+        copy.write(b"FRA", 6);
+        assert_eq!(copy.read(0, 12), Some(&b"headerFRAme1"[..]));
+        copy.truncate(8);
+        assert_eq!(copy.read(6, 4), None);
+        copy.write(b"new", 8);
+        assert_eq!(copy.read(0, 11), Some(&b"headerFRnew"[..]));
+        // Started over: the header again, then frames over the stale ones.
+        copy.write(b"HEADER", 0);
+        assert_eq!(copy.read(0, 11), Some(&b"HEADERFRnew"[..]));
+        copy.write(&vec![1; MAX_COPY], 4);
+        assert_eq!(copy.known, 4, "too large to keep");
+        assert_eq!(copy.read(0, 4), Some(&b"HEAD"[..]));
     }
 
     #[test]
