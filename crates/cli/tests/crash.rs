@@ -108,8 +108,9 @@ async fn kill_9_during_delivery_loses_nothing_and_bounds_duplicates() {
 
 /// kill -9 while 16 clients publish as fast as they can: every publish
 /// that was answered 201 is still there after the restart. Group commit
-/// and the writer's gathered WAL writes (`gathered_writes.rs`) are both on this
-/// path: an answer must never come before its commit reached the disk.
+/// and the writer's gathered writes (`gathered_writes.rs`) are both on
+/// this path: an answer must never come before its commit reached the
+/// disk.
 #[tokio::test]
 async fn kill_9_while_publishing_keeps_every_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();

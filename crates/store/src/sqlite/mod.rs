@@ -145,8 +145,9 @@ impl SqliteStore {
     }
 }
 
-/// The writer's connection. At `Full` a commit's WAL writes are gathered
-/// into a few (`gathered_writes`); at `Normal` they cannot be.
+/// The writer's connection. At `Full` its writes to the WAL and the
+/// database are gathered into a few large ones (`gathered_writes`); at
+/// `Normal` they cannot be.
 fn open_writer(path: &Path, durability: Durability) -> Result<Connection> {
     match (durability, gathered_writes::vfs()) {
         (Durability::Full, Some(vfs)) => Ok(Connection::open_with_flags_and_vfs(
