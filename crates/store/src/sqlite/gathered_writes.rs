@@ -41,8 +41,10 @@ use rusqlite::ffi;
 /// The name the VFS is registered under.
 const NAME: &str = "qstash-gathered-writes";
 
-/// Past this many bytes gathered, they are written at once.
-const MAX_PENDING: usize = 4 << 20;
+/// Past this many bytes gathered, they are written at once. A commit is
+/// rarely larger; a checkpoint's run of new pages can be, and gathering
+/// more would only keep more memory (it is kept for the next commit).
+const MAX_PENDING: usize = 1 << 20;
 
 /// The most one write hands the unix VFS: its `seekAndWrite` keeps only
 /// the low 17 bits of a length (`nBuf &= 0x1ffff`), so a write must stay
@@ -52,8 +54,11 @@ const MAX_PENDING: usize = 4 << 20;
 const MAX_WRITE: usize = 124 << 10;
 
 /// The most of the WAL kept in memory. It starts over at about 4 MB
-/// (1,000 pages, SQLite's checkpoint mark) unless a long read holds it.
-const MAX_COPY: usize = 16 << 20;
+/// (1,000 pages, SQLite's checkpoint mark) unless a long read holds it;
+/// past this, the checkpoint reads the rest from the file. The copy's
+/// memory is kept for the next time, so this is what it adds to the
+/// server's at most.
+const MAX_COPY: usize = 8 << 20;
 
 thread_local! {
     /// Writes this thread handed to the files it gathers for, and reads
