@@ -544,10 +544,23 @@ mod tests {
             .unwrap()
     }
 
+    /// A writer on this VFS with `cache_pages` of cache, on a new database
+    /// (the directory goes when its handle is dropped).
+    fn fresh(cache_pages: i64) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn = writer(&path, cache_pages);
+        (dir, path, conn)
+    }
+
+    /// Another connection, on SQLite's default VFS.
+    fn reader(path: &std::path::Path) -> Connection {
+        Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap()
+    }
+
     /// What another connection, on SQLite's default VFS, reads.
     fn seen_by_a_reader(path: &std::path::Path) -> (i64, i64) {
-        let reader = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        reader
+        reader(path)
             .query_row("SELECT count(*), sum(length(body)) FROM t", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
@@ -582,9 +595,7 @@ mod tests {
 
     #[test]
     fn a_commit_reaches_the_wal_in_a_few_writes_and_readers_see_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = writer(&path, -65536);
+        let (_dir, path, conn) = fresh(-65536);
         insert(&conn, 0, 10);
         let wal = |path: &std::path::Path| {
             let mut name = path.as_os_str().to_owned();
@@ -606,11 +617,9 @@ mod tests {
 
     #[test]
     fn a_transaction_larger_than_the_cache_reads_back_what_it_spilled() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
         // Ten pages of cache: the transaction spills frames to the WAL and
         // reads them back before it commits.
-        let conn = writer(&path, 10);
+        let (_dir, path, conn) = fresh(10);
         let tx = conn.unchecked_transaction().unwrap();
         for n in 0..2_000i64 {
             tx.execute(
@@ -640,9 +649,7 @@ mod tests {
     /// SQLite's own VFS finds once the WAL is gone.
     #[test]
     fn a_checkpoint_reads_the_copy_and_writes_runs_of_pages() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = writer(&path, -65536);
+        let (_dir, path, conn) = fresh(-65536);
         conn.execute_batch("PRAGMA wal_autocheckpoint = 0").unwrap();
         insert(&conn, 0, 300);
         let (writes, copied) = counts_on_this_thread();
@@ -670,8 +677,7 @@ mod tests {
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .unwrap();
         drop(conn);
-        let check = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        assert_eq!(integrity(&check), "ok");
+        assert_eq!(integrity(&reader(&path)), "ok");
         assert_eq!(seen_by_a_reader(&path), (300, 300 * 1024));
     }
 
@@ -680,9 +686,7 @@ mod tests {
     /// header, and nothing read from it is stale.
     #[test]
     fn the_copy_follows_the_wal_as_it_starts_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn = writer(&path, 20);
+        let (_dir, path, conn) = fresh(20);
         conn.execute_batch("PRAGMA wal_autocheckpoint = 50")
             .unwrap();
         for round in 0..20 {
@@ -697,9 +701,7 @@ mod tests {
             let stale = "SELECT count(*) FROM t WHERE n % 7 = ?2 AND body != ?1";
             let args = params![vec![round as u8; 1024], round % 7];
             let stale_here: i64 = conn.query_row(stale, args, |r| r.get(0)).unwrap();
-            let reader =
-                Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-            let stale_there: i64 = reader.query_row(stale, args, |r| r.get(0)).unwrap();
+            let stale_there: i64 = reader(&path).query_row(stale, args, |r| r.get(0)).unwrap();
             assert_eq!((stale_here, stale_there), (0, 0), "round {round}");
             assert_eq!(seen_by_a_reader(&path).0, (round + 1) * 100);
         }
